@@ -1,0 +1,34 @@
+# The two commands of the README:
+#   make speak   set up .venv and speak TEXT in the voice of PROMPT with the shipped model
+#   make test    set up .venv (with the dev extras) and run the test suite
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+TEXT ?= The birch canoe slid on the smooth planks.
+PROMPT ?= examples/prompt.wav
+OUT ?= out.wav
+
+.PHONY: speak test test-fast setup demo bench
+
+speak: $(VENV)/.installed
+	$(VENV)/bin/ns2-tts --text "$(TEXT)" --prompt "$(PROMPT)" --out "$(OUT)"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+# skip the slow end-to-end tests (CI runs them)
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow" tests
+
+demo: $(VENV)/.installed
+	$(PY) demo/app.py
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_codec.py
+	$(PY) benchmarks/bench_ns2.py
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py scripts/setup.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+	touch $@

