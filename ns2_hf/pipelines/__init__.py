@@ -1,0 +1,3 @@
+from .pipeline_ns2 import DEFAULT_MODEL, NS2Pipeline, NS2PipelineOutput, build_untrained_pipeline
+
+__all__ = ["DEFAULT_MODEL", "NS2Pipeline", "NS2PipelineOutput", "build_untrained_pipeline"]

@@ -1,0 +1,179 @@
+"""NS2Pipeline end to end on tiny random-weight components."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ns2_hf.audio import AudioInputError
+from ns2_hf.pipelines import NS2Pipeline, build_untrained_pipeline
+
+STEPS = 4
+EXAMPLE_PROMPT = Path(__file__).resolve().parents[1] / "examples" / "prompt.wav"
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    pipe = build_untrained_pipeline("tiny", seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def prompt(corpus_dir):
+    waveform, sampling_rate = sf.read(corpus_dir / "audio" / "flite_slt_0001.flac", dtype="float32")
+    return waveform, sampling_rate
+
+
+def run(pipe, text, prompt, seed=0, **kwargs):
+    waveform, sampling_rate = prompt
+    kwargs.setdefault("num_inference_steps", STEPS)
+    return pipe(text, prompt_audio=waveform, prompt_sampling_rate=sampling_rate, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def test_end_to_end_audio_length_matches_durations(pipeline, prompt):
+    output = run(pipeline, "The birch canoe slid on the smooth planks.", prompt)
+    audio = output.audios[0]
+    assert output.sampling_rate == pipeline.codec.config.sampling_rate
+    assert audio.dtype == np.float32 and audio.ndim == 1 and np.all(np.isfinite(audio))
+    assert len(audio) == int(output.durations[0].sum()) * pipeline.hop_length
+    assert output.durations[0].shape[0] == len(pipeline.tokenizer("The birch canoe slid on the smooth planks.")["input_ids"])
+
+
+def test_same_seed_same_audio_and_other_seed_differs(pipeline, prompt):
+    first = run(pipeline, "Hello world.", prompt, seed=3).audios[0]
+    again = run(pipeline, "Hello world.", prompt, seed=3).audios[0]
+    other = run(pipeline, "Hello world.", prompt, seed=4).audios[0]
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_batch_equals_items_alone(pipeline, prompt):
+    texts = ["A short one.", "This second sentence is quite a bit longer than the first."]
+    waveform, sampling_rate = prompt
+    generators = [torch.Generator().manual_seed(11), torch.Generator().manual_seed(12)]
+    batch = pipeline(texts, prompt_audio=waveform, prompt_sampling_rate=sampling_rate, num_inference_steps=STEPS, generator=generators)
+    for index, text in enumerate(texts):
+        alone = run(pipeline, text, prompt, seed=11 + index)
+        assert len(batch.audios[index]) == len(alone.audios[0])
+        np.testing.assert_allclose(batch.audios[index], alone.audios[0], atol=1e-4)
+
+
+def test_save_and_reload_gives_identical_audio(pipeline, prompt, tmp_path):
+    pipeline.save_pretrained(tmp_path / "pipe")
+    assert (tmp_path / "pipe" / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "pipe" / "codec" / "model.safetensors").is_file()
+    assert not list((tmp_path / "pipe").rglob("*.bin"))
+    reloaded = NS2Pipeline.from_pretrained(tmp_path / "pipe")
+    reloaded.set_progress_bar_config(disable=True)
+    expected = run(pipeline, "Save me and load me.", prompt).audios[0]
+    np.testing.assert_array_equal(run(reloaded, "Save me and load me.", prompt).audios[0], expected)
+
+
+def test_loads_a_hub_repo_id_from_an_offline_cache(pipeline, prompt, tmp_path, monkeypatch):
+    """A folder laid out as the Hub cache lays out a downloaded repo, loaded by repo id with no network."""
+    snapshot = tmp_path / "hub" / "models--someone--ns2-tiny" / "snapshots" / ("0" * 40)
+    pipeline.save_pretrained(snapshot)
+    refs = tmp_path / "hub" / "models--someone--ns2-tiny" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reloaded = NS2Pipeline.from_pretrained("someone/ns2-tiny", cache_dir=tmp_path / "hub", local_files_only=True)
+    reloaded.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(run(reloaded, "From the hub.", prompt).audios[0], run(pipeline, "From the hub.", prompt).audios[0])
+
+
+def test_given_durations_are_honoured_and_pitch_overrides(pipeline, prompt):
+    num_phonemes = len(pipeline.tokenizer("Good morning.")["input_ids"])
+    durations = [list(range(1, num_phonemes + 1))]
+    output = run(pipeline, "Good morning.", prompt, durations=durations)
+    assert output.durations[0].tolist() == durations[0]
+    total_frames = sum(durations[0])
+    assert len(output.audios[0]) == total_frames * pipeline.hop_length
+
+    flat = run(pipeline, "Good morning.", prompt, durations=durations, pitch=[np.full(total_frames, 120.0)])
+    high = run(pipeline, "Good morning.", prompt, durations=durations, pitch=[np.full(total_frames, 240.0)])
+    assert not np.allclose(flat.audios[0], high.audios[0])
+    with pytest.raises(ValueError, match="pitch"):
+        run(pipeline, "Good morning.", prompt, durations=durations, pitch=[np.full(total_frames + 1, 120.0)])
+    with pytest.raises(ValueError, match="durations"):
+        run(pipeline, "Good morning.", prompt, durations=[[1, 2]])
+
+
+def test_speed_scales_predicted_length(pipeline, prompt, monkeypatch):
+    # a duration predictor that says 6 frames for every phoneme: log(6 + 1)
+    monkeypatch.setattr(
+        pipeline.model, "predict_durations", lambda hidden, mask, *args: torch.full(mask.shape, math.log(7.0)) * mask
+    )
+    normal = run(pipeline, "Speed it up please.", prompt).durations[0]
+    fast = run(pipeline, "Speed it up please.", prompt, speed=2.0).durations[0]
+    slow = run(pipeline, "Speed it up please.", prompt, speed=0.5).durations[0]
+    assert normal.sum() == 6 * len(normal)
+    assert abs(fast.sum().item() - normal.sum().item() / 2) <= len(normal)
+    assert abs(slow.sum().item() - normal.sum().item() * 2) <= len(normal)
+
+
+def test_output_types(pipeline, prompt):
+    latent = run(pipeline, "Latent please.", prompt, output_type="latent")
+    assert latent.audios[0].shape == (pipeline.model.config.latent_dim, int(latent.durations[0].sum()))
+    pt = run(pipeline, "Latent please.", prompt, output_type="pt")
+    assert isinstance(pt.audios[0], torch.Tensor)
+    decoded = pipeline.codec.decode(quantized_latents=latent.audios[0][None]).audio_values[0]
+    torch.testing.assert_close(decoded[: pt.audios[0].shape[0]], pt.audios[0], atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="output_type"):
+        run(pipeline, "x", prompt, output_type="mp3")
+
+
+def test_prompt_is_downmixed_resampled_and_cropped(pipeline, prompt):
+    waveform, sampling_rate = prompt
+    stereo_44k = np.stack([waveform, waveform])
+    import librosa
+
+    stereo_44k = librosa.resample(stereo_44k, orig_sr=sampling_rate, target_sr=44100)
+    output = pipeline("Stereo prompt.", prompt_audio=stereo_44k, prompt_sampling_rate=44100, num_inference_steps=2)
+    assert np.all(np.isfinite(output.audios[0]))
+    long_prompt = np.tile(waveform, 5)
+    cropped = pipeline.load_prompt(long_prompt, sampling_rate)
+    assert len(cropped) == int(pipeline.max_prompt_seconds * pipeline.sampling_rate)
+
+
+@pytest.mark.parametrize(
+    "audio, message",
+    [
+        (np.zeros(32000, dtype=np.float32), "silent"),
+        (np.full(32000, np.nan, dtype=np.float32), "NaN"),
+        (0.5 * np.sin(np.arange(800) / 5.0).astype(np.float32), "too short"),
+        (np.zeros(0, dtype=np.float32), "empty"),
+    ],
+)
+def test_bad_prompts_raise_clear_errors(pipeline, audio, message):
+    with pytest.raises(AudioInputError, match=message):
+        pipeline("Hello.", prompt_audio=audio, prompt_sampling_rate=16000, num_inference_steps=2)
+
+
+def test_unreadable_prompt_file_and_bad_text(pipeline, prompt, tmp_path):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF0000WAVEjunkjunkjunk")
+    with pytest.raises(AudioInputError, match="cannot decode"):
+        pipeline("Hello.", prompt_audio=str(corrupt), num_inference_steps=2)
+    with pytest.raises(AudioInputError, match="no such file"):
+        pipeline("Hello.", prompt_audio=str(tmp_path / "missing.wav"), num_inference_steps=2)
+    with pytest.raises(ValueError, match="empty"):
+        run(pipeline, "   ", prompt)
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        run(pipeline, "Hello.", prompt, num_inference_steps=0)
+
+
+def test_cli_writes_speech(tmp_path, pipeline):
+    from ns2_hf.cli import main
+
+    pipeline.save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "out.wav"
+    code = main(["--model", str(tmp_path / "pipe"), "--text", "Command line.", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out), "--steps", "2"])
+    assert code == 0
+    audio, sampling_rate = sf.read(out)
+    assert sampling_rate == pipeline.sampling_rate and len(audio) > 0
+    assert main(["--model", str(tmp_path / "pipe"), "--text", "", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out)]) == 2
