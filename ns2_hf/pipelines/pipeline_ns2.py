@@ -127,8 +127,8 @@ class NS2Pipeline(DiffusionPipeline):
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"`text` items must be strings, got {type(text).__name__}.")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
-            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 2:
+            raise ValueError(f"`num_inference_steps` must be an integer >= 2, got {num_inference_steps!r}.")
         if not speed > 0:
             raise ValueError(f"`speed` must be > 0, got {speed!r}.")
         for name, given in (("durations", durations), ("pitch", pitch)):
