@@ -54,7 +54,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["ns2_hf", "ns2_hf.*"]),
-    package_data={"ns2_hf": ["metrics/*/*.py"]},
+    package_data={"ns2_hf": ["metrics/*/*.py", "text/vocab.json"]},
     python_requires=">=3.10",
     install_requires=install_requires,
     extras_require=extras,
