@@ -1,0 +1,203 @@
+"""Known-answer tests of ns2_hf.metrics and its evaluate modules (CPU, offline)."""
+
+import evaluate
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ns2_hf.audio import AudioInputError
+from ns2_hf.metrics import (
+    METRIC_NAMES,
+    character_error_rate,
+    dnsmos,
+    duration_agreement,
+    metric_path,
+    moments,
+    multi_resolution_mel_distance,
+    normalize_text,
+    pesq_wideband,
+    pitch_statistics,
+    sequence_agreement,
+    si_snr,
+    spectral_distortion,
+    speaker_embedding,
+    speaker_similarity,
+    stoi,
+    transcribe,
+    word_error_rate,
+)
+
+RATE = 16000
+
+
+def _read(corpus_dir, name):
+    waveform, rate = sf.read(corpus_dir / "audio" / f"{name}.flac", dtype="float32")
+    assert rate == RATE
+    return waveform
+
+
+@pytest.fixture(scope="module")
+def speech(corpus_dir):
+    return _read(corpus_dir, "flite_slt_0000")
+
+
+# --- WER / CER ---------------------------------------------------------------------------------
+def test_normalization_makes_formatting_irrelevant():
+    assert normalize_text("Hello, Mr. Smith! It's twenty-five.") == normalize_text("hello mister smith it is 25")
+    assert word_error_rate("hello mister smith, it is 25", "Hello, Mr. Smith! It's twenty-five.") == 0.0
+
+
+def test_wer_and_cer_known_values():
+    # one deletion out of six reference words
+    assert word_error_rate("the cat sat on mat", "the cat sat on the mat") == pytest.approx(1 / 6)
+    # corpus level: (1 substitution + 1 insertion) / (3 + 2) reference words
+    assert word_error_rate(["a b x", "c d e"], ["a b c", "c d"]) == pytest.approx(2 / 5)
+    assert character_error_rate("abd", "abc", normalize=False) == pytest.approx(1 / 3)
+    assert character_error_rate("Hello!", "hello") == 0.0
+
+
+def test_wer_rejects_bad_input():
+    with pytest.raises(ValueError, match="empty after normalisation"):
+        word_error_rate("hello", "uh, hmm!")
+    with pytest.raises(ValueError, match="hypotheses"):
+        word_error_rate(["a", "b"], ["a"])
+
+
+def test_default_asr_transcribes_a_clean_corpus_utterance(corpus_dir, speech):
+    # Whisper tiny.en: corpus-level WER 0.071 on 32 utterances (2 per corpus voice, 11 with errors);
+    # this flite utterance comes out word-perfect after normalisation.
+    text = "In the meantime, Fielding tells me, Mother Nature looks on and taps her foot and clicks her tongue."
+    assert word_error_rate(transcribe(speech, RATE), text) <= 0.1
+    assert word_error_rate(transcribe(corpus_dir / "audio" / "kok_alpha_0003.flac"),
+                           "If parents would only realize how they bore their children.") <= 0.2
+
+
+# --- spectral and reconstruction --------------------------------------------------------------
+def test_spectral_distortion_is_zero_on_itself_and_grows_with_noise(speech):
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(len(speech)).astype(np.float32)
+    same = spectral_distortion(speech, speech, RATE)
+    assert same == {"mcd": pytest.approx(0.0, abs=1e-6), "f0_rmse_cents": pytest.approx(0.0, abs=1e-6), "vuv_error": 0.0}
+    mcds = [spectral_distortion(speech + level * noise, speech, RATE, align="none")["mcd"] for level in (0.001, 0.01, 0.1)]
+    assert 0 < mcds[0] < mcds[1] < mcds[2]
+    # DTW finds the alignment of a delayed copy: far below the unaligned distortion
+    delayed = np.concatenate([np.zeros(1600, np.float32), speech])
+    assert spectral_distortion(delayed, speech, RATE)["mcd"] < 0.5 * spectral_distortion(delayed, speech, RATE, align="none")["mcd"]
+
+
+def test_mel_distance_zero_on_itself_and_monotonic(speech):
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(len(speech)).astype(np.float32)
+    assert multi_resolution_mel_distance(speech, speech, RATE) == pytest.approx(0.0, abs=1e-6)
+    distances = [multi_resolution_mel_distance(speech + level * noise, speech, RATE) for level in (0.001, 0.01, 0.1)]
+    assert 0 < distances[0] < distances[1] < distances[2]
+
+
+def test_si_snr_of_known_scaled_noise(speech):
+    rng = np.random.default_rng(0)
+    reference = speech - speech.mean()
+    noise = rng.standard_normal(len(speech))
+    noise -= noise.mean()
+    noise -= np.dot(noise, reference) / np.dot(reference, reference) * reference  # orthogonal to the speech
+    noise *= np.linalg.norm(reference) / np.linalg.norm(noise) / 10 ** (10 / 20)  # 10 dB below it
+    estimate = (reference + noise).astype(np.float32)
+    assert si_snr(estimate, reference, RATE) == pytest.approx(10.0, abs=0.01)
+    assert si_snr(3.0 * estimate, reference, RATE) == pytest.approx(10.0, abs=0.01)  # scale-invariant
+    assert si_snr(reference, reference, RATE) > 100
+
+
+def test_pesq_and_stoi_near_max_for_identical_signals(speech):
+    assert pesq_wideband(speech, speech, RATE) > 4.5
+    assert stoi(speech, speech, RATE) > 0.99
+    noisy = speech + 0.05 * np.random.default_rng(0).standard_normal(len(speech)).astype(np.float32)
+    assert pesq_wideband(noisy, speech, RATE) < 3.0
+    assert stoi(noisy, speech, RATE) < stoi(speech, speech, RATE)
+
+
+def test_dnsmos_prefers_clean_speech(speech):
+    clean = dnsmos(speech, RATE)
+    noisy = dnsmos(speech + 0.05 * np.random.default_rng(0).standard_normal(len(speech)).astype(np.float32), RATE)
+    assert set(clean) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
+    assert all(1.0 <= value <= 5.0 for value in clean.values())
+    assert clean["dnsmos_bak"] > noisy["dnsmos_bak"] + 0.5
+    with pytest.raises(AudioInputError, match="silent"):
+        dnsmos(np.zeros(RATE, np.float32), RATE)
+
+
+# --- speaker similarity -----------------------------------------------------------------------
+def test_speaker_similarity_separates_voices(corpus_dir, speech):
+    assert speaker_similarity(speech, speech, RATE) == pytest.approx(1.0, abs=1e-5)
+    same_voice = speaker_similarity(speech, _read(corpus_dir, "flite_slt_0001"), RATE)
+    other_voice = speaker_similarity(speech, _read(corpus_dir, "fes_kal_0000"), RATE)
+    assert same_voice > other_voice + 0.2
+
+
+def test_transformers_xvector_encoder_by_path(tmp_path, speech):
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    config = WavLMConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, conv_dim=(8, 8), conv_stride=(5, 4),
+        conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, tdnn_dim=(16, 16),
+        tdnn_kernel=(3, 1), tdnn_dilation=(1, 1), xvector_output_dim=12,
+    )
+    WavLMForXVector(config).save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor(sampling_rate=RATE).save_pretrained(tmp_path)
+    embedding = speaker_embedding(speech, RATE, speaker_encoder=str(tmp_path))
+    assert embedding.shape == (12,) and np.linalg.norm(embedding) == pytest.approx(1.0)
+    assert speaker_similarity(speech, speech, RATE, speaker_encoder=str(tmp_path)) == pytest.approx(1.0, abs=1e-5)
+
+
+# --- prosody ----------------------------------------------------------------------------------
+def test_moments_of_known_distributions():
+    rng = np.random.default_rng(0)
+    gaussian = moments(3.0 + 2.0 * rng.standard_normal(200_000))
+    assert gaussian["mean"] == pytest.approx(3.0, abs=0.02) and gaussian["std"] == pytest.approx(2.0, abs=0.02)
+    assert gaussian["skewness"] == pytest.approx(0.0, abs=0.03)
+    assert gaussian["kurtosis"] == pytest.approx(0.0, abs=0.05)  # excess kurtosis: Gaussian = 0
+    exponential = moments(rng.exponential(size=200_000))
+    assert exponential["skewness"] == pytest.approx(2.0, abs=0.1) and exponential["kurtosis"] == pytest.approx(6.0, abs=0.5)
+    with pytest.raises(ValueError, match="at least 2"):
+        moments([1.0])
+
+
+def test_pitch_statistics_of_a_two_tone_contour():
+    # half the frames at 150 Hz, half at 250 Hz: mean 200, std 50, skewness 0, excess kurtosis -2
+    time = np.arange(RATE) / RATE
+    tone = np.concatenate([np.sin(2 * np.pi * 150 * time), np.sin(2 * np.pi * 250 * time)])
+    tone = (0.5 * (tone + 0.3 * np.sign(tone))).astype(np.float32)  # add harmonics, as in speech
+    stats = pitch_statistics(tone, RATE)
+    assert stats["pitch_mean"] == pytest.approx(200.0, abs=3.0)
+    assert stats["pitch_std"] == pytest.approx(50.0, abs=3.0)
+    assert stats["pitch_skewness"] == pytest.approx(0.0, abs=0.1)
+    assert stats["pitch_kurtosis"] == pytest.approx(-2.0, abs=0.15)
+
+
+def test_sequence_agreement_aligns_lengths_and_masks():
+    contour = np.sin(np.linspace(0, 6, 100))
+    assert sequence_agreement(contour, contour) == {"pearson": pytest.approx(1.0), "rmse": pytest.approx(0.0)}
+    stretched = np.interp(np.linspace(0, 99, 230), np.arange(100), contour)
+    agreement = sequence_agreement(stretched, contour)
+    assert agreement["pearson"] > 0.999 and agreement["rmse"] < 0.01
+    corrupted = contour.copy()
+    corrupted[:10] = 50.0
+    mask = np.arange(100) >= 10
+    assert sequence_agreement(corrupted, contour, mask=mask)["rmse"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="same phone sequence"):
+        duration_agreement([1, 2, 3], [1, 2])
+
+
+# --- evaluate modules -------------------------------------------------------------------------
+def test_evaluate_modules_load_offline(speech):
+    modules = {name: evaluate.load(metric_path(name)) for name in METRIC_NAMES}
+    assert modules["wer"].compute(predictions=["hello world", "a b"], references=["Hello, world!", "a c"]) == {
+        "wer": pytest.approx(0.25),
+        "cer": pytest.approx(1 / 14),
+    }
+    short = speech[: RATE * 2]
+    assert modules["mcd"].compute(predictions=[short], references=[short], sampling_rate=RATE)["mcd"] == pytest.approx(0.0, abs=1e-6)
+    quality = modules["codec_quality"].compute(predictions=[short], references=[short], sampling_rate=RATE)
+    assert quality["mel_distance"] == pytest.approx(0.0, abs=1e-6) and quality["pesq"] > 4.5
+    prosody = modules["prosody"].compute(predictions=[short], references=[short], sampling_rate=RATE, reference="ground_truth")
+    assert prosody["pitch_mean_diff"] == 0.0 and prosody["pitch_pearson"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="unknown metric"):
+        metric_path("bleu")

@@ -1,0 +1,265 @@
+"""Evaluate NS2 zero-shot TTS (or a codec) with the metrics of `ns2_hf.metrics`.
+
+Three modes:
+
+  # 1. build a test list from the corpus: for each chosen speaker, n target utterances, each with a
+  #    prompt = another utterance of the same speaker (paths relative to the list file)
+  python training/evaluate_tts.py --make-test-list ../shared/corpus/ns2-offline-en --speakers all --n 2 \
+      --test-list eval/test_list.jsonl
+
+  # 2. synthesize every item with a pipeline and score it next to the ground truth
+  python training/evaluate_tts.py --model pretrained/ns2-tiny-en --test-list eval/test_list.jsonl --out_dir eval/out
+  #    (--ground-truth-only scores just the recordings: the reference row)
+
+  # 3. codec reconstruction quality over a folder of audio
+  python training/evaluate_tts.py --codec path/to/codec --audio_dir some/wavs --out_dir eval/codec
+
+A test list is CSV or JSONL with columns `text`, `prompt_audio`, optional `audio` (ground truth),
+`speaker` and `id`. Writes `per_utterance.json`, `per_utterance.csv` and `summary.json` to
+`--out_dir` (and the synthesized `audio/<id>.wav`), and prints a table of mean ± std per metric
+with a ground-truth column next to the model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ns2_hf.audio.io import load_audio  # noqa: E402
+from ns2_hf.metrics import (  # noqa: E402
+    CODEC_METRICS,
+    TTS_METRICS,
+    EvaluationItem,
+    evaluate_items,
+    format_table,
+    summarize,
+)
+
+# Rate at which recordings are scored when no model fixes one (--ground-truth-only, codec
+# "identity"): the rate the metric models (Whisper, Resemblyzer, DNSMOS, wide-band PESQ) take.
+METRIC_SAMPLING_RATE = 16000
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+# ---------------------------------------------------------------------------------------------
+# test lists
+def make_test_list(corpus_dir: str, output: str, speakers: Sequence[str] = ("all",), n: int = 2, seed: int = 0) -> List[Dict]:
+    """Pick `n` utterances per speaker from an audiofolder corpus (`metadata.csv` with
+    `file_name,text,speaker_id`) and give each a prompt: another utterance of the same speaker,
+    never one of the targets. Writes `output` (JSONL, or CSV if it ends in .csv) and returns the rows."""
+    corpus = Path(corpus_dir)
+    with open(corpus / "metadata.csv", newline="", encoding="utf-8") as handle:
+        metadata = list(csv.DictReader(handle))
+    by_speaker: Dict[str, List[Dict]] = {}
+    for row in metadata:
+        by_speaker.setdefault(row["speaker_id"], []).append(row)
+    chosen = sorted(by_speaker) if list(speakers) == ["all"] else list(speakers)
+    missing = [speaker for speaker in chosen if speaker not in by_speaker]
+    if missing:
+        raise ValueError(f"speakers not in the corpus: {missing}; available: {sorted(by_speaker)}.")
+    rng = random.Random(seed)
+    list_dir = Path(output).resolve().parent
+    rows = []
+    for speaker in chosen:
+        utterances = sorted(by_speaker[speaker], key=lambda row: row["file_name"])
+        if len(utterances) < n + 1:
+            raise ValueError(f"speaker {speaker} has {len(utterances)} utterances; {n} targets + 1 prompt needed.")
+        targets = rng.sample(utterances, n)
+        others = [row for row in utterances if row not in targets]
+        for target in targets:
+            prompt = rng.choice(others)
+            rows.append(
+                {
+                    "id": Path(target["file_name"]).stem,
+                    "text": target["text"],
+                    "prompt_audio": os.path.relpath((corpus / prompt["file_name"]).resolve(), list_dir),
+                    "audio": os.path.relpath((corpus / target["file_name"]).resolve(), list_dir),
+                    "speaker": speaker,
+                }
+            )
+    list_dir.mkdir(parents=True, exist_ok=True)
+    write_rows(rows, output)
+    return rows
+
+
+def read_test_list(path: str, max_items: Optional[int] = None) -> List[Dict]:
+    """Rows of a CSV/JSONL test list, with audio paths made absolute (they are relative to the list)."""
+    list_path = Path(path)
+    if not list_path.is_file():
+        raise FileNotFoundError(f"no test list at {path}.")
+    with open(list_path, newline="", encoding="utf-8") as handle:
+        if list_path.suffix == ".csv":
+            rows = list(csv.DictReader(handle))
+        else:
+            rows = [json.loads(line) for line in handle if line.strip()]
+    for index, row in enumerate(rows):
+        for column in ("text", "prompt_audio"):
+            if not row.get(column):
+                raise ValueError(f"{path}: row {index} has no {column!r}; a test list needs text and prompt_audio.")
+        for column in ("prompt_audio", "audio"):
+            if row.get(column):
+                row[column] = str((list_path.parent / row[column]).resolve())
+        row.setdefault("id", Path(row["audio"]).stem if row.get("audio") else f"item{index:04d}")
+    return rows[:max_items] if max_items else rows
+
+
+def write_rows(rows: Sequence[Dict], path: str) -> None:
+    """Write dict rows as CSV (union of keys as columns; lists joined by "; ") or JSONL."""
+    if str(path).endswith(".csv"):
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({key: "; ".join(value) if isinstance(value, list) else value for key, value in row.items()})
+    else:
+        with open(path, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# the three ways of building items
+def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, ground_truth_only: bool) -> Tuple[List[EvaluationItem], int]:
+    """Load audio (and synthesize with the pipeline unless `ground_truth_only`); returns items and their rate."""
+    from tqdm.auto import tqdm
+
+    pipe = None
+    sampling_rate, hop_length = METRIC_SAMPLING_RATE, None
+    if not ground_truth_only:
+        import soundfile as sf
+        import torch
+
+        from ns2_hf.pipelines import NS2Pipeline
+
+        pipe = NS2Pipeline.from_pretrained(model)
+        sampling_rate, hop_length = pipe.sampling_rate, pipe.hop_length
+        (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+    items = []
+    for row in tqdm(rows, desc="synthesizing" if pipe else "loading"):
+        item = EvaluationItem(
+            id=row["id"],
+            text=row["text"],
+            prompt=load_audio(row["prompt_audio"], target_sampling_rate=sampling_rate, name="prompt_audio"),
+            ground_truth=load_audio(row["audio"], target_sampling_rate=sampling_rate, name="audio") if row.get("audio") else None,
+        )
+        if pipe is not None:
+            output = pipe(
+                row["text"],
+                prompt_audio=row["prompt_audio"],
+                num_inference_steps=steps,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            item.audio = np.asarray(output.audios[0], dtype=np.float32)
+            item.durations = (output.durations[0].numpy() * hop_length / sampling_rate).tolist()
+            sf.write(out_dir / "audio" / f"{row['id']}.wav", item.audio, sampling_rate)
+        items.append(item)
+    return items, sampling_rate
+
+
+def codec_items(codec: str, audio_dir: str, max_items: Optional[int]) -> Tuple[List[EvaluationItem], int]:
+    """Reconstruct every audio file under `audio_dir` with the codec ("identity"/"none": the input
+    itself, a sanity ceiling for the metrics; otherwise an `NS2CodecModel` folder)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    paths = sorted(path for path in Path(audio_dir).rglob("*") if path.suffix.lower() in AUDIO_EXTENSIONS)
+    if not paths:
+        raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {audio_dir}.")
+    paths = paths[:max_items] if max_items else paths
+    model, sampling_rate = None, METRIC_SAMPLING_RATE
+    if codec not in ("identity", "none"):
+        from ns2_hf.codec import NS2CodecModel
+
+        model = NS2CodecModel.from_pretrained(codec).eval()
+        sampling_rate = int(model.config.sampling_rate)
+    items = []
+    for path in tqdm(paths, desc="reconstructing"):
+        original = load_audio(path, target_sampling_rate=sampling_rate, name=str(path))
+        if model is None:
+            reconstruction = original.copy()
+        else:
+            with torch.no_grad():
+                reconstruction = model(torch.from_numpy(original)[None]).audio_values[0].numpy()
+        items.append(EvaluationItem(id=path.stem, audio=reconstruction, ground_truth=original))
+    return items, sampling_rate
+
+
+# ---------------------------------------------------------------------------------------------
+def write_results(rows: List[Dict], out_dir: Path) -> Dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows)
+    with open(out_dir / "per_utterance.json", "w", encoding="utf-8") as handle:
+        json.dump(rows, handle, indent=1, ensure_ascii=False)
+    write_rows(rows, str(out_dir / "per_utterance.csv"))
+    with open(out_dir / "summary.json", "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=1)
+    return summary
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="pipeline folder (NS2Pipeline.from_pretrained) to synthesize with")
+    parser.add_argument("--test-list", "--test_list", dest="test_list", help="CSV/JSONL test list (output of --make-test-list)")
+    parser.add_argument("--ground-truth-only", "--ground_truth_only", dest="ground_truth_only", action="store_true",
+                        help="score only the ground-truth recordings (no model needed)")
+    parser.add_argument("--steps", type=int, default=150, help="diffusion steps (the paper: 150)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for synthesis noise and test-list sampling")
+    parser.add_argument("--out_dir", default="eval_out", help="where per_utterance.json/.csv and summary.json go")
+    parser.add_argument("--metrics", help=f"comma-separated subset (TTS: {','.join(TTS_METRICS)}; codec: {','.join(CODEC_METRICS)})")
+    parser.add_argument("--asr", help="transformers ASR checkpoint for WER (default: Whisper tiny.en, faster-whisper)")
+    parser.add_argument("--speaker_encoder", help="transformers x-vector checkpoint for SIM (default: Resemblyzer)")
+    parser.add_argument("--max_items", type=int, help="use only the first N items")
+    parser.add_argument("--codec", help='codec mode: an NS2CodecModel folder, or "identity"/"none" (output = input)')
+    parser.add_argument("--audio_dir", help="codec mode: folder of audio files to reconstruct")
+    parser.add_argument("--make-test-list", "--make_test_list", dest="make_test_list", metavar="CORPUS_DIR",
+                        help="write a test list from this corpus to --test-list and exit")
+    parser.add_argument("--speakers", default="all", help='--make-test-list: comma-separated speaker ids or "all"')
+    parser.add_argument("--n", type=int, default=2, help="--make-test-list: utterances per speaker")
+    args = parser.parse_args(argv)
+    if args.make_test_list and not args.test_list:
+        parser.error("--make-test-list needs --test-list (the file to write).")
+    if args.codec and not args.audio_dir:
+        parser.error("--codec needs --audio_dir.")
+    if not args.make_test_list and not args.codec:
+        if not args.test_list:
+            parser.error("give --test-list (with --model or --ground-truth-only), --codec with --audio_dir, or --make-test-list.")
+        if not args.model and not args.ground_truth_only:
+            parser.error("give --model, or --ground-truth-only to score the recordings alone.")
+    return args
+
+
+def main(argv=None) -> Dict:
+    args = parse_args(argv)
+    if args.make_test_list:
+        rows = make_test_list(args.make_test_list, args.test_list, args.speakers.split(","), args.n, args.seed)
+        print(f"wrote {len(rows)} items to {args.test_list}")
+        return {}
+    out_dir = Path(args.out_dir)
+    if args.codec:
+        items, sampling_rate = codec_items(args.codec, args.audio_dir, args.max_items)
+        default_metrics = CODEC_METRICS
+    else:
+        rows = read_test_list(args.test_list, args.max_items)
+        items, sampling_rate = synthesize_items(rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only)
+        default_metrics = TTS_METRICS
+    metrics = args.metrics.split(",") if args.metrics else default_metrics
+    results = evaluate_items(items, sampling_rate, metrics, asr=args.asr, speaker_encoder=args.speaker_encoder, progress=True)
+    summary = write_results(results, out_dir)
+    print(format_table(summary))
+    print(f"per-utterance results and summary in {out_dir}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
