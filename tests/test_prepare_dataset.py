@@ -1,0 +1,226 @@
+"""training/prepare_dataset.py on a small copy of the corpus: features, split, skipped files,
+re-runs, imported and learned durations, codec codes."""
+
+import csv
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from training import prepare_dataset
+from training.data import CODES, DURATIONS, PreparedDataset, collate_batch, load_prepared, read_prepare_info
+
+SPEAKERS = {"fes_kal": 3, "kok_alpha": 3, "flite_slt": 2}  # incl. a festival voice with reference alignments
+HOLDOUT = "flite_slt"
+HOP = 200  # the codec config's hop; asserted below against the prepared dataset's own record
+
+
+def _tree_mtimes(folder):
+    return {p: p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def audiofolder(corpus_dir, tmp_path_factory):
+    """A small audiofolder copy plus a corrupt file, a silent file and an empty transcript."""
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "audio").mkdir()
+    with open(corpus_dir / "metadata.csv", newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames, []
+        taken = dict.fromkeys(SPEAKERS, 0)
+        for row in reader:
+            if taken.get(row["speaker_id"], 99) < SPEAKERS.get(row["speaker_id"], 0):
+                taken[row["speaker_id"]] += 1
+                shutil.copy(corpus_dir / row["file_name"], root / row["file_name"])
+                rows.append(row)
+    (root / "audio" / "corrupt.flac").write_bytes(b"fLaC this is not audio" * 50)
+    sf.write(root / "audio" / "silent.flac", np.zeros(16000, np.float32), 16000)
+    shutil.copy(root / rows[0]["file_name"], root / "audio" / "no_text.flac")
+    for name, text in (("corrupt", "A corrupt file."), ("silent", "A silent file."), ("no_text", "")):
+        rows.append({**rows[0], "file_name": f"audio/{name}.flac", "text": text, "speaker_id": "kok_alpha"})
+    with open(root / "metadata.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def _args(audiofolder, output_dir, *extra):
+    return ["--audiofolder", str(audiofolder), "--output_dir", str(output_dir), "--codec_config", "tiny",
+            "--holdout_speakers", HOLDOUT, "--validation_fraction", "0.25", "--seed", "1", *extra]
+
+
+@pytest.fixture(scope="module")
+def prepared(audiofolder, tmp_path_factory):
+    """Stage 1 output (treat as read-only; copy it before adding stages)."""
+    output_dir = tmp_path_factory.mktemp("prepared") / "data"
+    prepare_dataset.main(_args(audiofolder, output_dir, "--num_proc", "2"))
+    return output_dir
+
+
+def _copy(prepared, tmp_path):
+    target = tmp_path / "data"
+    shutil.copytree(prepared, target)
+    return target
+
+
+def test_features_have_consistent_lengths(prepared, corpus_dir):
+    from ns2_hf.text import NS2PhonemeTokenizer
+
+    info = read_prepare_info(prepared)
+    assert (info["hop_length"], info["sampling_rate"]) == (HOP, 16000)
+    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(prepared / prepare_dataset.TOKENIZER_DIR))
+    assert info["tokenizer_vocab_hash"] == prepare_dataset.vocab_hash(tokenizer)
+    dataset = load_prepared(prepared)
+    rows = [row for split in dataset.values() for row in split]
+    assert len(rows) == sum(SPEAKERS.values())
+    for row in rows:
+        frames = row["num_frames"]
+        assert frames == math.ceil(len(row["audio"]) / HOP) == len(row["log_f0"]) == len(row["voiced"])
+        assert row["sampling_rate"] == 16000
+        assert tokenizer.convert_ids_to_tokens(row["phoneme_ids"]) == row["phonemes"]
+        assert tokenizer.unk_token_id not in row["phoneme_ids"]
+        assert len(row["phonemes"]) <= frames and row["normalized_text"]
+        assert np.isfinite(row["log_f0"]).all()
+        assert 0.2 < np.mean(row["voiced"]) < 0.95  # speech: voiced and unvoiced frames
+        f0 = np.exp(np.asarray(row["log_f0"])[np.asarray(row["voiced"])])
+        assert 60 < np.median(f0) < 400
+        original, _ = sf.read(corpus_dir / "audio" / f"{row['id']}.flac", dtype="float32")
+        np.testing.assert_allclose(row["audio"], original, atol=1e-6)  # 16 kHz source: stored as read
+
+
+def test_split_holds_out_speaker_and_a_few_per_speaker(prepared):
+    dataset = load_prepared(prepared)
+    train, validation = dataset["train"], dataset["validation"]
+    assert HOLDOUT not in train["speaker_id"]
+    assert validation["speaker_id"].count(HOLDOUT) == SPEAKERS[HOLDOUT]
+    for speaker in set(SPEAKERS) - {HOLDOUT}:
+        held = validation["speaker_id"].count(speaker)
+        assert held == 1 and train["speaker_id"].count(speaker) == SPEAKERS[speaker] - held
+    assert not set(train["id"]) & set(validation["id"])
+
+
+def test_split_is_deterministic_per_seed(prepared):
+    merged = load_prepared(prepared)["train"]
+    first = prepare_dataset.split_by_speaker(merged, 0.5, [], seed=3)["validation"]["id"]
+    assert prepare_dataset.split_by_speaker(merged, 0.5, [], seed=3)["validation"]["id"] == first
+    others = [prepare_dataset.split_by_speaker(merged, 0.5, [], seed=s)["validation"]["id"] for s in range(4, 9)]
+    assert any(ids != first for ids in others)
+
+
+def test_bad_files_are_skipped_and_reported(prepared):
+    info = read_prepare_info(prepared)
+    assert info["num_source_utterances"] == sum(SPEAKERS.values()) + 3
+    assert info["num_skipped"] == 3
+    reasons = {entry["id"]: entry["reason"] for entry in info["skipped"]}
+    assert "cannot decode" in reasons["corrupt"]
+    assert "silent" in reasons["silent"]
+    assert "phonemize" in reasons["no_text"]
+
+
+def test_rerun_is_a_noop(audiofolder, prepared, capsys):
+    before = _tree_mtimes(prepared)
+    prepare_dataset.main(_args(audiofolder, prepared))
+    assert "nothing to do" in capsys.readouterr().out
+    assert _tree_mtimes(prepared) == before
+    assert sorted(p.name for p in prepared.parent.iterdir()) == [prepared.name]  # no leftovers
+
+
+def test_failed_stage_leaves_dataset_intact(audiofolder, prepared, tmp_path):
+    data = _copy(prepared, tmp_path)
+    before = _tree_mtimes(data)
+    with pytest.raises(OSError):
+        prepare_dataset.main(_args(audiofolder, data, "--codec", str(tmp_path / "no_such_codec")))
+    assert _tree_mtimes(data) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_imported_festival_alignments_sum_to_frames(audiofolder, prepared, tmp_path, corpus_dir):
+    from ns2_hf.alignment import read_alignment_json
+
+    data = _copy(prepared, tmp_path)
+    prepare_dataset.main(_args(audiofolder, data, "--alignments_dir", str(corpus_dir / "alignments")))
+    dataset = load_prepared(data, required_columns=[DURATIONS])
+    rows = [row for split in dataset.values() for row in split]
+    assert len(rows) == SPEAKERS["fes_kal"]  # the others have no reference alignment: skipped, reported
+    skipped = [e for e in read_prepare_info(data)["skipped"] if e["stage"] == "alignments"]
+    assert len(skipped) == sum(SPEAKERS.values()) - SPEAKERS["fes_kal"]
+    for row in rows:
+        segments = read_alignment_json(corpus_dir / "alignments" / f"{row['id']}.json")
+        assert row["phonemes"] == [label for label, _, _ in segments]
+        assert len(row["durations"]) == len(row["phoneme_ids"])
+        assert sum(row["durations"]) == row["num_frames"]
+        # boundaries within one frame of the reference times
+        ends = np.cumsum(row["durations"])[:-1] * HOP / 16000
+        assert np.abs(ends - [end for _, _, end in segments[:-1]]).max() <= HOP / 16000
+
+
+def test_aligner_and_codec_stages(audiofolder, prepared, tmp_path):
+    from ns2_hf.alignment import NS2AlignerConfig, NS2AlignerModel
+    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
+    from ns2_hf.text import NS2PhonemeTokenizer
+
+    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(prepared / prepare_dataset.TOKENIZER_DIR))
+    NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(tokenizer))).save_pretrained(tmp_path / "aligner")
+    codec = NS2CodecModel(NS2CodecConfig.tiny()).eval()
+    codec.save_pretrained(tmp_path / "codec")
+    data = _copy(prepared, tmp_path)
+    prepare_dataset.main(_args(audiofolder, data, "--aligner", str(tmp_path / "aligner"), "--batch_size", "3"))
+    prepare_dataset.main(_args(audiofolder, data, "--codec", str(tmp_path / "codec"), "--batch_size", "3"))
+    info = read_prepare_info(data)
+    assert info["last_run_added"] == [CODES] and info["aligner"] and info["codec"]
+
+    dataset = load_prepared(data, required_columns=[DURATIONS, CODES])
+    n_q = codec.config.num_quantizers
+    rows = list(dataset["train"]) + list(dataset["validation"])
+    for index, row in enumerate(rows):
+        durations = np.asarray(row["durations"])
+        assert len(durations) == len(row["phoneme_ids"]) and durations.min() >= 1
+        assert durations.sum() == row["num_frames"]
+        codes = np.asarray(row["codes"])
+        assert codes.shape == (n_q, row["num_frames"])
+        if index < 3:  # batched, padded encoding equals encoding the clip alone
+            with torch.no_grad():
+                alone = codec.encode(torch.tensor(row["audio"])[None]).audio_codes[0].numpy()
+            np.testing.assert_array_equal(codes, alone)
+
+    items = PreparedDataset(dataset["train"])
+    batch = collate_batch([items[0], items[1]])
+    assert batch["codes"].shape[:2] == (2, n_q)
+    assert torch.equal(batch["durations"].sum(1), batch["num_frames"])
+
+
+def test_manifest_without_speakers(corpus_dir, tmp_path):
+    texts = {"piper_joe_0000": "Memory fault - where am I?",
+             "flite_rms_0000": "We found you hiding We found you lying Choking on the dirt and sand."}
+    rows = [{"audio": str(corpus_dir / "audio" / f"{name}.flac"), "text": text} for name, text in texts.items()]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    prepare_dataset.main(["--manifest", str(manifest), "--output_dir", str(tmp_path / "data"),
+                          "--codec_config", "tiny", "--validation_fraction", "0.5"])
+    dataset = load_prepared(tmp_path / "data")
+    assert dataset["train"]["speaker_id"] == ["unknown"] and len(dataset["validation"]) == 1
+
+
+def test_hub_style_dataset_with_audio_bytes(corpus_dir, tmp_path):
+    """`--dataset` reads what `load_dataset` reads (here a local parquet folder, as Hub datasets
+    are stored) and decodes audio bytes with soundfile."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = ["piper_joe_0000", "flite_rms_0000"]
+    audio = [{"bytes": (corpus_dir / "audio" / f"{name}.flac").read_bytes(), "path": f"{name}.flac"} for name in names]
+    (tmp_path / "hub").mkdir()
+    pq.write_table(pa.table({"audio": audio, "sentence": ["Memory fault - where am I?", "We found you hiding."],
+                             "speaker": ["joe", "rms"]}), tmp_path / "hub" / "train.parquet")
+    prepare_dataset.main(["--dataset", str(tmp_path / "hub"), "--text_column", "sentence", "--speaker_column",
+                          "speaker", "--holdout_speakers", "rms", "--output_dir", str(tmp_path / "data"),
+                          "--codec_config", "tiny"])
+    dataset = load_prepared(tmp_path / "data")
+    assert dataset["train"]["id"] == ["piper_joe_0000"] and dataset["validation"]["speaker_id"] == ["rms"]
+    original, _ = sf.read(corpus_dir / "audio" / "piper_joe_0000.flac", dtype="float32")
+    np.testing.assert_allclose(dataset["train"][0]["audio"], original, atol=1e-6)

@@ -1,0 +1,341 @@
+"""The prepared dataset: its schema, loading, a torch view, collation and frame-budget batching.
+
+`training/prepare_dataset.py` writes the dataset; the training scripts (`train_aligner.py`,
+`train_codec.py`, `train_ns2.py`) read it through this module, so the contract lives here once.
+
+The prepared dataset is a `datasets.DatasetDict` saved with `save_to_disk(out_dir)`, splits
+`train` and `validation`, one row per utterance:
+
+======================  ===========================  ============================================
+column                  type                         meaning
+======================  ===========================  ============================================
+`id`                    str                          utterance id (the audio file's stem)
+`speaker_id`            str                          speaker, `"unknown"` when the source has none
+`text`                  str                          transcript as given
+`normalized_text`       str                          `ns2_hf.text.normalize_text(text)`
+`phonemes`              list[str]                    phone tokens, one per duration
+`phoneme_ids`           list[int]                    their tokenizer ids
+`audio`                 list[float32]                16 kHz mono waveform (the array, not a path)
+`sampling_rate`         int                          rate of `audio` (the codec's)
+`num_frames`            int                          `ceil(len(audio) / hop_length)` codec frames
+`log_f0`                list[float32] (num_frames)   natural log of f0, interpolated when unvoiced
+`voiced`                list[bool] (num_frames)      voicing per frame
+`durations`             list[int] (len(phonemes))    frames per phoneme, **sum == num_frames**
+                                                     (added by the aligner stage)
+`codes`                 list[list[int]] (n_q, F)     codec codes (added by the codec stage)
+======================  ===========================  ============================================
+
+Codec latents are not stored: a training script gets them with `codec.codes_to_latents(codes)`.
+Beside the splits, `prepare_info.json` records the source, counts, skipped files with reasons,
+hop length and sampling rate, the tokenizer's vocabulary hash and the aligner/codec used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+ID = "id"
+SPEAKER_ID = "speaker_id"
+TEXT = "text"
+NORMALIZED_TEXT = "normalized_text"
+PHONEMES = "phonemes"
+PHONEME_IDS = "phoneme_ids"
+AUDIO = "audio"
+SAMPLING_RATE = "sampling_rate"
+NUM_FRAMES = "num_frames"
+LOG_F0 = "log_f0"
+VOICED = "voiced"
+DURATIONS = "durations"
+CODES = "codes"
+
+UNKNOWN_SPEAKER = "unknown"
+SPLITS = ("train", "validation")
+PREPARE_INFO_FILE = "prepare_info.json"
+
+FEATURE_COLUMNS = (
+    ID, SPEAKER_ID, TEXT, NORMALIZED_TEXT, PHONEMES, PHONEME_IDS, AUDIO, SAMPLING_RATE, NUM_FRAMES, LOG_F0, VOICED,
+)
+# The stage that adds each optional column, for error messages.
+STAGE_OF_COLUMN = {DURATIONS: "--aligner (or --alignments_dir)", CODES: "--codec"}
+
+
+def dataset_features(with_durations: bool = False, with_codes: bool = False):
+    """The `datasets.Features` of a prepared split (stage-1 columns plus the optional ones)."""
+    from datasets import Features, List, Value
+
+    features = {
+        ID: Value("string"),
+        SPEAKER_ID: Value("string"),
+        TEXT: Value("string"),
+        NORMALIZED_TEXT: Value("string"),
+        PHONEMES: List(Value("string")),
+        PHONEME_IDS: List(Value("int32")),
+        AUDIO: List(Value("float32")),
+        SAMPLING_RATE: Value("int32"),
+        NUM_FRAMES: Value("int32"),
+        LOG_F0: List(Value("float32")),
+        VOICED: List(Value("bool")),
+    }
+    if with_durations:
+        features[DURATIONS] = List(Value("int32"))
+    if with_codes:
+        features[CODES] = List(List(Value("int32")))
+    return Features(features)
+
+
+class PreparedDatasetError(ValueError):
+    """A prepared dataset is missing, incomplete or inconsistent."""
+
+
+def load_prepared(path: str | os.PathLike, required_columns: Sequence[str] = ()):
+    """Load a dataset written by `prepare_dataset.py`.
+
+    Args:
+        path: the `out_dir` given to `prepare_dataset.py`.
+        required_columns: columns the caller needs beyond the stage-1 ones, e.g. `("durations",
+            "codes")` for NS2 training.
+
+    Returns:
+        `datasets.DatasetDict` with splits `train` and `validation`.
+
+    Raises:
+        PreparedDatasetError: the folder is not a prepared dataset, or a needed column is missing
+            (the message names the `prepare_dataset.py` stage that adds it).
+    """
+    from datasets import DatasetDict, load_from_disk
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise PreparedDatasetError(f"no prepared dataset at {path!r}; run training/prepare_dataset.py first.")
+    try:
+        dataset = load_from_disk(path)
+    except FileNotFoundError as error:
+        raise PreparedDatasetError(
+            f"{path!r} is not a saved dataset ({error}); run training/prepare_dataset.py first."
+        ) from error
+    if not isinstance(dataset, DatasetDict) or set(SPLITS) - set(dataset):
+        raise PreparedDatasetError(f"{path!r} must hold a DatasetDict with splits {SPLITS}.")
+    for split in SPLITS:
+        missing = [c for c in (*FEATURE_COLUMNS, *required_columns) if c not in dataset[split].column_names]
+        if missing:
+            stages = sorted({STAGE_OF_COLUMN.get(c, "(features)") for c in missing})
+            raise PreparedDatasetError(
+                f"the {split!r} split of {path!r} lacks column(s) {missing}; "
+                f"run prepare_dataset.py with {' and '.join(stages)} first."
+            )
+    return dataset
+
+
+def read_prepare_info(path: str | os.PathLike) -> dict:
+    """The `prepare_info.json` of a prepared dataset (empty dict if absent)."""
+    info_path = os.path.join(os.fspath(path), PREPARE_INFO_FILE)
+    if not os.path.isfile(info_path):
+        return {}
+    with open(info_path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+class PreparedDataset(torch.utils.data.Dataset):
+    """A torch view of one prepared split: each item is a dict of tensors.
+
+    Item fields (those whose columns exist and are requested): `id`, `speaker_id` (str),
+    `phoneme_ids` `(L,)` long, `durations` `(L,)` long, `log_f0` `(F,)` float32, `voiced` `(F,)`
+    bool, `codes` `(n_q, F)` long, `audio` `(T,)` float32, `num_frames` int.
+
+    Args:
+        split: a `datasets.Dataset` (one split of `load_prepared`'s result).
+        columns: the tensor columns to read (default: all present of the above). Reading fewer,
+            e.g. `("audio",)` for codec training, avoids converting the rest.
+    """
+
+    TENSOR_COLUMNS = (PHONEME_IDS, DURATIONS, LOG_F0, VOICED, CODES, AUDIO)
+    _DTYPES = {PHONEME_IDS: torch.long, DURATIONS: torch.long, LOG_F0: torch.float32, VOICED: torch.bool,
+               CODES: torch.long, AUDIO: torch.float32}
+
+    def __init__(self, split, columns: Optional[Sequence[str]] = None):
+        present = set(split.column_names)
+        if columns is None:
+            columns = [c for c in self.TENSOR_COLUMNS if c in present]
+        unknown = [c for c in columns if c not in self.TENSOR_COLUMNS]
+        if unknown:
+            raise ValueError(f"columns {unknown} are not tensor columns; choose from {self.TENSOR_COLUMNS}.")
+        missing = [c for c in columns if c not in present]
+        if missing:
+            stages = sorted({STAGE_OF_COLUMN.get(c, "(features)") for c in missing})
+            raise PreparedDatasetError(
+                f"the dataset lacks column(s) {missing}; run prepare_dataset.py with {' and '.join(stages)} first."
+            )
+        self.columns = tuple(columns)
+        self.split = split
+        self._rows = split.with_format("numpy", columns=[ID, SPEAKER_ID, NUM_FRAMES, *self.columns])
+        self.lengths: List[int] = [int(n) for n in split[NUM_FRAMES]]
+        """Codec frames per item (for :class:`FrameBatchSampler`)."""
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        row = self._rows[int(index)]
+        item = {ID: str(row[ID]), SPEAKER_ID: str(row[SPEAKER_ID]), NUM_FRAMES: int(row[NUM_FRAMES])}
+        for column in self.columns:
+            item[column] = torch.as_tensor(np.asarray(row[column]), dtype=self._DTYPES[column])
+        return item
+
+
+def _pad_stack(tensors: Sequence[torch.Tensor], length: int, value=0) -> torch.Tensor:
+    """Right-pad each tensor's last axis to `length` and stack."""
+    return torch.stack([torch.nn.functional.pad(t, (0, length - t.shape[-1]), value=value) for t in tensors])
+
+
+def _lengths_mask(lengths: Sequence[int], length: int) -> torch.Tensor:
+    return torch.arange(length)[None, :] < torch.as_tensor(lengths)[:, None]
+
+
+def collate_batch(items: Sequence[Dict[str, object]], pad_phoneme_id: int = 0) -> Dict[str, object]:
+    """Pad a list of :class:`PreparedDataset` items into a batch (masks: True = valid).
+
+    Returns a dict with `ids`, `speaker_ids` (lists of str), `num_frames` `(B,)` long,
+    `frame_mask` `(B, F)` bool, and for the columns the items carry:
+    `phoneme_ids` `(B, L)` long (padded with `pad_phoneme_id`), `phoneme_mask` `(B, L)` bool,
+    `durations` `(B, L)` long (0 on padding), `log_f0` `(B, F)` float32, `voiced` `(B, F)` bool,
+    `codes` `(B, n_q, F)` long, `audio` `(B, T)` float32, `audio_mask` `(B, T)` bool
+    (0 / False on padding). `F` is the longest `num_frames`, `T` the longest audio.
+    """
+    if not items:
+        raise ValueError("cannot collate an empty batch.")
+    num_frames = [int(item[NUM_FRAMES]) for item in items]
+    max_frames = max(num_frames)
+    batch: Dict[str, object] = {
+        "ids": [item[ID] for item in items],
+        "speaker_ids": [item[SPEAKER_ID] for item in items],
+        NUM_FRAMES: torch.tensor(num_frames, dtype=torch.long),
+        "frame_mask": _lengths_mask(num_frames, max_frames),
+    }
+    first = items[0]
+    if PHONEME_IDS in first:
+        phoneme_lengths = [len(item[PHONEME_IDS]) for item in items]
+        batch[PHONEME_IDS] = _pad_stack([item[PHONEME_IDS] for item in items], max(phoneme_lengths), pad_phoneme_id)
+        batch["phoneme_mask"] = _lengths_mask(phoneme_lengths, max(phoneme_lengths))
+    if DURATIONS in first:
+        batch[DURATIONS] = _pad_stack([item[DURATIONS] for item in items], batch[PHONEME_IDS].shape[1])
+    for column in (LOG_F0, VOICED, CODES):
+        if column in first:
+            batch[column] = _pad_stack([item[column] for item in items], max_frames)
+    if AUDIO in first:
+        audio_lengths = [len(item[AUDIO]) for item in items]
+        batch[AUDIO] = _pad_stack([item[AUDIO] for item in items], max(audio_lengths))
+        batch["audio_mask"] = _lengths_mask(audio_lengths, max(audio_lengths))
+    return batch
+
+
+class FrameBatchSampler(torch.utils.data.Sampler):
+    """Batches of indices whose *padded* size, `len(batch) * longest num_frames`, stays within
+    `max_frames_per_batch`.
+
+    Each epoch: shuffle (seeded by `seed + epoch`), sort by length (stable, so equal lengths stay
+    shuffled), cut greedily into batches within the budget, shuffle the batch order. Every index
+    appears exactly once per epoch; the number of batches is the same every epoch.
+
+    Pass it to `DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_batch)`. With
+    accelerate on several processes, build the `Accelerator` with
+    `dataloader_config=DataLoaderConfiguration(even_batches=False)` (batch sizes vary), and call
+    `sampler.set_epoch(epoch)` before each epoch (also after `--resume`, before skipping batches).
+
+    Args:
+        lengths: frames per item (`PreparedDataset.lengths`).
+        max_frames_per_batch: budget on padded frames per batch.
+        shuffle: False gives sorted batches in sorted order (validation).
+        seed: base seed of the per-epoch shuffles.
+
+    Raises:
+        ValueError: if an item alone exceeds the budget (filter with `--max_seconds` or raise it).
+    """
+
+    def __init__(self, lengths: Sequence[int], max_frames_per_batch: int, shuffle: bool = True, seed: int = 0):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        if max_frames_per_batch <= 0:
+            raise ValueError(f"max_frames_per_batch must be positive, got {max_frames_per_batch}.")
+        if len(self.lengths) and self.lengths.max() > max_frames_per_batch:
+            longest = int(np.argmax(self.lengths))
+            raise ValueError(
+                f"item {longest} has {self.lengths[longest]} frames, more than max_frames_per_batch="
+                f"{max_frames_per_batch}; raise the budget or drop long utterances (prepare_dataset.py --max_seconds)."
+            )
+        self.max_frames_per_batch = int(max_frames_per_batch)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._num_batches = len(self._make_batches(np.argsort(self.lengths, kind="stable")))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose shuffle `__iter__` yields."""
+        self.epoch = int(epoch)
+
+    def _make_batches(self, sorted_indices: np.ndarray) -> List[List[int]]:
+        batches: List[List[int]] = []
+        current: List[int] = []
+        for index in sorted_indices:  # ascending length, so the newest item is the batch's longest
+            if current and (len(current) + 1) * self.lengths[index] > self.max_frames_per_batch:
+                batches.append(current)
+                current = []
+            current.append(int(index))
+        if current:
+            batches.append(current)
+        return batches
+
+    def __iter__(self) -> Iterator[List[int]]:
+        if not self.shuffle:
+            yield from self._make_batches(np.argsort(self.lengths, kind="stable"))
+            return
+        rng = np.random.default_rng(self.seed + self.epoch)
+        order = rng.permutation(len(self.lengths))
+        sorted_indices = order[np.argsort(self.lengths[order], kind="stable")]
+        batches = self._make_batches(sorted_indices)
+        for batch_index in rng.permutation(len(batches)):
+            yield batches[batch_index]
+
+    def __len__(self) -> int:
+        return self._num_batches
+
+
+def random_segments(
+    audio: torch.Tensor,
+    audio_mask: torch.Tensor,
+    segment_samples: int,
+    generator: Optional[torch.Generator] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop a random window of `segment_samples` from each item's valid audio (codec training).
+
+    Args:
+        audio: `(batch, samples)` padded waveforms.
+        audio_mask: `(batch, samples)` bool, True on valid samples.
+        segment_samples: window length.
+        generator: for reproducible window starts.
+
+    Returns:
+        `segments` `(batch, segment_samples)` float and `segment_mask` `(batch, segment_samples)`
+        bool. An item shorter than the window is taken whole and zero-padded (mask False there).
+    """
+    if segment_samples <= 0:
+        raise ValueError(f"segment_samples must be positive, got {segment_samples}.")
+    valid = audio_mask.sum(dim=1)
+    segments = audio.new_zeros(audio.shape[0], segment_samples)
+    segment_mask = torch.zeros(audio.shape[0], segment_samples, dtype=torch.bool, device=audio.device)
+    for row, length in enumerate(valid.tolist()):
+        span = max(length - segment_samples, 0)
+        start = int(torch.randint(span + 1, (1,), generator=generator)) if span else 0
+        taken = min(segment_samples, length)
+        segments[row, :taken] = audio[row, start:start + taken]
+        segment_mask[row, :taken] = True
+    return segments, segment_mask
+
+
+def num_frames_for(num_samples: int, hop_length: int) -> int:
+    """Codec frames for `num_samples` samples: `ceil(num_samples / hop_length)`."""
+    return math.ceil(num_samples / hop_length)

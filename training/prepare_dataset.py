@@ -1,0 +1,556 @@
+"""Turn a speech corpus into the prepared dataset the training scripts read.
+
+The dataset's schema is documented in `training/data.py`. Three stages, each adding columns:
+
+1. **features** (always): load each file (downmix, resample to the codec's rate), normalise the
+   text, phonemize and tokenize it, extract frame-level pitch at the codec hop, count frames;
+   drop utterances outside `--min_seconds`/`--max_seconds`; split into `train`/`validation`.
+2. **durations**: `--aligner DIR` (a trained `NS2AlignerModel` folder) runs monotonic alignment
+   search over each utterance; or `--alignments_dir DIR` imports reference timings (MFA
+   `<id>.TextGrid` or the corpus' festival `<id>.json`), which replaces `phonemes` by the
+   reference's phone labels and the tokenizer by one built from those labels.
+3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance.
+
+Files that cannot be used (unreadable, silent, text that does not phonemize, audio too short for
+its phonemes, no reference alignment) are skipped, printed and listed with the reason in
+`prepare_info.json`; the job goes on.
+
+Re-running on an existing `--output_dir` keeps what is there and only adds the stages that are
+missing (a run with nothing to add writes nothing); `--overwrite` starts from scratch. Results are
+written to a temporary folder beside `--output_dir` and swapped in at the end, so an interrupted
+run leaves a finished dataset untouched.
+
+Typical flow for the shared corpus (see training/README.md)::
+
+    python training/prepare_dataset.py --audiofolder ../shared/corpus/ns2-offline-en \\
+        --output_dir data/prepared --codec_config tiny --num_proc 2
+    accelerate launch training/train_aligner.py --dataset data/prepared --output_dir runs/aligner
+    python training/prepare_dataset.py --audiofolder ../shared/corpus/ns2-offline-en \\
+        --output_dir data/prepared --aligner runs/aligner
+    # ... train the codec, then
+    python training/prepare_dataset.py ... --output_dir data/prepared --codec runs/codec/best
+
+A Hub dataset (e.g. `--dataset blabble-io/libritts_r --dataset_config clean --dataset_split
+train.clean.100 --text_column text_normalized --speaker_column speaker_id`) is read with
+`datasets.load_dataset`; its audio column is read undecoded (`Audio(decode=False)`) and decoded
+here with soundfile, so no torchcodec is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ns2_hf.audio import AudioInputError, check_waveform, load_audio  # noqa: E402
+from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
+from training.data import (  # noqa: E402
+    AUDIO, CODES, DURATIONS, ID, LOG_F0, NORMALIZED_TEXT, NUM_FRAMES, PHONEME_IDS, PHONEMES,
+    PREPARE_INFO_FILE, SAMPLING_RATE, SPEAKER_ID, SPLITS, TEXT, UNKNOWN_SPEAKER, VOICED,
+    dataset_features, num_frames_for, read_prepare_info,
+)
+
+TOKENIZER_DIR = "tokenizer"
+"""Sub-folder of the prepared dataset holding the tokenizer that produced `phoneme_ids`."""
+
+SKIP_REASON = "skip_reason"  # temporary column: "" for usable rows
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="Hub dataset name or local dataset path for datasets.load_dataset.")
+    source.add_argument("--audiofolder", help="Folder with metadata.csv/.jsonl (column file_name) and the audio.")
+    source.add_argument("--manifest", help="CSV or JSONL file: audio path (relative to the file), text, speaker.")
+    parser.add_argument("--dataset_config", default=None, help="Configuration name for --dataset.")
+    parser.add_argument("--dataset_split", default="train", help="Split of --dataset to read.")
+    parser.add_argument("--audio_column", default=None,
+                        help="Audio column (default: 'audio' for --dataset/--manifest, 'file_name' for --audiofolder).")
+    parser.add_argument("--text_column", default="text")
+    parser.add_argument("--speaker_column", default="speaker_id",
+                        help="Speaker column; utterances of a source without it get speaker 'unknown'.")
+    parser.add_argument("--id_column", default=None, help="Utterance id column (default: the audio file's stem).")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--codec_config", default=None,
+                        help="Where sampling rate and hop length come from: 'tiny', 'base' or a codec config/model "
+                             "folder (default: the --codec folder if given, else 'base').")
+    parser.add_argument("--min_seconds", type=float, default=0.5)
+    parser.add_argument("--max_seconds", type=float, default=20.0)
+    parser.add_argument("--validation_fraction", type=float, default=0.02,
+                        help="Fraction of each speaker's utterances held out (at least one per speaker with 2+).")
+    parser.add_argument("--holdout_speakers", default="", help="Comma-separated speakers put wholly in validation.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_proc", type=int, default=1, help="Processes for the features stage.")
+    parser.add_argument("--aligner", default=None, help="Trained NS2AlignerModel folder: adds durations.")
+    parser.add_argument("--alignments_dir", default=None,
+                        help="Reference alignments (<id>.TextGrid or <id>.json): adds durations and replaces phonemes.")
+    parser.add_argument("--textgrid_tier", default="phones")
+    parser.add_argument("--codec", default=None, help="Trained NS2CodecModel folder: adds codes.")
+    parser.add_argument("--batch_size", type=int, default=16, help="Utterances per aligner/codec forward pass.")
+    parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
+    args = parser.parse_args(argv)
+    if args.aligner and args.alignments_dir:
+        parser.error("give either --aligner or --alignments_dir, not both.")
+    if not 0.0 <= args.validation_fraction < 1.0:
+        parser.error("--validation_fraction must be in [0, 1).")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------
+# Source: any of the three inputs becomes rows of (id, speaker_id, text, path | bytes)
+# ----------------------------------------------------------------------------------------------
+
+def read_source(args: argparse.Namespace, work_dir: Path):
+    """The source corpus as a `datasets.Dataset` with columns `id`, `speaker_id`, `text`,
+    `audio_path` (str or None) and `audio_bytes` (bytes or None); audio is not decoded."""
+    from datasets import Audio, load_dataset
+
+    if args.dataset:
+        rows = load_dataset(args.dataset, args.dataset_config, split=args.dataset_split)
+        audio_column = args.audio_column or "audio"
+        _require_columns(rows, [audio_column, args.text_column], args.dataset)
+        rows = rows.cast_column(audio_column, Audio(decode=False))
+        base_dir = None
+    else:
+        if args.audiofolder:
+            base_dir = Path(args.audiofolder)
+            tables = [base_dir / name for name in ("metadata.csv", "metadata.jsonl")]
+            table = next((path for path in tables if path.is_file()), None)
+            if table is None:
+                raise FileNotFoundError(f"{base_dir} has no metadata.csv or metadata.jsonl (audiofolder layout).")
+            audio_column = args.audio_column or "file_name"
+        else:
+            table = Path(args.manifest)
+            base_dir = table.parent
+            audio_column = args.audio_column or "audio"
+        # Read the table directly: datasets' audiofolder builder encodes audio, which needs torchcodec.
+        rows = load_dataset("json" if table.suffix == ".jsonl" else "csv", data_files=str(table), split="train")
+        _require_columns(rows, [audio_column, args.text_column], str(table))
+
+    has_speaker = args.speaker_column in rows.column_names
+
+    def to_source_row(example, index):
+        audio = example[audio_column]
+        path, data = (audio.get("path"), audio.get("bytes")) if isinstance(audio, dict) else (audio, None)
+        if path is not None and base_dir is not None and not os.path.isabs(path):
+            path = str(base_dir / path)
+        if args.id_column:
+            utterance_id = str(example[args.id_column])
+        else:
+            utterance_id = Path(path).stem if path else f"utt{index:08d}"
+        speaker = example[args.speaker_column] if has_speaker else None
+        return {
+            ID: utterance_id,
+            SPEAKER_ID: UNKNOWN_SPEAKER if speaker in (None, "") else str(speaker),
+            TEXT: example[args.text_column] or "",
+            "audio_path": path if data is None else None,
+            "audio_bytes": data,
+        }
+
+    source = rows.map(to_source_row, with_indices=True, remove_columns=rows.column_names,
+                      desc="reading source", cache_file_name=str(work_dir / "source.arrow"))
+    duplicates = len(source) - len(set(source[ID]))
+    if duplicates:
+        raise ValueError(f"{duplicates} utterance ids are duplicated; give a unique --id_column.")
+    return source
+
+
+def _require_columns(rows, columns, name):
+    missing = [c for c in columns if c not in rows.column_names]
+    if missing:
+        raise ValueError(f"{name} has no column(s) {missing}; its columns are {rows.column_names} "
+                         "(choose with --audio_column/--text_column).")
+
+
+def describe_source(args: argparse.Namespace) -> dict:
+    """What was read, for prepare_info.json and for checking a re-run reads the same."""
+    return {
+        "dataset": args.dataset, "dataset_config": args.dataset_config,
+        "dataset_split": args.dataset_split if args.dataset else None,
+        "audiofolder": os.path.abspath(args.audiofolder) if args.audiofolder else None,
+        "manifest": os.path.abspath(args.manifest) if args.manifest else None,
+        "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
+        "validation_fraction": args.validation_fraction, "holdout_speakers": _holdout(args), "seed": args.seed,
+    }
+
+
+def _holdout(args) -> List[str]:
+    return [s.strip() for s in args.holdout_speakers.split(",") if s.strip()]
+
+
+def codec_config_from(name: Optional[str], codec_dir: Optional[str]):
+    """The codec config that fixes sampling rate and hop length: 'tiny', 'base', a folder, or
+    (by default) the `--codec` folder's config, else 'base'."""
+    from ns2_hf.codec import NS2CodecConfig
+
+    name = name or codec_dir or "base"
+    if name == "tiny":
+        return NS2CodecConfig.tiny()
+    if name == "base":
+        return NS2CodecConfig()
+    return NS2CodecConfig.from_pretrained(name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage 1: features
+# ----------------------------------------------------------------------------------------------
+
+def utterance_features(example, tokenizer, sampling_rate, hop_length, min_seconds, max_seconds) -> dict:
+    """Stage-1 columns of one utterance, plus `skip_reason` ("" when usable)."""
+    from ns2_hf.text import normalize_text, phonemize
+
+    # Placeholder for skipped rows, typed like the real values so that arrow can concatenate them.
+    empty = {NORMALIZED_TEXT: "", PHONEMES: [], PHONEME_IDS: [], AUDIO: np.zeros(0, np.float32),
+             SAMPLING_RATE: sampling_rate, NUM_FRAMES: 0, LOG_F0: np.zeros(0, np.float32), VOICED: np.zeros(0, bool)}
+    source = example["audio_path"]
+    try:
+        if example["audio_bytes"] is not None:
+            import soundfile as sf
+
+            array, rate = sf.read(io.BytesIO(example["audio_bytes"]), dtype="float32")
+            source = array.T if array.ndim == 2 else array
+            waveform = load_audio(source, sampling_rate=rate, target_sampling_rate=sampling_rate)
+        else:
+            waveform = load_audio(source, target_sampling_rate=sampling_rate)
+        waveform = check_waveform(waveform, None, sampling_rate, allow_silence=False)
+    except (AudioInputError, RuntimeError) as error:  # soundfile raises RuntimeError for bad bytes
+        return {**empty, SKIP_REASON: f"audio unusable: {error}"}
+    seconds = len(waveform) / sampling_rate
+    if not min_seconds <= seconds <= max_seconds:
+        return {**empty, SKIP_REASON: f"duration {seconds:.2f} s outside [{min_seconds}, {max_seconds}] s"}
+    try:
+        phonemes = phonemize(example[TEXT])
+    except ValueError as error:
+        return {**empty, SKIP_REASON: f"text does not phonemize: {error}"}
+    num_frames = num_frames_for(len(waveform), hop_length)
+    if num_frames < len(phonemes):
+        return {**empty, SKIP_REASON: f"{num_frames} frames for {len(phonemes)} phonemes (audio too short for text)"}
+    log_f0, voiced = extract_pitch(waveform, sampling_rate, hop_length, num_frames=num_frames)
+    return {
+        NORMALIZED_TEXT: normalize_text(example[TEXT]),
+        PHONEMES: phonemes,
+        PHONEME_IDS: tokenizer.encode_phonemes(phonemes),
+        AUDIO: waveform,
+        SAMPLING_RATE: sampling_rate,
+        NUM_FRAMES: num_frames,
+        LOG_F0: log_f0,
+        VOICED: voiced,
+        SKIP_REASON: "",
+    }
+
+
+def features_stage(source, tokenizer, codec_config, args, work_dir: Path):
+    """Stage 1 over the whole source. Returns the usable rows and the skipped ones."""
+    from datasets import Features, Value
+
+    features = Features({**dataset_features(), SKIP_REASON: Value("string")})
+    processed = source.map(
+        utterance_features,
+        fn_kwargs=dict(tokenizer=tokenizer, sampling_rate=codec_config.sampling_rate,
+                       hop_length=codec_config.hop_length, min_seconds=args.min_seconds, max_seconds=args.max_seconds),
+        remove_columns=["audio_path", "audio_bytes"],
+        features=features,
+        num_proc=args.num_proc if args.num_proc > 1 else None,
+        writer_batch_size=100,
+        cache_file_name=str(work_dir / "features.arrow"),
+        new_fingerprint=_fingerprint("features", args),
+        desc="features",
+    )
+    reasons = processed[SKIP_REASON]
+    skipped = [{"id": i, "stage": "features", "reason": r} for i, r in zip(processed[ID], reasons) if r]
+    usable = processed.select([n for n, r in enumerate(reasons) if not r]).remove_columns(SKIP_REASON)
+    return usable, skipped
+
+
+def split_by_speaker(dataset, validation_fraction: float, holdout_speakers: List[str], seed: int):
+    """`DatasetDict(train, validation)`: every utterance of a held-out speaker goes to validation;
+    of every other speaker with 2+ utterances, `max(1, round(fraction * n))` random ones do
+    (none if the fraction is 0). Deterministic for a given seed."""
+    from datasets import DatasetDict
+
+    speakers = np.asarray(dataset[SPEAKER_ID])
+    rng = np.random.default_rng(seed)
+    validation: List[int] = []
+    for speaker in sorted(set(speakers.tolist())):
+        rows = np.flatnonzero(speakers == speaker)
+        if speaker in holdout_speakers:
+            validation += rows.tolist()
+        elif validation_fraction > 0 and len(rows) >= 2:
+            count = max(1, round(validation_fraction * len(rows)))
+            validation += rng.choice(rows, size=min(count, len(rows) - 1), replace=False).tolist()
+    held = set(validation)
+    train = [n for n in range(len(dataset)) if n not in held]
+    if not train or not held:  # datasets cannot reload an empty split
+        raise ValueError(f"the split leaves {len(train)} train and {len(held)} validation utterances; both need "
+                         "some: adjust --validation_fraction / --holdout_speakers (speakers with a single "
+                         "utterance always stay in train).")
+    return DatasetDict(train=dataset.select(train), validation=dataset.select(sorted(held)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage 2: durations
+# ----------------------------------------------------------------------------------------------
+
+def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path):
+    """Add `durations` from a trained aligner (MAS over its soft alignment)."""
+    from ns2_hf.alignment import NS2AlignerModel
+
+    aligner = NS2AlignerModel.from_pretrained(aligner_dir).eval()
+    if (aligner.config.hop_length, aligner.config.sampling_rate) != (hop_length, sampling_rate):
+        raise ValueError(f"aligner {aligner_dir} uses hop {aligner.config.hop_length} at "
+                         f"{aligner.config.sampling_rate} Hz but the dataset has hop {hop_length} at "
+                         f"{sampling_rate} Hz.")
+
+    def align_batch(phoneme_ids, audio, num_frames):
+        ids = [torch.as_tensor(p, dtype=torch.long) for p in phoneme_ids]
+        if max(int(i.max()) for i in ids) >= aligner.config.vocab_size:
+            raise ValueError(f"phoneme ids exceed the aligner's vocab_size {aligner.config.vocab_size}: "
+                             "it was trained with another tokenizer.")
+        padded_ids = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True)
+        phoneme_mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(i), dtype=torch.bool) for i in ids],
+                                                       batch_first=True)
+        waveform = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(a, dtype=torch.float32) for a in audio],
+                                                   batch_first=True)
+        frames = torch.arange(num_frames_for(waveform.shape[1], hop_length))
+        frame_mask = frames[None] < torch.as_tensor(num_frames)[:, None]
+        durations = aligner.align(padded_ids, phoneme_mask, waveform=waveform, frame_mask=frame_mask)
+        rows = [d[: len(i)].tolist() for d, i in zip(durations, ids)]
+        for row, frames in zip(rows, num_frames):
+            assert sum(row) == frames, f"durations sum to {sum(row)}, not num_frames={frames}"
+        return {DURATIONS: rows}
+
+    return {name: split.map(align_batch, input_columns=[PHONEME_IDS, AUDIO, NUM_FRAMES], batched=True,
+                            batch_size=batch_size, features=dataset_features(with_durations=True, with_codes=CODES in
+                                                                             split.column_names),
+                            writer_batch_size=100, cache_file_name=str(work_dir / f"durations_{name}.arrow"),
+                            new_fingerprint=_fingerprint("aligner", name, aligner_dir), desc=f"aligner ({name})")
+            for name, split in splits.items()}
+
+
+def _alignment_file(alignments_dir: Path, utterance_id: str) -> Optional[Path]:
+    for suffix in (".TextGrid", ".json"):
+        if (alignments_dir / f"{utterance_id}{suffix}").is_file():
+            return alignments_dir / f"{utterance_id}{suffix}"
+    return None
+
+
+def alignments_import_stage(splits, alignments_dir: str, tier: str, hop_length: int, sampling_rate: int,
+                            work_dir: Path):
+    """Add `durations` from reference alignments; `phonemes` become the reference phone labels
+    and `phoneme_ids` their ids in a tokenizer built from all labels. Utterances without a
+    usable alignment are skipped. Returns (splits, tokenizer, skipped)."""
+    from ns2_hf.alignment import durations_from_segments, read_alignment_json, read_textgrid
+    from ns2_hf.text import NS2PhonemeTokenizer
+
+    root = Path(alignments_dir)
+    results: Dict[str, dict] = {}  # id -> {"phonemes", "durations"} or {"reason"}
+    for split in splits.values():
+        for utterance_id, num_frames in zip(split[ID], split[NUM_FRAMES]):
+            path = _alignment_file(root, utterance_id)
+            if path is None:
+                results[utterance_id] = {"reason": f"no {utterance_id}.TextGrid or .json in {root}"}
+                continue
+            try:
+                segments = read_textgrid(path, tier=tier) if path.suffix == ".TextGrid" else read_alignment_json(path)
+                durations = durations_from_segments(segments, hop_length, sampling_rate, num_frames)
+            except ValueError as error:
+                results[utterance_id] = {"reason": f"alignment {path.name} unusable: {error}"}
+                continue
+            results[utterance_id] = {"phonemes": [label for label, _, _ in segments], "durations": durations}
+    labels = sorted({label for r in results.values() for label in r.get("phonemes", [])})
+    if not labels:
+        raise ValueError(f"no utterance has a usable alignment in {root}.")
+    tokenizer = NS2PhonemeTokenizer.from_phonemes(labels)
+
+    def import_row(utterance_id):
+        result = results[utterance_id]
+        if "reason" in result:
+            return {PHONEMES: [], PHONEME_IDS: [], DURATIONS: []}
+        return {PHONEMES: result["phonemes"], PHONEME_IDS: tokenizer.encode_phonemes(result["phonemes"]),
+                DURATIONS: result["durations"]}
+
+    new_splits = {}
+    for name, split in splits.items():
+        keep = [n for n, i in enumerate(split[ID]) if "reason" not in results[i]]
+        new_splits[name] = split.select(keep).map(
+            import_row, input_columns=[ID], desc=f"alignments ({name})",
+            cache_file_name=str(work_dir / f"alignments_{name}.arrow"),
+            features=dataset_features(with_durations=True, with_codes=CODES in split.column_names))
+    skipped = [{"id": i, "stage": "alignments", "reason": r["reason"]} for i, r in results.items() if "reason" in r]
+    return new_splits, tokenizer, skipped
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage 3: codes
+# ----------------------------------------------------------------------------------------------
+
+def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path):
+    """Add `codes` `(n_q, num_frames)` from a trained codec."""
+    from ns2_hf.codec import NS2CodecModel
+
+    codec = NS2CodecModel.from_pretrained(codec_dir).eval()
+    if (codec.config.hop_length, codec.config.sampling_rate) != (hop_length, sampling_rate):
+        raise ValueError(f"codec {codec_dir} uses hop {codec.config.hop_length} at {codec.config.sampling_rate} Hz "
+                         f"but the dataset has hop {hop_length} at {sampling_rate} Hz; prepare it with "
+                         f"--codec_config {codec_dir} --overwrite.")
+
+    @torch.no_grad()
+    def encode_batch(audio, num_frames):
+        waveforms = [torch.as_tensor(a, dtype=torch.float32) for a in audio]
+        input_values = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
+        padding_mask = torch.arange(input_values.shape[1])[None] < torch.tensor([len(w) for w in waveforms])[:, None]
+        codes = codec.encode(input_values, padding_mask=padding_mask).audio_codes  # (batch, n_q, frames)
+        return {CODES: [c[:, :frames].tolist() for c, frames in zip(codes, num_frames)]}
+
+    return {name: split.map(encode_batch, input_columns=[AUDIO, NUM_FRAMES], batched=True, batch_size=batch_size,
+                            features=dataset_features(with_durations=DURATIONS in split.column_names, with_codes=True),
+                            writer_batch_size=100, cache_file_name=str(work_dir / f"codes_{name}.arrow"),
+                            new_fingerprint=_fingerprint("codec", name, codec_dir), desc=f"codec ({name})")
+            for name, split in splits.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Bookkeeping
+# ----------------------------------------------------------------------------------------------
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def vocab_hash(tokenizer) -> str:
+    """sha256 of the tokenizer's vocabulary (token → id), to tie `phoneme_ids` to a tokenizer."""
+    return hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()
+
+
+def timed(stage: str, count: int, started: float, info: dict) -> None:
+    seconds = time.perf_counter() - started
+    rate = count / seconds if seconds > 0 else float("inf")
+    info.setdefault("stages", {})[stage] = {"utterances": count, "seconds": round(seconds, 2),
+                                            "utterances_per_second": round(rate, 2)}
+    print(f"[{stage}] {count} utterances in {seconds:.1f} s ({rate:.2f} utterances/s)")
+
+
+def report_skipped(skipped: List[dict]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} utterance(s):")
+        for entry in skipped:
+            print(f"  {entry['id']} ({entry['stage']}): {entry['reason']}")
+
+
+def save_atomically(splits, tokenizer, info: dict, output_dir: Path) -> None:
+    """Write everything to `<output_dir>.tmp-<pid>`, then swap it in for `output_dir`."""
+    from datasets import DatasetDict
+
+    staging = output_dir.with_name(f"{output_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    DatasetDict(splits).save_to_disk(str(staging))
+    tokenizer.save_pretrained(str(staging / TOKENIZER_DIR))
+    (staging / PREPARE_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    previous = output_dir.with_name(f"{output_dir.name}.old-{os.getpid()}")
+    if output_dir.exists():
+        output_dir.rename(previous)  # until the next line, the finished dataset survives under this name
+    staging.rename(output_dir)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    from datasets import load_from_disk
+
+    from ns2_hf.text import NS2PhonemeTokenizer
+
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir).resolve()
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / PREPARE_INFO_FILE).is_file() \
+            and not args.overwrite:
+        raise FileExistsError(f"{output_dir} exists and is not a prepared dataset; choose another --output_dir "
+                              "or pass --overwrite to replace it.")
+    codec_config = codec_config_from(args.codec_config, args.codec)
+    hop_length, sampling_rate = codec_config.hop_length, codec_config.sampling_rate
+    work_dir = output_dir.with_name(f"{output_dir.name}.work-{os.getpid()}")
+    work_dir.mkdir(parents=True)
+    try:
+        existing = (output_dir / PREPARE_INFO_FILE).is_file() and not args.overwrite
+        if existing:
+            info = read_prepare_info(output_dir)
+            if info["source"] != describe_source(args):
+                raise ValueError(f"{output_dir} was prepared from {info['source']}, not {describe_source(args)}; "
+                                 "use --overwrite or another --output_dir.")
+            if (info["hop_length"], info["sampling_rate"]) != (hop_length, sampling_rate) and args.codec_config:
+                raise ValueError(f"{output_dir} has hop {info['hop_length']} at {info['sampling_rate']} Hz; "
+                                 f"--codec_config {args.codec_config} differs. Use --overwrite to redo it.")
+            hop_length, sampling_rate = info["hop_length"], info["sampling_rate"]
+            loaded = load_from_disk(str(output_dir))
+            splits = {name: loaded[name] for name in SPLITS}
+            tokenizer = NS2PhonemeTokenizer.from_pretrained(str(output_dir / TOKENIZER_DIR))
+            added: List[str] = []
+        else:
+            tokenizer = NS2PhonemeTokenizer()
+            started = time.perf_counter()
+            source = read_source(args, work_dir)
+            holdout = _holdout(args)
+            unknown = sorted(set(holdout) - set(source[SPEAKER_ID]))
+            if unknown:
+                raise ValueError(f"--holdout_speakers {unknown} are not speakers of the source.")
+            usable, skipped = features_stage(source, tokenizer, codec_config, args, work_dir)
+            report_skipped(skipped)
+            splits = dict(split_by_speaker(usable, args.validation_fraction, holdout, args.seed))
+            info = {"source": describe_source(args), "num_source_utterances": len(source),
+                    "sampling_rate": sampling_rate, "hop_length": hop_length, "skipped": skipped,
+                    "aligner": None, "alignments_dir": None, "codec": None}
+            timed("features", len(source), started, info)
+            added = list(splits["train"].column_names)
+
+        columns = splits["train"].column_names
+        if (args.aligner or args.alignments_dir) and DURATIONS not in columns:
+            started, count = time.perf_counter(), sum(len(s) for s in splits.values())
+            if args.aligner:
+                splits = aligner_stage(splits, args.aligner, hop_length, sampling_rate, args.batch_size, work_dir)
+                info["aligner"] = os.path.abspath(args.aligner)
+            else:
+                splits, tokenizer, skipped = alignments_import_stage(
+                    splits, args.alignments_dir, args.textgrid_tier, hop_length, sampling_rate, work_dir)
+                report_skipped(skipped)
+                info["skipped"] = info["skipped"] + skipped
+                info["alignments_dir"] = os.path.abspath(args.alignments_dir)
+            timed("durations", count, started, info)
+            added.append(DURATIONS)
+        elif args.aligner or args.alignments_dir:
+            print(f"durations already present (from {info['aligner'] or info['alignments_dir']}); "
+                  "--overwrite to recompute them.")
+        if args.codec and CODES not in columns:
+            started, count = time.perf_counter(), sum(len(s) for s in splits.values())
+            splits = codec_stage(splits, args.codec, hop_length, sampling_rate, args.batch_size, work_dir)
+            info["codec"] = os.path.abspath(args.codec)
+            timed("codes", count, started, info)
+            added.append(CODES)
+        elif args.codec:
+            print(f"codes already present (from {info['codec']}); --overwrite to recompute them.")
+
+        if not added:
+            print(f"{output_dir}: nothing to do, every requested stage is done.")
+            return
+        info["splits"] = {name: len(split) for name, split in splits.items()}
+        info["speakers"] = {name: sorted(set(split[SPEAKER_ID])) for name, split in splits.items()}
+        info["num_skipped"] = len(info["skipped"])
+        info["tokenizer_vocab_hash"] = vocab_hash(tokenizer)
+        info["last_run_added"] = added
+        save_atomically(splits, tokenizer, info, output_dir)
+        print(f"wrote {output_dir}: {info['splits']}, {info['num_skipped']} skipped, added {added}")
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
