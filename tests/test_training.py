@@ -1,0 +1,272 @@
+"""Training scripts: recipe overrides, checkpoint rotation, and (slow) the whole chain run through
+`accelerate launch` on a few corpus utterances — prepare → aligner → prepare --aligner → codec →
+prepare --codec → NS2 → `NS2Pipeline.from_pretrained(best)` — with resume and TensorBoard checks."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = REPO_ROOT / "training" / "configs"
+sys.path.insert(0, str(REPO_ROOT))
+
+from training.trainer_utils import (  # noqa: E402
+    BEST_DIR,
+    RecipeError,
+    apply_overrides,
+    checkpoint_steps,
+    latest_checkpoint,
+    save_checkpoint,
+    write_folder_atomically,
+)
+
+SPEAKERS = ("fes_kal", "kok_alpha")  # a festival voice and a Kokoro voice
+UTTERANCES_PER_SPEAKER = 5
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fast: recipes, accelerate configs, checkpoint helpers
+# ---------------------------------------------------------------------------------------------------
+def test_overrides_parse_values_reach_nested_keys_and_reject_typos():
+    recipe = {"lr": 1e-3, "latent_scale": "auto", "max_minutes": None, "model": {"preset": "tiny"}}
+    updated = apply_overrides(recipe, ["--lr", "3e-4", "--max_minutes", "2.5", "--latent_scale", "0.5",
+                                       "--model.preset", "base", "--model.hidden_size", "64"])
+    assert updated == {"lr": 3e-4, "latent_scale": 0.5, "max_minutes": 2.5,
+                       "model": {"preset": "base", "hidden_size": 64}}
+    assert recipe["lr"] == 1e-3  # the input is not modified
+    with pytest.raises(RecipeError, match="unknown recipe key"):
+        apply_overrides(recipe, ["--learning_rate", "1"])
+    with pytest.raises(RecipeError, match="pairs"):
+        apply_overrides(recipe, ["--lr"])
+    with pytest.raises(RecipeError, match="not a section"):
+        apply_overrides(recipe, ["--lr.x", "1"])
+
+
+@pytest.mark.parametrize("name", ["cpu", "1gpu", "multigpu", "deepspeed_zero2"])
+def test_accelerate_configs_load(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(CONFIGS / f"accelerate_{name}.yaml"))
+    assert config.num_processes >= 1
+    assert (config.distributed_type.value == "DEEPSPEED") == (name == "deepspeed_zero2")
+
+
+@pytest.mark.parametrize("stage", ["codec", "ns2"])
+def test_recipes_share_keys_and_build_model_configs(stage):
+    from training.trainer_utils import build_config
+
+    tiny, base = (yaml.safe_load(open(CONFIGS / f"{stage}_{size}.yaml")) for size in ("tiny", "base"))
+    assert set(tiny) == set(base)
+    if stage == "codec":
+        from ns2_hf.codec import NS2CodecConfig as config_class
+    else:
+        from ns2_hf.ns2 import NS2Config as config_class
+    assert build_config(config_class, tiny["model"]).to_dict() == config_class.tiny().to_dict()
+    assert build_config(config_class, base["model"]).to_dict() == config_class().to_dict()
+
+
+def test_checkpoint_rotation_keeps_newest_and_never_touches_best(tmp_path):
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(torch.nn.Linear(2, 2))
+    (tmp_path / BEST_DIR).mkdir()
+    (tmp_path / "checkpoints" / "step_9.partial").mkdir(parents=True)  # a crash mid-write: never "latest"
+    for step in (2, 4, 6):
+        with torch.no_grad():
+            model.weight.fill_(step)
+        save_checkpoint(accelerator, tmp_path, step, keep_last=2)
+    assert checkpoint_steps(tmp_path) == [4, 6]
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step_6"
+    assert (tmp_path / BEST_DIR).is_dir()
+    accelerator.load_state(str(tmp_path / "checkpoints" / "step_4"))
+    assert torch.all(model.weight == 4)
+
+
+def test_write_folder_atomically_keeps_the_old_folder_when_writing_fails(tmp_path):
+    target = tmp_path / "best"
+    write_folder_atomically(target, lambda folder: (folder.mkdir(), (folder / "a").write_text("1")))
+    with pytest.raises(RuntimeError):
+        write_folder_atomically(target, lambda folder: (folder.mkdir(), (_ for _ in ()).throw(RuntimeError("disk"))))
+    assert (target / "a").read_text() == "1"
+    write_folder_atomically(target, lambda folder: (folder.mkdir(), (folder / "b").write_text("2")))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".partial")) == ["best"]
+    assert [p.name for p in target.iterdir()] == ["b"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Slow: the whole chain through `accelerate launch`
+# ---------------------------------------------------------------------------------------------------
+def run(*command, timeout=300):
+    """Runs a command from the repository root; fails the test with its output if it fails."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(REPO_ROOT))
+    result = subprocess.run([str(c) for c in command], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+    return result.stdout + result.stderr
+
+
+def launch(script, *arguments):
+    return run(sys.executable, "-m", "accelerate.commands.launch", "--config_file", CONFIGS / "accelerate_cpu.yaml",
+               REPO_ROOT / "training" / script, *arguments)
+
+
+def prepare(source, output_dir, *arguments):
+    return run(sys.executable, REPO_ROOT / "training" / "prepare_dataset.py", "--audiofolder", source,
+               "--output_dir", output_dir, "--codec_config", "tiny", "--holdout_speakers", "",
+               "--validation_fraction", "0.2", *arguments)
+
+
+CODEC_STEPS = ["--max_steps", "4", "--gan_start_step", "2", "--warmup_steps", "1", "--log_interval", "1",
+               "--val_interval", "4", "--save_interval", "2", "--val_max_items", "1", "--val_log_items", "1",
+               "--segment_samples", "4000", "--max_frames_per_batch", "40"]
+NS2_STEPS = ["--max_steps", "6", "--warmup_steps", "2", "--log_interval", "1", "--val_interval", "6",
+             "--save_interval", "2", "--keep_checkpoints", "1", "--val_log_items", "1", "--val_inference_steps", "2",
+             "--latent_scale_batches", "2", "--max_frames_per_batch", "1200"]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, corpus_dir):
+    """Every stage on 10 utterances of 2 speakers; returns the folders."""
+    root = tmp_path_factory.mktemp("chain")
+    source = root / "corpus"
+    (source / "audio").mkdir(parents=True)
+    with open(corpus_dir / "metadata.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    picked = [row for speaker in SPEAKERS for row in [r for r in rows if r["speaker_id"] == speaker][:UTTERANCES_PER_SPEAKER]]
+    with open(source / "metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(picked)
+    for row in picked:
+        os.symlink(corpus_dir / row["file_name"], source / row["file_name"])
+
+    folders = {name: root / name for name in ("data", "aligner", "codec", "ns2")}
+    prepare(source, folders["data"])
+    launch_aligner = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", CONFIGS / "accelerate_cpu.yaml",
+                      REPO_ROOT / "training" / "train_aligner.py"]
+    run(*launch_aligner, "--dataset", folders["data"], "--output_dir", folders["aligner"], "--size", "tiny",
+        "--max_steps", "5")
+    prepare(source, folders["data"], "--aligner", folders["aligner"])
+    folders["codec_log"] = launch("train_codec.py", "--config", CONFIGS / "codec_tiny.yaml", "--dataset", folders["data"],
+                                  "--output_dir", folders["codec"], *CODEC_STEPS)
+    prepare(source, folders["data"], "--codec", folders["codec"] / BEST_DIR)
+    folders["ns2_log"] = launch("train_ns2.py", "--config", CONFIGS / "ns2_tiny.yaml", "--dataset", folders["data"],
+                                "--codec", folders["codec"] / BEST_DIR, "--output_dir", folders["ns2"], *NS2_STEPS)
+    return folders
+
+
+@pytest.mark.slow
+def test_codec_best_folder_loads_and_reconstructs(chain):
+    from ns2_hf.codec import NS2CodecFeatureExtractor, NS2CodecModel
+
+    best = chain["codec"] / BEST_DIR
+    codec = NS2CodecModel.from_pretrained(best).eval()
+    features = NS2CodecFeatureExtractor.from_pretrained(best)
+    audio = np.random.default_rng(0).standard_normal(3001).astype(np.float32) * 0.1
+    inputs = features(audio, sampling_rate=features.sampling_rate, return_tensors="pt")
+    with torch.no_grad():
+        output = codec(inputs["input_values"], padding_mask=inputs["padding_mask"])
+    assert output.audio_values.shape == (1, 3001) and torch.isfinite(output.audio_values).all()
+    assert checkpoint_steps(chain["codec"]) == [2, 4]
+    assert "discriminator_loss" in _scalars(chain["codec"])  # the GAN was switched on
+
+
+@pytest.mark.slow
+def test_ns2_best_pipeline_synthesizes_finite_audio_of_the_predicted_length(chain):
+    from ns2_hf.pipelines.pipeline_ns2 import NS2Pipeline
+
+    pipeline = NS2Pipeline.from_pretrained(chain["ns2"] / BEST_DIR)
+    pipeline.set_progress_bar_config(disable=True)
+    prompt = np.sin(np.linspace(0, 2000, 24000)).astype(np.float32) * 0.3
+    output = pipeline("The birch canoe slid.", prompt, prompt_sampling_rate=pipeline.sampling_rate,
+                      num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    audio, durations = output.audios[0], output.durations[0]
+    assert np.isfinite(audio).all()
+    assert len(audio) == int(durations.sum()) * pipeline.hop_length > 0
+    assert pipeline.model.config.latent_scale != 1.0  # `latent_scale: auto` was measured and saved
+
+
+@pytest.mark.slow
+def test_ns2_checkpoints_rotate_and_keep_best(chain):
+    assert checkpoint_steps(chain["ns2"]) == [6]  # keep_checkpoints 1: only the newest
+    assert (chain["ns2"] / BEST_DIR / "model_index.json").is_file()
+
+
+def _event_accumulator(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "audio": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def _scalars(run_dir):
+    return {tag.split("/", 1)[1] for tag in _event_accumulator(run_dir).Tags()["scalars"]}
+
+
+@pytest.mark.slow
+def test_tensorboard_holds_every_loss_term_pictures_and_audio(chain):
+    tags = _event_accumulator(chain["ns2"]).Tags()
+    for split in ("train", "val"):
+        for name in ("loss", "data_loss", "score_loss", "ce_rvq_loss", "duration_loss", "pitch_loss"):
+            assert f"{split}/{name}" in tags["scalars"], (split, name, tags["scalars"])
+    for name in ("lr", "grad_norm", "frames_per_second"):
+        assert f"train/{name}" in tags["scalars"]
+    assert {"val/mel_0", "val/pitch_0"} <= set(tags["images"])
+    assert {"val/audio_0_generated", "val/audio_0_real"} <= set(tags["audio"])
+
+    codec_tags = _event_accumulator(chain["codec"]).Tags()
+    for name in ("mel_loss", "time_loss", "commitment_loss", "adversarial_loss", "feature_matching_loss",
+                 "discriminator_loss", "lr", "grad_norm", "frames_per_second"):
+        assert f"train/{name}" in codec_tags["scalars"], name
+    assert "val/mel_0" in codec_tags["images"] and "val/audio_0_generated" in codec_tags["audio"]
+
+
+def _checkpoint_weights(checkpoint, name="model.safetensors"):
+    from safetensors.torch import load_file
+
+    return load_file(str(checkpoint / name))
+
+
+def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_files):
+    """Runs 4 steps (checkpoints at 2 and 4); then, in a copy whose step-4 checkpoint is removed (as if
+    interrupted after step 2), `--resume` to step 4: the weights must equal the uninterrupted run's."""
+    arguments = [*arguments, "--max_steps", "4", "--save_interval", "2", "--val_interval", "2", "--keep_checkpoints", "2",
+                 "--val_log_items", "0"]
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    launch(script, *arguments, "--output_dir", straight)
+    shutil.copytree(straight, interrupted)
+    shutil.rmtree(interrupted / "checkpoints" / "step_4")
+    log = launch(script, *arguments, "--output_dir", interrupted, "--resume")
+    assert "resumed from" in log and "at step 2" in log
+    for name in weight_files:
+        expected, resumed = (_checkpoint_weights(run_dir / "checkpoints" / "step_4", name) for run_dir in (straight, interrupted))
+        assert expected.keys() == resumed.keys()
+        for key in expected:
+            torch.testing.assert_close(resumed[key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
+        at_two = _checkpoint_weights(interrupted / "checkpoints" / "step_2", name)
+        assert any(not torch.equal(at_two[key], expected[key]) for key in expected)  # steps 3-4 changed the weights
+
+
+@pytest.mark.slow
+def test_ns2_resume_continues_exactly(chain, tmp_path):
+    arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--dataset", chain["data"], "--codec", chain["codec"] / BEST_DIR,
+                 *NS2_STEPS]
+    _assert_resume_matches_uninterrupted("train_ns2.py", arguments, tmp_path, ["model.safetensors"])
+
+
+@pytest.mark.slow
+def test_codec_resume_continues_exactly_with_the_gan_on(chain, tmp_path):
+    arguments = ["--config", CONFIGS / "codec_tiny.yaml", "--dataset", chain["data"], *CODEC_STEPS,
+                 "--gan_start_step", "1", "--val_max_items", "1"]
+    # model.safetensors: the codec (with its EMA codebooks); model_1.safetensors: the discriminator
+    _assert_resume_matches_uninterrupted("train_codec.py", arguments, tmp_path, ["model.safetensors", "model_1.safetensors"])

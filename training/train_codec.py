@@ -1,0 +1,267 @@
+"""Train the NaturalSpeech 2 codec (SoundStream-style) on a prepared dataset, with accelerate.
+
+    accelerate launch --config_file training/configs/accelerate_cpu.yaml training/train_codec.py \\
+        --config training/configs/codec_tiny.yaml --dataset data/prepared --output_dir runs/codec \\
+        [--resume] [--key value ...]
+
+Any recipe key can be overridden on the command line (`--max_steps 500 --lr 3e-4 --model.preset base`).
+
+Each step takes a random `segment_samples` crop of every utterance in the batch and reconstructs it.
+Generator loss = mel_loss_weight · multi-resolution log-mel L1 + time_loss_weight · waveform L1
++ commitment_weight (codec config) · RVQ commitment; from `gan_start_step` on, the multi-period +
+multi-scale-STFT discriminator gets its own optimizer step and the generator adds
+adversarial_loss_weight · adversarial + feature_matching_loss_weight · feature matching. Codebooks
+follow moving averages, quantizer dropout comes from the codec config.
+
+Every `val_interval` steps the EMA weights reconstruct the validation utterances; the lowest
+validation reconstruction loss is saved to `output_dir/best` (`NS2CodecModel.save_pretrained` +
+the feature extractor), ready for `prepare_dataset.py --codec`. `accelerator.save_state` goes to
+`output_dir/checkpoints/step_N` every `save_interval` steps; TensorBoard logs to
+`output_dir/tensorboard`.
+"""
+
+import contextlib
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+
+from ns2_hf.audio.mel import mel_spectrogram  # noqa: E402
+from ns2_hf.codec import NS2CodecConfig, NS2CodecFeatureExtractor, NS2CodecModel  # noqa: E402
+from ns2_hf.codec.discriminators import NS2CodecDiscriminator  # noqa: E402
+from ns2_hf.codec.losses import (  # noqa: E402
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    multi_resolution_mel_loss,
+    si_snr,
+)
+from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
+from training.trainer_utils import (  # noqa: E402
+    BEST_DIR,
+    TrainingProgress,
+    batches_from,
+    build_config,
+    ema_weights,
+    latest_checkpoint,
+    mel_figure,
+    parse_recipe,
+    save_checkpoint,
+    save_recipe,
+    seed_step,
+    tensorboard_writer,
+    write_folder_atomically,
+)
+
+
+def masked_l1(prediction, target, mask):
+    """Mean absolute error over valid samples. `(batch, samples)` each, `mask` bool."""
+    return ((prediction - target).abs() * mask).sum() / mask.sum().clamp(min=1)
+
+
+@contextlib.contextmanager
+def frozen(module):
+    """The generator's adversarial terms flow back through the discriminator without training it."""
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        module.requires_grad_(True)
+
+
+def reconstruction_losses(codec, audio, audio_mask, sampling_rate):
+    """Encode-quantize-decode `audio (batch, samples)` (`audio_mask` True on real samples); returns the
+    model output and the unweighted reconstruction terms of the generator loss."""
+    output = codec(audio, padding_mask=audio_mask)
+    losses = {
+        "mel_loss": multi_resolution_mel_loss(output.audio_values, audio, sampling_rate),
+        "time_loss": masked_l1(output.audio_values, audio, audio_mask),
+        "commitment_loss": output.commitment_loss,
+    }
+    return output, losses
+
+
+def main():
+    recipe, args = parse_recipe(__doc__.split("\n")[0])
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
+        mixed_precision=recipe["mixed_precision"],
+        log_with="tensorboard",
+        project_dir=str(output_dir),
+        step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
+        dataloader_config=DataLoaderConfiguration(even_batches=False),
+    )
+    if accelerator.is_main_process:
+        save_recipe(recipe, output_dir)
+
+    # ---- model ---------------------------------------------------------------------------------
+    config = build_config(NS2CodecConfig, recipe["model"])
+    codec = NS2CodecModel(config)
+    discriminator = NS2CodecDiscriminator(config)
+    weights = {name: recipe[f"{name}_loss_weight"] for name in ("mel", "time", "adversarial", "feature_matching")}
+    weights["commitment"] = config.commitment_weight
+
+    # ---- data: one random crop of segment_samples per utterance, batched by crop frames ------------
+    dataset = load_prepared(args.dataset)
+    rates = set(dataset["train"].unique("sampling_rate")) | set(dataset["validation"].unique("sampling_rate"))
+    if rates != {config.sampling_rate}:
+        raise ValueError(f"the dataset is sampled at {sorted(rates)} Hz, the codec at {config.sampling_rate} Hz")
+    segment_samples = recipe["segment_samples"]
+    train_set = PreparedDataset(dataset["train"], columns=(AUDIO,))
+    segment_frames = math.ceil(segment_samples / config.hop_length)
+    batch_sampler = FrameBatchSampler([segment_frames] * len(train_set), recipe["max_frames_per_batch"], seed=recipe["seed"])
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=batch_sampler, collate_fn=collate_batch, num_workers=recipe["num_workers"]
+    )
+    validation = dataset["validation"]
+    val_set = PreparedDataset(validation.select(range(min(recipe["val_max_items"], len(validation)))), columns=(AUDIO,))
+
+    # ---- optimizers, schedules, EMA ------------------------------------------------------------------
+    def optimizer_and_schedule(module, lr):
+        optimizer = torch.optim.AdamW(
+            module.parameters(), lr=lr, betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"]
+        )
+        schedule = get_scheduler(
+            recipe["lr_schedule"], optimizer, num_warmup_steps=recipe["warmup_steps"], num_training_steps=recipe["max_steps"]
+        )
+        return optimizer, schedule
+
+    generator_optimizer, generator_schedule = optimizer_and_schedule(codec, recipe["lr"])
+    discriminator_optimizer, discriminator_schedule = optimizer_and_schedule(discriminator, recipe["discriminator_lr"])
+    ema = EMAModel(codec.parameters(), decay=recipe["ema_decay"])
+    progress = TrainingProgress()
+    (codec, discriminator, generator_optimizer, discriminator_optimizer, generator_schedule, discriminator_schedule,
+     train_loader) = accelerator.prepare(
+        codec, discriminator, generator_optimizer, discriminator_optimizer, generator_schedule, discriminator_schedule,
+        train_loader,
+    )
+    accelerator.register_for_checkpointing(ema, progress)
+    unwrapped_codec = accelerator.unwrap_model(codec)
+    ema.to(accelerator.device)
+
+    if args.resume:
+        checkpoint = latest_checkpoint(output_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir / 'checkpoints'}")
+        accelerator.load_state(str(checkpoint))
+        accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
+    accelerator.init_trackers("tensorboard")
+
+    # ---- validation: EMA weights, whole utterances one at a time ---------------------------------------
+    @torch.no_grad()
+    def validate(step):
+        unwrapped_codec.eval()
+        totals, writer = {}, tensorboard_writer(accelerator)
+        with ema_weights(ema, unwrapped_codec.parameters()):
+            for index in range(len(val_set)):
+                audio = val_set[index][AUDIO].to(accelerator.device)[None]
+                mask = torch.ones_like(audio, dtype=torch.bool)
+                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config.sampling_rate)
+                losses["loss"] = weights["mel"] * losses["mel_loss"] + weights["time"] * losses["time_loss"]
+                losses["si_snr"] = si_snr(output.audio_values, audio).mean()
+                for name, value in losses.items():
+                    totals[name] = totals.get(name, 0.0) + float(value) / len(val_set)
+                if writer is not None and index < recipe["val_log_items"]:
+                    mels = [
+                        mel_spectrogram(wave[0].float().cpu(), config.sampling_rate, hop_length=config.hop_length)[0].numpy()
+                        for wave in (audio, output.audio_values)
+                    ]
+                    writer.add_figure(f"val/mel_{index}", mel_figure(*mels, title=val_set[index]["id"]), step)
+                    writer.add_audio(f"val/audio_{index}_generated", output.audio_values[0].clamp(-1, 1).cpu(), step,
+                                     sample_rate=config.sampling_rate)
+                    writer.add_audio(f"val/audio_{index}_real", audio[0].cpu(), step, sample_rate=config.sampling_rate)
+            accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
+            if totals["loss"] < progress.best_val_loss:
+                progress.best_val_loss = totals["loss"]
+                if accelerator.is_main_process:
+                    def write_best(folder):
+                        unwrapped_codec.save_pretrained(folder)
+                        NS2CodecFeatureExtractor(sampling_rate=config.sampling_rate).save_pretrained(folder)
+
+                    write_folder_atomically(output_dir / BEST_DIR, write_best)
+        unwrapped_codec.train()
+        accelerator.wait_for_everyone()
+
+    # ---- training loop ------------------------------------------------------------------------------
+    codec.train()
+    discriminator.train()
+    batches = batches_from(train_loader, batch_sampler, accelerator, progress.step * recipe["gradient_accumulation_steps"])
+    bar = tqdm(total=recipe["max_steps"], initial=progress.step, disable=not accelerator.is_local_main_process, desc="codec")
+    start_time, window_seconds, window_frames = time.time(), 0.0, 0  # throughput counts training steps only
+    while progress.step < recipe["max_steps"]:
+        step_start = time.time()
+        # load first (starting a data loader iterator draws from the RNG), then seed from the step alone:
+        # crops, dropout, prompt cuts, t and noise are the same whether or not the run was resumed
+        step_batches = [next(batches) for _ in range(recipe["gradient_accumulation_steps"])]
+        seed_step(recipe["seed"], progress.step)
+        for batch in step_batches:
+            with accelerator.accumulate(codec, discriminator):
+                audio, audio_mask = random_segments(batch[AUDIO], batch["audio_mask"], segment_samples)
+                output, losses = reconstruction_losses(codec, audio, audio_mask, config.sampling_rate)
+                gan_on = progress.step >= recipe["gan_start_step"]
+                if gan_on:  # discriminator step on real crops vs detached reconstructions
+                    real_logits, real_features = discriminator(audio)
+                    fake_logits, _ = discriminator(output.audio_values.detach())
+                    losses["discriminator_loss"] = discriminator_loss(real_logits, fake_logits)
+                    accelerator.backward(losses["discriminator_loss"])
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(discriminator.parameters(), recipe["max_grad_norm"])
+                    discriminator_optimizer.step()
+                    discriminator_optimizer.zero_grad()
+                    with frozen(accelerator.unwrap_model(discriminator)) as judge:
+                        fake_logits, fake_features = judge(output.audio_values)
+                    losses["adversarial_loss"] = generator_adversarial_loss(fake_logits)
+                    losses["feature_matching_loss"] = feature_matching_loss(real_features, fake_features)
+                loss = sum(weights[name.removesuffix("_loss")] * value for name, value in losses.items()
+                           if name != "discriminator_loss")
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    grad_norm = accelerator.clip_grad_norm_(codec.parameters(), recipe["max_grad_norm"])
+                generator_optimizer.step()
+                generator_optimizer.zero_grad()
+            window_frames += int(audio_mask.sum()) // config.hop_length
+        generator_schedule.step()
+        if gan_on:
+            discriminator_schedule.step()
+        ema.step(unwrapped_codec.parameters())
+        progress.step += 1
+        window_seconds += time.time() - step_start
+        step = progress.step
+
+        if step % recipe["log_interval"] == 0 or step == 1:
+            frames_per_second = window_frames * accelerator.num_processes / window_seconds
+            logs = {f"train/{name}": float(value.detach()) for name, value in losses.items()}
+            logs.update({"train/loss": float(loss.detach()), "train/lr": generator_schedule.get_last_lr()[0],
+                         "train/frames_per_second": frames_per_second})
+            if grad_norm is not None:  # None under DeepSpeed, which clips by itself
+                logs["train/grad_norm"] = float(grad_norm)
+            accelerator.log(logs, step=step)
+            bar.set_postfix(loss=f"{float(loss):.3f}", mel=f"{float(losses['mel_loss']):.3f}", fps=f"{frames_per_second:.0f}")
+            window_seconds, window_frames = 0.0, 0
+        bar.update(1)
+        out_of_time = recipe["max_minutes"] is not None and time.time() - start_time > 60 * recipe["max_minutes"]
+        last_step = step >= recipe["max_steps"] or out_of_time
+        if step % recipe["val_interval"] == 0 or last_step:
+            validate(step)
+        if step % recipe["save_interval"] == 0 or last_step:
+            save_checkpoint(accelerator, output_dir, step, recipe["keep_checkpoints"])
+        if out_of_time:
+            accelerator.print(f"stopping at step {step}: max_minutes={recipe['max_minutes']} reached")
+            break
+    bar.close()
+    accelerator.end_training()
+    accelerator.print(f"best validation loss {progress.best_val_loss:.4f} -> {output_dir / BEST_DIR}")
+
+
+if __name__ == "__main__":
+    main()

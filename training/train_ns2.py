@@ -1,0 +1,316 @@
+"""Train the NaturalSpeech 2 latent diffusion model on a prepared dataset, with accelerate.
+
+    accelerate launch --config_file training/configs/accelerate_cpu.yaml training/train_ns2.py \\
+        --config training/configs/ns2_tiny.yaml --dataset data/prepared --codec runs/codec/best \\
+        --output_dir runs/ns2 [--resume] [--key value ...]
+
+Any recipe key can be overridden on the command line (`--max_steps 500 --lr 3e-4 --model.preset base`).
+The dataset needs `durations` (prepare_dataset.py --aligner) and `codes` (--codec, made by the same
+codec folder given here); its `tokenizer/` folder (the tokenizer that made `phoneme_ids`) goes into
+the saved pipeline.
+
+Per batch the frozen codec turns the stored codes into the quantized latents (the diffusion target,
+`codec.codes_to_latents`), the speech prompter cuts a random span of whole phones of each utterance
+as its prompt, and `NS2Model.forward` returns the five losses (data, score, CE-RVQ, duration,
+pitch), all logged. With `latent_scale: auto` the model's `latent_scale` is set to 1 / std of the
+latents of the first training batches (and saved in its config).
+
+Every `val_interval` steps the EMA weights are scored on the validation split with the same losses
+(eval mode, one fixed seed for prompt cuts, diffusion times and noise, so numbers compare across
+steps), a few validation texts are synthesized with the pipeline (`val_inference_steps` ODE steps)
+for TensorBoard, and the lowest validation loss is saved as a full `NS2Pipeline` folder in
+`output_dir/best` (tokenizer, EMA model, codec, scheduler, feature extractor).
+`accelerator.save_state` goes to `output_dir/checkpoints/step_N` every `save_interval` steps;
+TensorBoard logs to `output_dir/tensorboard`.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration
+from diffusers.training_utils import EMAModel
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+
+from ns2_hf.audio.mel import mel_spectrogram  # noqa: E402
+from ns2_hf.codec import NS2CodecFeatureExtractor, NS2CodecModel  # noqa: E402
+from ns2_hf.ns2 import NS2Config, NS2Model, NS2SpeechPrompter  # noqa: E402
+from ns2_hf.pipelines.pipeline_ns2 import NS2Pipeline  # noqa: E402
+from ns2_hf.schedulers import NS2Scheduler  # noqa: E402
+from ns2_hf.text import NS2PhonemeTokenizer  # noqa: E402
+
+from training.data import (  # noqa: E402
+    CODES,
+    DURATIONS,
+    LOG_F0,
+    PHONEME_IDS,
+    FrameBatchSampler,
+    PreparedDataset,
+    collate_batch,
+    load_prepared,
+)
+from training.trainer_utils import (  # noqa: E402
+    BEST_DIR,
+    TrainingProgress,
+    batches_from,
+    build_config,
+    ema_weights,
+    latest_checkpoint,
+    mel_figure,
+    parse_recipe,
+    pitch_figure,
+    save_checkpoint,
+    save_recipe,
+    seed_step,
+    tensorboard_writer,
+    write_folder_atomically,
+)
+from training.prepare_dataset import TOKENIZER_DIR  # noqa: E402
+
+LOSS_NAMES = ("loss", "data_loss", "score_loss", "ce_rvq_loss", "duration_loss", "pitch_loss")
+
+
+def add_arguments(parser):
+    parser.add_argument("--codec", required=True, help="trained NS2CodecModel folder (the one that made the codes)")
+
+
+def utterances_of(batch, codec):
+    """A collated batch → one dict per utterance for the speech prompter: `phoneme_ids (L,)`,
+    `durations (L,)`, `latents (D, F)` (quantized codec latents from the codes), `codes (n_q, F)`,
+    `log_f0 (F,)`."""
+    with torch.no_grad():
+        latents = codec.codes_to_latents(batch[CODES])
+    utterances = []
+    for index, (num_frames, num_phonemes) in enumerate(zip(batch["num_frames"].tolist(), batch["phoneme_mask"].sum(1).tolist())):
+        utterances.append({
+            PHONEME_IDS: batch[PHONEME_IDS][index, :num_phonemes],
+            DURATIONS: batch[DURATIONS][index, :num_phonemes],
+            "latents": latents[index, :, :num_frames],
+            CODES: batch[CODES][index, :, :num_frames],
+            LOG_F0: batch[LOG_F0][index, :num_frames],
+        })
+    return utterances
+
+
+def main():
+    recipe, args = parse_recipe(__doc__.split("\n")[0], add_arguments)
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
+        mixed_precision=recipe["mixed_precision"],
+        log_with="tensorboard",
+        project_dir=str(output_dir),
+        step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
+        dataloader_config=DataLoaderConfiguration(even_batches=False),
+    )
+    if accelerator.is_main_process:
+        save_recipe(recipe, output_dir)
+
+    # ---- frozen codec and tokenizer --------------------------------------------------------------------
+    codec = NS2CodecModel.from_pretrained(args.codec).to(accelerator.device).eval().requires_grad_(False)
+    codebooks = codec.get_codebooks()
+    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(Path(args.dataset) / TOKENIZER_DIR))  # made the phoneme_ids
+
+    # ---- data: utterances with durations and codes, batched by padded frames -----------------------------
+    dataset = load_prepared(args.dataset, required_columns=(DURATIONS, CODES))
+    # the prompter needs two phones with frames (one for the prompt, one for the target)
+    dataset = dataset.filter(lambda durations: sum(d > 0 for d in durations) >= 2, input_columns=DURATIONS,
+                             keep_in_memory=True)
+    columns = (PHONEME_IDS, DURATIONS, LOG_F0, CODES)
+    train_set = PreparedDataset(dataset["train"], columns=columns)
+    val_set = PreparedDataset(dataset["validation"], columns=columns)
+    for split in (train_set, val_set):
+        if len(split) == 0:
+            raise ValueError("a split has no utterance with two or more phones: is the prepared dataset empty?")
+        num_quantizers = len(split[0][CODES])
+        if num_quantizers > codec.config.num_quantizers:
+            raise ValueError(f"the dataset has {num_quantizers} codes per frame; codec {args.codec} has only "
+                             f"{codec.config.num_quantizers} quantizers: prepare the codes with this codec")
+    codebooks = codebooks[:num_quantizers]
+    batch_sampler = FrameBatchSampler(train_set.lengths, recipe["max_frames_per_batch"], seed=recipe["seed"])
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=batch_sampler, collate_fn=collate_batch, num_workers=recipe["num_workers"]
+    )
+    val_loader = torch.utils.data.DataLoader(
+        val_set, batch_sampler=FrameBatchSampler(val_set.lengths, recipe["val_max_frames_per_batch"], shuffle=False),
+        collate_fn=collate_batch,
+    )
+
+    # ---- model (vocabulary from the tokenizer, latent size from the codec) ------------------------------
+    config = build_config(NS2Config, recipe["model"])
+    config.vocab_size = len(tokenizer)
+    config.pad_token_id = tokenizer.pad_token_id
+    config.latent_dim = codec.config.latent_dim
+    largest_id = max(max(ids) for ids in dataset["train"][PHONEME_IDS])
+    if largest_id >= config.vocab_size:
+        raise ValueError(f"phoneme id {largest_id} is outside the {config.vocab_size} ids of the dataset's tokenizer")
+    if recipe["latent_scale"] == "auto":
+        latents = [
+            utterance["latents"]
+            for _, batch in zip(range(recipe["latent_scale_batches"]), iter(train_loader))
+            for utterance in utterances_of({k: v.to(accelerator.device) if torch.is_tensor(v) else v
+                                            for k, v in batch.items()}, codec)
+        ]
+        config.latent_scale = float(1.0 / torch.cat(latents, dim=1).std())
+    else:
+        config.latent_scale = float(recipe["latent_scale"])
+    accelerator.print(f"latent_scale = {config.latent_scale:.4f}")
+    model = NS2Model(config)
+    prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], pad_token_id=config.pad_token_id)
+
+    # ---- optimizer, schedule, EMA ---------------------------------------------------------------------------
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe["lr"], betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"]
+    )
+    schedule = get_scheduler(
+        recipe["lr_schedule"], optimizer, num_warmup_steps=recipe["warmup_steps"], num_training_steps=recipe["max_steps"]
+    )
+    ema = EMAModel(model.parameters(), decay=recipe["ema_decay"])
+    progress = TrainingProgress(latent_scale=config.latent_scale)
+    model, optimizer, schedule, train_loader = accelerator.prepare(model, optimizer, schedule, train_loader)
+    accelerator.register_for_checkpointing(ema, progress)
+    unwrapped_model = accelerator.unwrap_model(model)
+    ema.to(accelerator.device)
+
+    if args.resume:
+        checkpoint = latest_checkpoint(output_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir / 'checkpoints'}")
+        accelerator.load_state(str(checkpoint))
+        unwrapped_model.config.latent_scale = progress.values["latent_scale"]
+        accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
+    accelerator.init_trackers("tensorboard")
+
+    # ---- validation: EMA weights, eval mode, fixed randomness -------------------------------------------------
+    def build_pipeline():
+        pipeline = NS2Pipeline(
+            tokenizer=tokenizer,
+            model=unwrapped_model,
+            codec=codec,
+            scheduler=NS2Scheduler(beta_min=config.beta_min, beta_max=config.beta_max),
+            feature_extractor=NS2CodecFeatureExtractor(sampling_rate=codec.config.sampling_rate),
+        )
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    @torch.no_grad()
+    def log_examples(writer, step):
+        """Per example: pitch predicted (teacher-forced durations, prompt from another utterance of the
+        speaker when there is one) vs real; mel and audio of the pipeline's synthesis vs the recording."""
+        rows, speakers = dataset["validation"], dataset["validation"]["speaker_id"]
+        sampling_rate, hop_length = codec.config.sampling_rate, codec.config.hop_length
+        for index in range(min(recipe["val_log_items"], len(rows))):
+            row = rows[index]
+            same_speaker = [i for i, speaker in enumerate(speakers) if speaker == speakers[index] and i != index]
+            prompt_row = rows[same_speaker[0]] if same_speaker else row
+            prompt_audio = torch.tensor(prompt_row["audio"])
+            prompt_latents = codec.encode(prompt_audio[None].to(accelerator.device)).quantized_latents
+            prompt_mask = torch.ones(1, prompt_latents.shape[-1], dtype=torch.bool, device=accelerator.device)
+            prompt_hidden = unwrapped_model.encode_prompt(prompt_latents, prompt_mask)
+            phoneme_ids = torch.tensor([row[PHONEME_IDS]], device=accelerator.device)
+            durations = torch.tensor([row[DURATIONS]], device=accelerator.device)
+            phoneme_hidden = unwrapped_model.encode_phonemes(phoneme_ids, torch.ones_like(phoneme_ids, dtype=torch.bool))
+            frame_hidden, frame_mask = unwrapped_model.length_regulate(phoneme_hidden, durations)
+            predicted_log_f0 = unwrapped_model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
+            writer.add_figure(f"val/pitch_{index}", pitch_figure(
+                row[LOG_F0], predicted_log_f0[0].cpu().numpy(), row["voiced"], title=row["id"]), step)
+
+            generator = torch.Generator().manual_seed(recipe["seed"])
+            audio = build_pipeline()(row["text"], prompt_audio.numpy(), prompt_sampling_rate=sampling_rate,
+                                     num_inference_steps=recipe["val_inference_steps"], generator=generator).audios[0]
+            real = torch.tensor(row["audio"])
+            mels = [mel_spectrogram(torch.as_tensor(wave), sampling_rate, hop_length=hop_length)[0].numpy()
+                    for wave in (real, audio)]
+            writer.add_figure(f"val/mel_{index}", mel_figure(*mels, title=f"{row['id']}: {row['text']}"), step)
+            writer.add_audio(f"val/audio_{index}_generated", torch.as_tensor(audio).clamp(-1, 1), step, sample_rate=sampling_rate)
+            writer.add_audio(f"val/audio_{index}_real", real, step, sample_rate=sampling_rate)
+
+    @torch.no_grad()
+    def validate(step):
+        unwrapped_model.eval()
+        generator = torch.Generator(device="cpu").manual_seed(recipe["seed"])
+        val_prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], generator=generator,
+                                         pad_token_id=config.pad_token_id)
+        totals, frames = dict.fromkeys(LOSS_NAMES, 0.0), 0
+        with ema_weights(ema, unwrapped_model.parameters()):
+            for batch in val_loader:
+                batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                inputs = val_prompter(utterances_of(batch, codec))
+                batch_size = inputs["latents"].shape[0]
+                timesteps = config.t_eps + (1 - config.t_eps) * torch.rand(batch_size, generator=generator)
+                noise = torch.randn(inputs["latents"].shape, generator=generator)
+                output = unwrapped_model(**inputs, codebooks=codebooks, timesteps=timesteps.to(accelerator.device),
+                                         noise=noise.to(accelerator.device))
+                batch_frames = int(batch["num_frames"].sum())
+                for name in LOSS_NAMES:
+                    totals[name] += float(getattr(output, name)) * batch_frames
+                frames += batch_frames
+            totals = {name: value / frames for name, value in totals.items()}
+            accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
+            writer = tensorboard_writer(accelerator)
+            if writer is not None:
+                log_examples(writer, step)
+            if totals["loss"] < progress.best_val_loss:
+                progress.best_val_loss = totals["loss"]
+                if accelerator.is_main_process:
+                    write_folder_atomically(output_dir / BEST_DIR, build_pipeline().save_pretrained)
+        unwrapped_model.train()
+        accelerator.wait_for_everyone()
+
+    # ---- training loop ---------------------------------------------------------------------------------------
+    model.train()
+    batches = batches_from(train_loader, batch_sampler, accelerator, progress.step * recipe["gradient_accumulation_steps"])
+    bar = tqdm(total=recipe["max_steps"], initial=progress.step, disable=not accelerator.is_local_main_process, desc="ns2")
+    start_time, window_seconds, window_frames = time.time(), 0.0, 0  # throughput counts training steps only
+    while progress.step < recipe["max_steps"]:
+        step_start = time.time()
+        # load first (starting a data loader iterator draws from the RNG), then seed from the step alone:
+        # crops, dropout, prompt cuts, t and noise are the same whether or not the run was resumed
+        step_batches = [next(batches) for _ in range(recipe["gradient_accumulation_steps"])]
+        seed_step(recipe["seed"], progress.step)
+        for batch in step_batches:
+            with accelerator.accumulate(model):
+                output = model(**prompter(utterances_of(batch, codec)), codebooks=codebooks)
+                accelerator.backward(output.loss)
+                if accelerator.sync_gradients:
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe["max_grad_norm"])
+                optimizer.step()
+                optimizer.zero_grad()
+            window_frames += int(batch["num_frames"].sum())
+        schedule.step()
+        ema.step(unwrapped_model.parameters())
+        progress.step += 1
+        window_seconds += time.time() - step_start
+        step = progress.step
+
+        if step % recipe["log_interval"] == 0 or step == 1:
+            frames_per_second = window_frames * accelerator.num_processes / window_seconds
+            logs = {f"train/{name}": float(getattr(output, name).detach()) for name in LOSS_NAMES}
+            logs.update({"train/lr": schedule.get_last_lr()[0], "train/frames_per_second": frames_per_second})
+            if grad_norm is not None:  # None under DeepSpeed, which clips by itself
+                logs["train/grad_norm"] = float(grad_norm)
+            accelerator.log(logs, step=step)
+            bar.set_postfix(loss=f"{float(output.loss):.3f}", fps=f"{frames_per_second:.0f}")
+            window_seconds, window_frames = 0.0, 0
+        bar.update(1)
+        out_of_time = recipe["max_minutes"] is not None and time.time() - start_time > 60 * recipe["max_minutes"]
+        last_step = step >= recipe["max_steps"] or out_of_time
+        if step % recipe["val_interval"] == 0 or last_step:
+            validate(step)
+        if step % recipe["save_interval"] == 0 or last_step:
+            save_checkpoint(accelerator, output_dir, step, recipe["keep_checkpoints"])
+        if out_of_time:
+            accelerator.print(f"stopping at step {step}: max_minutes={recipe['max_minutes']} reached")
+            break
+    bar.close()
+    accelerator.end_training()
+    accelerator.print(f"best validation loss {progress.best_val_loss:.4f} -> {output_dir / BEST_DIR}")
+
+
+if __name__ == "__main__":
+    main()

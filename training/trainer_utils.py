@@ -1,0 +1,278 @@
+"""What `train_codec.py` and `train_ns2.py` share: the recipe (YAML + `--key value` overrides),
+step-seeded randomness, checkpoints with rotation and resume, the best-model folder, and the
+TensorBoard pictures.
+
+EMA weights come from `diffusers.training_utils.EMAModel` (registered with
+`accelerator.register_for_checkpointing`, so it is saved and resumed with the rest); the learning
+rate schedules from `transformers.get_scheduler`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import yaml
+
+CHECKPOINTS_DIR = "checkpoints"
+BEST_DIR = "best"
+RECIPE_FILE = "recipe.yaml"
+
+
+# ---------------------------------------------------------------------------------------------
+# Recipe: a YAML file of plain data, any key overridable from the command line
+# ---------------------------------------------------------------------------------------------
+class RecipeError(ValueError):
+    """A recipe file or a `--key value` override is wrong (unknown key, missing value)."""
+
+
+def apply_overrides(recipe: Dict[str, Any], overrides: List[str]) -> Dict[str, Any]:
+    """Returns a copy of `recipe` with `--key value` pairs applied.
+
+    Values are parsed by `parse_value` (`--lr 1e-3` is a float, `--model.preset base` a string, `--latent_scale auto`
+    a string, `--max_minutes null` None). Dotted keys reach into nested dicts (`--model.hidden_size 64`);
+    a key must already exist in the recipe (catches typos), except inside the `model` dict, whose fields
+    are the model config's.
+    """
+    recipe = yaml.safe_load(yaml.safe_dump(recipe))  # deep copy of plain data
+    if len(overrides) % 2:
+        raise RecipeError(f"overrides must be `--key value` pairs, got {overrides}")
+    for flag, text in zip(overrides[::2], overrides[1::2]):
+        if not flag.startswith("--"):
+            raise RecipeError(f"expected `--key`, got {flag!r} (overrides must be `--key value` pairs)")
+        path = flag[2:].replace("-", "_").split(".")
+        node = recipe
+        for depth, key in enumerate(path[:-1]):
+            if not isinstance(node.get(key), dict):
+                raise RecipeError(f"--{'.'.join(path)}: {'.'.join(path[: depth + 1])} is not a section of the recipe")
+            node = node[key]
+        if path[-1] not in node and path[0] != "model":
+            raise RecipeError(f"--{'.'.join(path)}: unknown recipe key (known: {', '.join(sorted(node))})")
+        node[path[-1]] = parse_value(text)
+    return recipe
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML, plus the float spellings YAML 1.1 leaves as strings (`3e-4`)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return value
+
+
+def parse_recipe(description: str, add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None):
+    """Command line of a training script: `--config RECIPE.yaml --dataset DIR --output_dir DIR [--resume]`,
+    the script's own arguments (`add_arguments`), then any `--key value` recipe overrides.
+
+    Returns:
+        `(recipe dict, argparse namespace)`.
+    """
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog="Any other `--key value` pair overrides that key of the recipe (dotted keys for nested ones, "
+        "e.g. `--lr 1e-3 --max_steps 500 --model.preset base`).",
+    )
+    parser.add_argument("--config", required=True, help="recipe YAML (training/configs/*.yaml)")
+    parser.add_argument("--dataset", required=True, help="prepared dataset folder (training/prepare_dataset.py)")
+    parser.add_argument("--output_dir", required=True, help="checkpoints, TensorBoard logs and the best model go here")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args, overrides = parser.parse_known_args()
+    with open(args.config) as handle:
+        recipe = yaml.safe_load(handle)
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"{args.config} must hold a mapping of recipe keys")
+    return apply_overrides(recipe, overrides), args
+
+
+def save_recipe(recipe: Dict[str, Any], output_dir: Path) -> None:
+    """Writes the resolved recipe (overrides applied) next to the checkpoints, for the record."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / RECIPE_FILE, "w") as handle:
+        yaml.safe_dump(recipe, handle, sort_keys=False)
+
+
+def model_config_kwargs(model_recipe: Dict[str, Any]) -> Tuple[Optional[str], Dict[str, Any]]:
+    """Splits the recipe's `model` section into its size preset (`"tiny"`, `"base"` or None = the config
+    class defaults) and the explicit config fields that override it."""
+    fields = dict(model_recipe)
+    preset = fields.pop("preset", None)
+    if preset not in (None, "tiny", "base"):
+        raise RecipeError(f"model.preset must be tiny, base or null, got {preset!r}")
+    return preset, fields
+
+
+def build_config(config_class, model_recipe: Dict[str, Any]):
+    """A model config from the recipe's `model` section: `config_class.tiny(**fields)` for preset tiny,
+    `config_class(**fields)` otherwise (the defaults are the paper's base sizes)."""
+    preset, fields = model_config_kwargs(model_recipe)
+    return config_class.tiny(**fields) if preset == "tiny" else config_class(**fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress that must survive a resume
+# ---------------------------------------------------------------------------------------------
+class TrainingProgress:
+    """Step counter, best validation loss and script-specific values (e.g. the NS2 latent scale).
+
+    Registered with `accelerator.register_for_checkpointing`, so `save_state`/`load_state` carry it.
+    """
+
+    def __init__(self, **values: Any):
+        self.step = 0
+        self.best_val_loss = float("inf")
+        self.values = dict(values)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"step": self.step, "best_val_loss": self.best_val_loss, "values": dict(self.values)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.best_val_loss = float(state["best_val_loss"])
+        self.values = dict(state["values"])
+
+
+def seed_step(seed: int, step: int) -> None:
+    """Seeds every RNG (python, numpy, torch, CUDA; different per process) from `(seed, step)`.
+
+    Called at the start of each optimizer step, so dropout, diffusion times, noise, prompt cuts and crops
+    depend only on the step: a run resumed from a checkpoint takes exactly the random draws of an
+    uninterrupted one.
+    """
+    from accelerate.utils import set_seed
+
+    set_seed(seed * 1_000_003 + step, device_specific=True)
+
+
+def batches_from(dataloader, batch_sampler, accelerator, start_batch: int) -> Iterator:
+    """Yields batches epoch after epoch forever, starting `start_batch` batches into the sequence
+    (a resumed run skips exactly the batches already seen). `batch_sampler` (the one inside `dataloader`)
+    shuffles from its seed and the epoch only (`set_epoch`), so the order does not depend on the run."""
+    batches_per_epoch = len(dataloader)
+    if batches_per_epoch == 0:
+        raise ValueError("the training split gives no batch: is it empty, or is the batch limit too small?")
+    epoch, skip = divmod(start_batch, batches_per_epoch)
+    while True:
+        dataloader.set_epoch(epoch)
+        batch_sampler.set_epoch(epoch)
+        yield from (accelerator.skip_first_batches(dataloader, skip) if skip else dataloader)
+        epoch, skip = epoch + 1, 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: output_dir/checkpoints/step_N (accelerator.save_state), keep the newest K
+# ---------------------------------------------------------------------------------------------
+def checkpoint_steps(output_dir: Path) -> List[int]:
+    """Steps of the complete checkpoints in `output_dir/checkpoints`, ascending."""
+    folder = Path(output_dir) / CHECKPOINTS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := re.fullmatch(r"step_(\d+)", p.name)) and p.is_dir())
+
+
+def latest_checkpoint(output_dir: Path) -> Optional[Path]:
+    steps = checkpoint_steps(output_dir)
+    return Path(output_dir) / CHECKPOINTS_DIR / f"step_{steps[-1]}" if steps else None
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int) -> Path:
+    """`accelerator.save_state` into `checkpoints/step_N`, written under a temporary name and renamed
+    when complete; then removes the oldest so `keep_last` remain (the new one is never removed, and a
+    crash mid-write leaves the previous checkpoints intact). The best model lives in its own folder
+    (`output_dir/best`) and is not touched by the rotation."""
+    folder = Path(output_dir) / CHECKPOINTS_DIR
+    final, partial = folder / f"step_{step}", folder / f"step_{step}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+        for old in checkpoint_steps(output_dir)[: -max(keep_last, 1)]:
+            shutil.rmtree(folder / f"step_{old}")
+    accelerator.wait_for_everyone()
+    return final
+
+
+def write_folder_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Calls `write(tmp_folder)` and swaps the result in for `target`, so `target` is always either the
+    previous complete folder or the new complete one."""
+    target = Path(target)
+    partial, previous = target.with_name(target.name + ".partial"), target.with_name(target.name + ".previous")
+    shutil.rmtree(partial, ignore_errors=True)
+    write(partial)
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        target.rename(previous)
+    partial.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ema_weights(ema, parameters: Iterable):
+    """Within the block the model holds its EMA weights; the training weights come back after."""
+    parameters = list(parameters)
+    ema.store(parameters)
+    ema.copy_to(parameters)
+    try:
+        yield
+    finally:
+        ema.restore(parameters)
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorBoard pictures
+# ---------------------------------------------------------------------------------------------
+def tensorboard_writer(accelerator):
+    """The `SummaryWriter` behind accelerate's TensorBoard tracker (None off the main process)."""
+    return accelerator.get_tracker("tensorboard", unwrap=True) if accelerator.is_main_process else None
+
+
+def mel_figure(real_mel, generated_mel, title: str = ""):
+    """Two stacked log-mel spectrograms `(n_mels, frames)` (numpy), real on top, generated below, on one
+    colour scale: smeared harmonics or missing high bands show up at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    low, high = float(min(real_mel.min(), generated_mel.min())), float(max(real_mel.max(), generated_mel.max()))
+    for axis, mel, name in ((axes[0], real_mel, "real"), (axes[1], generated_mel, "generated")):
+        image = axis.imshow(mel, origin="lower", aspect="auto", interpolation="none", vmin=low, vmax=high)
+        axis.set_ylabel(f"{name}\nmel bin")
+    axes[1].set_xlabel("frame")
+    figure.colorbar(image, ax=axes, label="log mel")
+    figure.suptitle(title)
+    return figure
+
+
+def pitch_figure(real_log_f0, predicted_log_f0, voiced, title: str = ""):
+    """Pitch contours in Hz over codec frames: the real one (voiced frames solid, the interpolated
+    unvoiced stretches faint) and the pitch predictor's, teacher-forced on the real durations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, axis = plt.subplots(figsize=(8, 3))
+    frames = np.arange(len(real_log_f0))
+    real_hz = np.exp(real_log_f0)
+    axis.plot(frames, real_hz, color="tab:blue", alpha=0.3, label="real (interpolated)")
+    axis.plot(frames, np.where(voiced, real_hz, np.nan), color="tab:blue", label="real (voiced)")
+    axis.plot(frames, np.exp(predicted_log_f0), color="tab:orange", label="predicted")
+    axis.set_xlabel("frame")
+    axis.set_ylabel("f0 (Hz)")
+    axis.legend(loc="upper right")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
