@@ -57,14 +57,15 @@ def score_loss(
 def ce_rvq_loss(
     predicted_latents: torch.Tensor, codes: torch.Tensor, codebooks: torch.Tensor, frame_mask: torch.Tensor
 ) -> torch.Tensor:
-    """Cross-entropy of the residual VQ codes given ẑ₀ (raw codec latent space).
+    """Cross-entropy of the residual VQ codes given ẑ₀ (latents and codebooks in one space).
 
     For quantizer j the residual ẑ₀ − Σ_{i<j} e_i (e_i: the true codebook vectors of the
     earlier quantizers) is scored against every vector of codebook j by −‖residual − c_k‖²,
     and the softmax over k is compared with the true code j.
 
     Args:
-        predicted_latents: `(batch, D, F)` ẑ₀ in the codec's raw latent space.
+        predicted_latents: `(batch, D, F)` ẑ₀, in the same space as `codebooks` (NS2Model uses the
+            normalised space: both multiplied by `latent_scale`).
         codes: `(batch, n_q, F)` long, the true codes.
         codebooks: `(n_q, K, D)` the codec's codebooks.
         frame_mask: `(batch, F)` bool.

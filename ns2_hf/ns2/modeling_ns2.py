@@ -31,7 +31,7 @@ class NS2ModelOutput(ModelOutput):
         loss: `()` the weighted sum of the five terms with the config's weights.
         data_loss: `()` masked MSE between ẑ₀ and z₀ (normalised latent space).
         score_loss: `()` Min-SNR weighted noise-space error of the score implied by ẑ₀.
-        ce_rvq_loss: `()` cross-entropy of the true RVQ codes given ẑ₀ (raw latent space).
+        ce_rvq_loss: `()` cross-entropy of the true RVQ codes given ẑ₀ (normalised latent space).
         duration_loss: `()` masked L1 on log(d+1) per phoneme.
         pitch_loss: `()` masked L1 on log-f0 per frame.
         predicted_latents: `(batch, D, F)` ẑ₀ in the codec's raw latent space, zero at padding.
@@ -318,8 +318,9 @@ class NS2Model(NS2PreTrainedModel):
         score_loss = losses.score_loss(
             predicted_latents, noisy_latents, noise, alpha, sigma, latent_mask, config.score_loss_snr_clamp
         )
-        raw_predicted_latents = self.denormalize_latents(predicted_latents)
-        ce_rvq_loss = losses.ce_rvq_loss(raw_predicted_latents, codes, codebooks, latent_mask)
+        # CE-RVQ in the denoiser's normalised space: distances scale with latent_scale², so the loss
+        # (and its weight λ) does not depend on the codec's latent magnitude (ours; the paper is silent).
+        ce_rvq_loss = losses.ce_rvq_loss(predicted_latents, codes, self.normalize_latents(codebooks), latent_mask)
         duration_loss = losses.duration_loss(predicted_log_durations, durations, phoneme_mask)
         pitch_loss = losses.pitch_loss(predicted_log_f0, log_f0, latent_mask)
         loss = (
@@ -336,7 +337,7 @@ class NS2Model(NS2PreTrainedModel):
             ce_rvq_loss=ce_rvq_loss,
             duration_loss=duration_loss,
             pitch_loss=pitch_loss,
-            predicted_latents=raw_predicted_latents,
+            predicted_latents=self.denormalize_latents(predicted_latents),
             predicted_log_durations=predicted_log_durations,
             predicted_log_f0=predicted_log_f0,
         )
