@@ -1,0 +1,186 @@
+"""Gradio demo (and Hugging Face Space) for ns2-hf: type text, give a few seconds of a voice, hear it spoken.
+
+    python demo/app.py                                  # the shipped model (pretrained/ns2-tiny-en)
+    python demo/app.py --model path/or/user/repo --port 7860 --host 0.0.0.0
+    NS2_MODEL=user/ns2-tiny-en python app.py            # how the Space picks its model
+
+If the model cannot be found, the demo runs a random-weight tiny pipeline and says so on the page: the
+plumbing works, the output is noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import gradio as gr
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ns2_hf.audio import AudioInputError, mel_spectrogram
+from ns2_hf.pipelines import DEFAULT_MODEL, NS2Pipeline, build_untrained_pipeline
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+#: Longest text the demo accepts (keeps one request from holding the queue for minutes).
+MAX_TEXT_CHARS = 400
+#: Solver steps offered by default: the paper's (and `ns2-tts`'s) 150.
+DEFAULT_STEPS = 150
+#: Mel picture settings (display only).
+MEL_N_FFT = 1024
+MEL_N_MELS = 80
+
+DESCRIPTION = """# NaturalSpeech 2 — zero-shot text-to-speech
+Type a sentence and give **3–10 seconds of a voice** (upload a file or record with the microphone); the model
+speaks the sentence in that voice. Latent diffusion over neural-codec latents
+([Shen et al., 2023](https://arxiv.org/abs/2304.09116)), packaged as a diffusers pipeline by `ns2-hf`.
+
+*Use only voices whose owners consented, and say that the audio is synthetic.*"""
+
+
+def load_pipeline(model: Optional[str]) -> Tuple[NS2Pipeline, str, Optional[str]]:
+    """Load `model` (a pipeline folder, a shipped model name or a Hub repo id; None = the shipped model).
+
+    Returns:
+        `(pipeline, model_name, fallback_reason)`: `fallback_reason` is None when the model loaded, else why
+        it could not be, and the pipeline is then `build_untrained_pipeline("tiny")` (random weights).
+    """
+    model = model or None
+    name = model or DEFAULT_MODEL
+    try:
+        return NS2Pipeline.from_pretrained(model), name, None
+    except (OSError, ValueError) as error:  # missing folder / unknown or unreachable repo id / bad repo id
+        reason = f"could not load {name!r}: {error}"
+        print(f"[demo] WARNING: {reason} — using random weights; the output is noise.", flush=True)
+        return build_untrained_pipeline("tiny"), name, reason
+
+
+def mel_figure(audio: np.ndarray, sampling_rate: int, hop_length: int) -> Figure:
+    """A picture of the log-mel spectrogram of `audio` `(samples,)`, time in seconds on the x axis."""
+    mel = mel_spectrogram(
+        torch.from_numpy(audio), sampling_rate, n_fft=MEL_N_FFT, hop_length=hop_length, n_mels=MEL_N_MELS
+    )[0].numpy()
+    figure = Figure(figsize=(8, 2.6), dpi=100)
+    axes = figure.add_subplot()
+    image = axes.imshow(
+        mel, origin="lower", aspect="auto", cmap="magma", extent=(0.0, len(audio) / sampling_rate, 0, mel.shape[0])
+    )
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("mel bin")
+    figure.colorbar(image, ax=axes, label="log magnitude")
+    figure.tight_layout()
+    return figure
+
+
+def example_rows() -> List[List[str]]:
+    """`[sentence, prompt path]` rows for `gr.Examples`: each example prompt with one example sentence."""
+    sentences = [
+        line.strip() for line in (EXAMPLES_DIR / "sentences.txt").read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    prompts = sorted(EXAMPLES_DIR.glob("*.wav"))
+    return [[sentences[index % len(sentences)], str(prompt)] for index, prompt in enumerate(prompts)]
+
+
+def build_demo(pipe: NS2Pipeline, model_name: str = DEFAULT_MODEL, fallback_reason: Optional[str] = None) -> gr.Blocks:
+    """The demo's `gr.Blocks` around `pipe`. The synthesis endpoint is `api_name="synthesize"`:
+    `(text, prompt_path, steps, seed, speed, temperature)` → `(audio, mel figure, status markdown)`.
+
+    Args:
+        pipe: the pipeline to run.
+        model_name: what the status line calls the model.
+        fallback_reason: set when `pipe` is the random-weight stand-in; shown as a warning on the page.
+    """
+    pipe.set_progress_bar_config(disable=True)
+    weights = "random weights (untrained stand-in)" if fallback_reason else "trained weights"
+    default_temperature = round(float(pipe.scheduler.init_noise_sigma) ** -2, 2)
+
+    def synthesize(text, prompt_path, steps, seed, speed, temperature):
+        text = (text or "").strip()
+        if not text:
+            raise gr.Error("Please type some text to speak.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise gr.Error(f"The text is {len(text)} characters long; this demo takes at most {MAX_TEXT_CHARS}.")
+        if not prompt_path:
+            raise gr.Error("Please give a voice prompt: upload or record 3–10 seconds of the voice to imitate.")
+        started = time.perf_counter()
+        try:
+            output = pipe(
+                text,
+                prompt_audio=prompt_path,
+                num_inference_steps=int(steps),
+                generator=torch.Generator().manual_seed(int(seed or 0)),
+                temperature=float(temperature),
+                speed=float(speed),
+            )
+        except AudioInputError as error:  # name the upload as the visitor knows it, not by its server path
+            message = str(error).replace(str(prompt_path), Path(prompt_path).name)
+            raise gr.Error(f"The voice prompt cannot be used: {message}") from error
+        except ValueError as error:
+            raise gr.Error(str(error)) from error
+        elapsed = time.perf_counter() - started
+        audio, sampling_rate = output.audios[0], output.sampling_rate
+        seconds = len(audio) / sampling_rate
+        status = (
+            f"**Model:** `{model_name}` · {weights} · **synthesis:** {elapsed:.2f} s for {seconds:.2f} s of audio "
+            f"(real-time factor {elapsed / max(seconds, 1e-9):.2f}) · {int(steps)} steps, seed {int(seed or 0)}"
+        )
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+        return (sampling_rate, pcm), mel_figure(audio, sampling_rate, pipe.hop_length), status
+
+    with gr.Blocks(title="NaturalSpeech 2 — zero-shot TTS") as demo:
+        gr.Markdown(DESCRIPTION)
+        if fallback_reason:
+            gr.Markdown(
+                f"⚠️ **No trained model: this demo runs random weights, so the output is noise, not speech.** "
+                f"({fallback_reason})",
+                elem_id="fallback-warning",
+            )
+        with gr.Row():
+            with gr.Column():
+                text = gr.Textbox(label="Text", lines=3, max_length=MAX_TEXT_CHARS, placeholder="Type what the voice should say.")
+                prompt = gr.Audio(
+                    label="Voice prompt (3–10 s)", sources=["upload", "microphone"], type="filepath", elem_id="prompt-audio"
+                )
+                with gr.Accordion("Advanced settings", open=False):
+                    steps = gr.Slider(2, 200, value=DEFAULT_STEPS, step=1, label="Diffusion steps (paper: 150)")
+                    seed = gr.Number(value=0, precision=0, label="Seed")
+                    speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed (> 1 speaks faster)")
+                    temperature = gr.Slider(
+                        0.5, 3.0, value=default_temperature, step=0.01, label="Temperature τ (initial noise N(0, 1/τ); paper 1.44)"
+                    )
+                button = gr.Button("Synthesize", variant="primary", elem_id="synthesize-button")
+            with gr.Column():
+                speech = gr.Audio(label="Speech", type="numpy", interactive=False, elem_id="output-audio")
+                mel = gr.Plot(label="Mel spectrogram of the speech")
+                status = gr.Markdown(f"**Model:** `{model_name}` · {weights} · ready", elem_id="status")
+        gr.Examples(examples=example_rows(), inputs=[text, prompt], label="Example sentences and voices")
+        button.click(
+            synthesize, inputs=[text, prompt, steps, seed, speed, temperature], outputs=[speech, mel, status], api_name="synthesize"
+        )
+    return demo
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="NaturalSpeech 2 zero-shot TTS demo (Gradio).")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("NS2_MODEL"),
+        help="pipeline folder, shipped model name or Hub repo id (default: $NS2_MODEL, else the shipped ns2-tiny-en)",
+    )
+    parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    args = parser.parse_args(argv)
+
+    pipe, model_name, fallback_reason = load_pipeline(args.model)
+    pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
+    demo = build_demo(pipe, model_name, fallback_reason)
+    demo.queue(default_concurrency_limit=1, max_size=16)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+
+
+if __name__ == "__main__":
+    main()

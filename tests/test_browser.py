@@ -1,0 +1,94 @@
+"""The demo in a real browser: headless Debian chromium types text, uploads a voice prompt, clicks Synthesize
+and gets playable speech back. Needs `chromium` and `chromium-driver` (scripts/setup.sh installs them)."""
+
+import shutil
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from demo.app import build_demo
+from ns2_hf.pipelines import build_untrained_pipeline
+
+pytestmark = pytest.mark.slow
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--window-size=1280,1000")
+EXAMPLE_PROMPT = Path(__file__).resolve().parents[1] / "demo" / "examples" / "kok_kumo.wav"
+TEXT = "The birch canoe slid on the smooth planks."
+#: Finds `<audio>` elements under an element, inside shadow roots too (the waveform player keeps its own there);
+#: returns their `src`s.
+AUDIO_SOURCES_JS = """
+const sources = [];
+const walk = (root) => root.querySelectorAll('*').forEach((element) => {
+  if (element.tagName === 'AUDIO' && element.src) sources.push(element.src);
+  if (element.shadowRoot) walk(element.shadowRoot);
+});
+walk(arguments[0]);
+return sources;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium")
+    if chromium is None or not Path(CHROMEDRIVER).is_file():
+        pytest.fail(
+            f"headless chromium is needed (found chromium={chromium}, chromedriver={Path(CHROMEDRIVER).is_file()}): "
+            "run scripts/setup.sh, which installs Debian's chromium and chromium-driver"
+        )
+    options = Options()
+    options.binary_location = chromium
+    for argument in CHROME_ARGS:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def demo_url():
+    demo = build_demo(build_untrained_pipeline("tiny", seed=0), "ns2-tiny-random")
+    demo.queue(default_concurrency_limit=1, max_size=16)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_type_upload_click_and_hear_the_speech(browser, demo_url, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(demo_url)
+    WebDriverWait(browser, 60).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "textarea"))
+    browser.find_element(By.CSS_SELECTOR, "textarea").send_keys(TEXT)
+    browser.find_element(By.CSS_SELECTOR, "#prompt-audio input[type=file]").send_keys(str(EXAMPLE_PROMPT))
+    WebDriverWait(browser, 60).until(
+        lambda driver: driver.find_elements(By.CSS_SELECTOR, "#prompt-audio a[data-testid=download-link][href]")
+    )
+    browser.find_element(By.CSS_SELECTOR, "#synthesize-button").click()
+
+    output = browser.find_element(By.CSS_SELECTOR, "#output-audio")
+    sources = WebDriverWait(browser, 240).until(lambda driver: driver.execute_script(AUDIO_SOURCES_JS, output))
+    assert sources[0].startswith(("blob:", "http"))
+    assert "synthesis" in browser.find_element(By.CSS_SELECTOR, "#status").text
+
+    # the file behind the player is the speech: 16 kHz, a plausible length
+    download = output.find_element(By.CSS_SELECTOR, "a[data-testid=download-link]").get_attribute("href")
+    with urllib.request.urlopen(download, timeout=30) as response:
+        (tmp_path / "speech.wav").write_bytes(response.read())
+    audio, sampling_rate = sf.read(tmp_path / "speech.wav")
+    assert sampling_rate == 16000 and 0.1 < len(audio) / sampling_rate < 60
