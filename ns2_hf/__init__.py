@@ -1,3 +1,33 @@
-"""ns2-hf: NaturalSpeech 2 zero-shot text-to-speech for the Hugging Face ecosystem."""
+"""ns2-hf: NaturalSpeech 2 zero-shot text-to-speech for the Hugging Face ecosystem.
+
+    from ns2_hf import NS2Pipeline
+    pipe = NS2Pipeline.from_pretrained()          # the small model that ships with the repository
+    speech = pipe("Hello there.", prompt_audio="examples/prompt.wav").audios[0]
+
+Importing the package registers its classes with transformers' Auto* factories.
+"""
+
+from .audio import AudioInputError
+from .codec import NS2CodecConfig, NS2CodecFeatureExtractor, NS2CodecModel
+from .ns2 import NS2Config, NS2Model
+from .pipelines import NS2Pipeline, NS2PipelineOutput, build_untrained_pipeline
+from .schedulers import NS2Scheduler
+from .text import NS2PhonemeTokenizer, register_auto_tokenizer
+
+register_auto_tokenizer(NS2Config)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AudioInputError",
+    "NS2CodecConfig",
+    "NS2CodecFeatureExtractor",
+    "NS2CodecModel",
+    "NS2Config",
+    "NS2Model",
+    "NS2PhonemeTokenizer",
+    "NS2Pipeline",
+    "NS2PipelineOutput",
+    "NS2Scheduler",
+    "build_untrained_pipeline",
+]

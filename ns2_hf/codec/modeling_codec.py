@@ -1,0 +1,403 @@
+"""The NaturalSpeech 2 neural audio codec: convolutional encoder, residual vector quantizer, mirrored decoder.
+
+Reads top to bottom: activation and convolution helpers, residual unit, encoder/decoder blocks, encoder,
+decoder, then [`NS2CodecModel`]. Audio is `(batch, samples)` at `config.sampling_rate`; latents are
+channel-first `(batch, latent_dim, frames)` with `frames = ceil(samples / config.hop_length)` (the input is
+right-padded with zeros to a multiple of the hop).
+
+Padding: every layer zeroes its output outside the valid frames, so an item of a padded batch gives exactly
+what it gives alone (the convolutions then see the same zeros past its end as their own zero padding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_codec import NS2CodecConfig
+from .quantizer import NS2ResidualVectorQuantizer
+
+
+@dataclass
+class NS2CodecEncoderOutput(ModelOutput):
+    """
+    Args:
+        latents (`torch.Tensor` of shape `(batch, latent_dim, frames)`):
+            Continuous encoder output before quantization (zero in padded frames).
+        quantized_latents (`torch.Tensor` of shape `(batch, latent_dim, frames)`):
+            Sum of the selected codebook vectors: the latent NaturalSpeech 2's diffusion model generates.
+            Straight-through gradients flow to the encoder.
+        audio_codes (`torch.LongTensor` of shape `(batch, n_quantizers_used, frames)`):
+            Code index per quantizer and frame (meaningless in padded frames).
+        latent_mask (`torch.BoolTensor` of shape `(batch, frames)`):
+            True for frames holding at least one valid input sample.
+        commitment_loss (`torch.Tensor`, scalar):
+            RVQ commitment loss over valid frames (unweighted; see `NS2CodecConfig.commitment_weight`).
+    """
+
+    latents: torch.Tensor | None = None
+    quantized_latents: torch.Tensor | None = None
+    audio_codes: torch.LongTensor | None = None
+    latent_mask: torch.BoolTensor | None = None
+    commitment_loss: torch.Tensor | None = None
+
+
+@dataclass
+class NS2CodecDecoderOutput(ModelOutput):
+    """
+    Args:
+        audio_values (`torch.Tensor` of shape `(batch, frames * hop_length)`):
+            Decoded waveform in [-1, 1] (zero after the valid frames when a `latent_mask` is given).
+    """
+
+    audio_values: torch.Tensor | None = None
+
+
+@dataclass
+class NS2CodecOutput(ModelOutput):
+    """
+    Args:
+        audio_values (`torch.Tensor` of shape `(batch, samples)`):
+            Reconstructed waveform, trimmed to the input length (zero where `padding_mask` is False).
+        latents (`torch.Tensor` of shape `(batch, latent_dim, frames)`):
+            Continuous encoder output before quantization.
+        quantized_latents (`torch.Tensor` of shape `(batch, latent_dim, frames)`):
+            Sum of the selected codebook vectors (the decoder input).
+        audio_codes (`torch.LongTensor` of shape `(batch, n_quantizers_used, frames)`):
+            Code index per quantizer and frame.
+        latent_mask (`torch.BoolTensor` of shape `(batch, frames)`):
+            True for valid frames.
+        commitment_loss (`torch.Tensor`, scalar):
+            RVQ commitment loss (unweighted). The codebooks are updated by moving averages, so there is no
+            codebook loss.
+    """
+
+    audio_values: torch.Tensor | None = None
+    latents: torch.Tensor | None = None
+    quantized_latents: torch.Tensor | None = None
+    audio_codes: torch.LongTensor | None = None
+    latent_mask: torch.BoolTensor | None = None
+    commitment_loss: torch.Tensor | None = None
+
+
+class Snake1d(nn.Module):
+    """Snake activation `x + sin^2(alpha x) / alpha` with a learned `alpha` per channel (DAC); Snake(0) = 0."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, channels, 1))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states + (self.alpha + 1e-9).reciprocal() * torch.sin(self.alpha * hidden_states).pow(2)
+
+
+def _conv1d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, dilation: int = 1,
+            padding: int | None = None, init_gain: float = 1.0) -> nn.Conv1d:
+    """Weight-normalised Conv1d; `padding` defaults to keeping the length (odd kernels). `init_gain` scales its
+    initial weights (read by `NS2CodecModel._init_weights`)."""
+    if padding is None:
+        padding = dilation * (kernel_size - 1) // 2
+    conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, padding=padding)
+    conv.init_gain = init_gain
+    return nn.utils.parametrizations.weight_norm(conv)
+
+
+def _mask(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return hidden_states if mask is None else hidden_states * mask
+
+
+def _expand_mask(latent_mask: torch.Tensor | None, samples_per_frame: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """`(batch, frames)` bool frame mask -> `(batch, 1, frames * samples_per_frame)` float mask."""
+    if latent_mask is None:
+        return None
+    return latent_mask.repeat_interleave(samples_per_frame, dim=1).unsqueeze(1).to(dtype)
+
+
+class NS2CodecResidualUnit(nn.Module):
+    """Snake -> dilated conv -> Snake -> 1x1 conv, added to the input. The 1x1 conv starts at a tenth of the
+    usual scale, so that a stack of units initially keeps the signal's scale."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int):
+        super().__init__()
+        self.activation1 = Snake1d(channels)
+        self.conv1 = _conv1d(channels, channels, kernel_size, dilation=dilation)
+        self.activation2 = Snake1d(channels)
+        self.conv2 = _conv1d(channels, channels, 1, init_gain=0.1)
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`(batch, channels, length)` -> same shape; `mask` `(batch, 1, length)` zeroes padded positions."""
+        residual = self.conv2(self.activation2(self.conv1(self.activation1(hidden_states))))
+        return _mask(hidden_states + residual, mask)
+
+
+class NS2CodecEncoderBlock(nn.Module):
+    """Residual units at the input rate, then Snake and a strided conv (kernel 2*stride) to `stride`x fewer steps."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, config: NS2CodecConfig):
+        super().__init__()
+        self.residual_units = nn.ModuleList(
+            NS2CodecResidualUnit(in_channels, config.kernel_size, dilation) for dilation in config.residual_dilations
+        )
+        self.activation = Snake1d(in_channels)
+        self.downsample = _conv1d(in_channels, out_channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2))
+
+    def forward(self, hidden_states: torch.Tensor, mask_in: torch.Tensor | None, mask_out: torch.Tensor | None):
+        """`(batch, in_channels, length)` -> `(batch, out_channels, length / stride)`."""
+        for unit in self.residual_units:
+            hidden_states = unit(hidden_states, mask_in)
+        return _mask(self.downsample(self.activation(hidden_states)), mask_out)
+
+
+class NS2CodecDecoderBlock(nn.Module):
+    """Snake and a transposed conv (kernel 2*stride) to `stride`x more steps, then residual units."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, config: NS2CodecConfig):
+        super().__init__()
+        self.activation = Snake1d(in_channels)
+        upsample = nn.ConvTranspose1d(
+            in_channels, out_channels, 2 * stride, stride=stride,
+            padding=math.ceil(stride / 2), output_padding=stride % 2,
+        )
+        self.upsample = nn.utils.parametrizations.weight_norm(upsample)
+        self.residual_units = nn.ModuleList(
+            NS2CodecResidualUnit(out_channels, config.kernel_size, dilation) for dilation in config.residual_dilations
+        )
+
+    def forward(self, hidden_states: torch.Tensor, mask_out: torch.Tensor | None) -> torch.Tensor:
+        """`(batch, in_channels, length)` -> `(batch, out_channels, length * stride)`."""
+        hidden_states = _mask(self.upsample(self.activation(hidden_states)), mask_out)
+        for unit in self.residual_units:
+            hidden_states = unit(hidden_states, mask_out)
+        return hidden_states
+
+
+class NS2CodecEncoder(nn.Module):
+    """Waveform `(batch, 1, frames * hop)` -> latents `(batch, latent_dim, frames)`; channels double per block."""
+
+    def __init__(self, config: NS2CodecConfig):
+        super().__init__()
+        channels = config.encoder_hidden_size
+        self.conv_in = _conv1d(1, channels, config.kernel_size)
+        self.blocks = nn.ModuleList()
+        self.samples_per_frame = [config.hop_length]  # of the input of each block, then of the output
+        for stride in config.downsampling_ratios:
+            self.blocks.append(NS2CodecEncoderBlock(channels, 2 * channels, stride, config))
+            self.samples_per_frame.append(self.samples_per_frame[-1] // stride)
+            channels *= 2
+        self.activation = Snake1d(channels)
+        self.conv_out = _conv1d(channels, config.latent_dim, 3)
+
+    def forward(self, waveform: torch.Tensor, latent_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`latent_mask` `(batch, frames)` bool, or None when every frame is valid."""
+        masks = [_expand_mask(latent_mask, n, waveform.dtype) for n in self.samples_per_frame]
+        hidden_states = _mask(self.conv_in(waveform), masks[0])
+        for block, mask_in, mask_out in zip(self.blocks, masks[:-1], masks[1:]):
+            hidden_states = block(hidden_states, mask_in, mask_out)
+        return _mask(self.conv_out(self.activation(hidden_states)), masks[-1])
+
+
+class NS2CodecDecoder(nn.Module):
+    """Latents `(batch, latent_dim, frames)` -> waveform `(batch, frames * hop)` in [-1, 1]; channels halve per
+    block, strides are the encoder's reversed."""
+
+    def __init__(self, config: NS2CodecConfig):
+        super().__init__()
+        channels = config.decoder_hidden_size
+        self.conv_in = _conv1d(config.latent_dim, channels, config.kernel_size)
+        self.blocks = nn.ModuleList()
+        self.samples_per_frame = []  # of each block's output
+        samples_per_frame = 1
+        for stride in reversed(config.downsampling_ratios):
+            self.blocks.append(NS2CodecDecoderBlock(channels, channels // 2, stride, config))
+            samples_per_frame *= stride
+            self.samples_per_frame.append(samples_per_frame)
+            channels //= 2
+        self.activation = Snake1d(channels)
+        self.conv_out = _conv1d(channels, 1, config.kernel_size)
+
+    def forward(self, latents: torch.Tensor, latent_mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden_states = _mask(self.conv_in(latents), _expand_mask(latent_mask, 1, latents.dtype))
+        for block, samples_per_frame in zip(self.blocks, self.samples_per_frame):
+            hidden_states = block(hidden_states, _expand_mask(latent_mask, samples_per_frame, latents.dtype))
+        waveform = torch.tanh(self.conv_out(self.activation(hidden_states)))
+        return _mask(waveform, _expand_mask(latent_mask, self.samples_per_frame[-1], latents.dtype)).squeeze(1)
+
+
+class NS2CodecModel(PreTrainedModel):
+    """The NaturalSpeech 2 codec: `encode` audio to codes and quantized latents, `decode` latents or codes to
+    audio, `forward` for both (training). See [`NS2CodecConfig`] for the architecture."""
+
+    config_class = NS2CodecConfig
+    base_model_prefix = "codec"
+    main_input_name = "input_values"
+
+    def __init__(self, config: NS2CodecConfig):
+        super().__init__(config)
+        self.encoder = NS2CodecEncoder(config)
+        self.quantizer = NS2ResidualVectorQuantizer(config)
+        self.decoder = NS2CodecDecoder(config)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Convolutions: weight direction ~ N(0, 1 / fan_in), weight-norm gain = `init_gain` x its norm (so the
+        effective weight is `init_gain` x that draw), zero bias. Snake alpha = 1. Codebooks ~ N(0, 1) and unused
+        (restarted from data on the first training step)."""
+        if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+            direction = module.parametrizations.weight.original1
+            fan_in = module.in_channels * module.kernel_size[0]
+            if isinstance(module, nn.ConvTranspose1d):
+                fan_in //= module.stride[0]
+            init.normal_(direction, std=fan_in**-0.5)
+            norm = torch.linalg.vector_norm(direction, dim=tuple(range(1, direction.dim())), keepdim=True)
+            init.copy_(module.parametrizations.weight.original0, norm * getattr(module, "init_gain", 1.0))
+            init.zeros_(module.bias)
+        elif isinstance(module, Snake1d):
+            init.ones_(module.alpha)
+        elif isinstance(module, NS2ResidualVectorQuantizer):
+            init.normal_(module.embeddings)
+            init.zeros_(module.cluster_size)
+            init.zeros_(module.embedding_sum)
+
+    def get_codebooks(self) -> torch.Tensor:
+        """The RVQ codebooks, `(num_quantizers, codebook_size, latent_dim)`."""
+        return self.quantizer.codebooks
+
+    def codes_to_latents(self, audio_codes: torch.LongTensor) -> torch.Tensor:
+        """`(batch, k, frames)` codes of the first k quantizers -> `(batch, latent_dim, frames)` quantized latents."""
+        return self.quantizer.codes_to_latents(audio_codes)
+
+    def _prepare_audio(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None):
+        """Validate, zero the padding and right-pad to a multiple of the hop.
+
+        Returns `(batch, 1, frames * hop)` waveform, the `(batch, frames)` latent mask, and that mask or None
+        when no frame is padded (the layers then skip masking)."""
+        if input_values.dim() == 3 and input_values.shape[1] == 1:
+            input_values = input_values[:, 0]
+        if input_values.dim() != 2:
+            raise ValueError(
+                f"`input_values` must be (batch, samples) or (batch, 1, samples) mono audio, got shape "
+                f"{tuple(input_values.shape)}."
+            )
+        batch, n_samples = input_values.shape
+        if batch == 0 or n_samples == 0:
+            raise ValueError(f"`input_values` is empty (shape {tuple(input_values.shape)}).")
+        if not input_values.is_floating_point():
+            raise ValueError(f"`input_values` must be a float tensor, got {input_values.dtype}.")
+        hop = self.config.hop_length
+        n_frames = math.ceil(n_samples / hop)
+        if padding_mask is None:
+            padding_mask = torch.ones_like(input_values, dtype=torch.bool)
+        elif padding_mask.shape != input_values.shape:
+            raise ValueError(
+                f"`padding_mask` must have the shape of `input_values` {tuple(input_values.shape)}, "
+                f"got {tuple(padding_mask.shape)}."
+            )
+        padding_mask = padding_mask.bool()
+        if not bool(padding_mask.any(dim=1).all()):
+            raise ValueError("`padding_mask` marks every sample of some batch item as padding.")
+        extra = n_frames * hop - n_samples
+        waveform = nn.functional.pad(input_values * padding_mask, (0, extra)).unsqueeze(1)
+        latent_mask = nn.functional.pad(padding_mask, (0, extra)).view(batch, n_frames, hop).any(dim=2)
+        return waveform, latent_mask, (None if bool(latent_mask.all()) else latent_mask)
+
+    def encode(
+        self,
+        input_values: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        n_quantizers: int | None = None,
+        return_dict: bool = True,
+    ) -> NS2CodecEncoderOutput | tuple:
+        """Encode audio to continuous latents, codes and quantized latents.
+
+        Args:
+            input_values: `(batch, samples)` or `(batch, 1, samples)` float audio at `config.sampling_rate`.
+            padding_mask: `(batch, samples)` bool, True = real sample (right padding, as the feature extractor
+                returns). Padded samples are ignored.
+            n_quantizers: use the first k quantizers (1..num_quantizers); None = all (quantizer dropout applies
+                in training mode).
+        """
+        waveform, latent_mask, layer_mask = self._prepare_audio(input_values, padding_mask)
+        latents = self.encoder(waveform, layer_mask)
+        quantizer_output = self.quantizer(latents, latent_mask, n_quantizers)
+        output = NS2CodecEncoderOutput(
+            latents=latents,
+            quantized_latents=quantizer_output.quantized_latents,
+            audio_codes=quantizer_output.audio_codes,
+            latent_mask=latent_mask,
+            commitment_loss=quantizer_output.commitment_loss,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def decode(
+        self,
+        quantized_latents: torch.Tensor | None = None,
+        audio_codes: torch.LongTensor | None = None,
+        latent_mask: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> NS2CodecDecoderOutput | tuple:
+        """Decode quantized latents (or codes) to audio.
+
+        Args:
+            quantized_latents: `(batch, latent_dim, frames)`, e.g. generated by the diffusion model.
+            audio_codes: `(batch, k, frames)` codes of the first k quantizers; pass this or `quantized_latents`.
+            latent_mask: `(batch, frames)` bool, True = valid frame; padded frames are ignored and decode to
+                silence.
+
+        Returns:
+            `audio_values` `(batch, frames * hop_length)`.
+        """
+        if (quantized_latents is None) == (audio_codes is None):
+            raise ValueError("Pass exactly one of `quantized_latents` and `audio_codes`.")
+        if audio_codes is not None:
+            quantized_latents = self.codes_to_latents(audio_codes)
+        if quantized_latents.dim() != 3 or quantized_latents.shape[1] != self.config.latent_dim:
+            raise ValueError(
+                f"`quantized_latents` must be (batch, {self.config.latent_dim}, frames), got "
+                f"{tuple(quantized_latents.shape)}."
+            )
+        if latent_mask is not None:
+            if latent_mask.shape != (quantized_latents.shape[0], quantized_latents.shape[2]):
+                raise ValueError(
+                    f"`latent_mask` must be (batch, frames) = {(quantized_latents.shape[0], quantized_latents.shape[2])}, "
+                    f"got {tuple(latent_mask.shape)}."
+                )
+            latent_mask = None if bool(latent_mask.all()) else latent_mask.bool()
+        output = NS2CodecDecoderOutput(audio_values=self.decoder(quantized_latents, latent_mask))
+        return output if return_dict else output.to_tuple()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        n_quantizers: int | None = None,
+        return_dict: bool = True,
+    ) -> NS2CodecOutput | tuple:
+        """Encode, quantize and decode (arguments as in `encode`); `audio_values` has the input's length."""
+        encoded = self.encode(input_values, padding_mask, n_quantizers)
+        layer_mask = None if bool(encoded.latent_mask.all()) else encoded.latent_mask
+        audio_values = self.decoder(encoded.quantized_latents, layer_mask)[:, : input_values.shape[-1]]
+        if padding_mask is not None:
+            audio_values = audio_values * padding_mask.view_as(audio_values)
+        output = NS2CodecOutput(
+            audio_values=audio_values,
+            latents=encoded.latents,
+            quantized_latents=encoded.quantized_latents,
+            audio_codes=encoded.audio_codes,
+            latent_mask=encoded.latent_mask,
+            commitment_loss=encoded.commitment_loss,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "NS2CodecDecoderOutput",
+    "NS2CodecEncoderOutput",
+    "NS2CodecModel",
+    "NS2CodecOutput",
+]

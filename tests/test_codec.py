@@ -1,0 +1,375 @@
+"""Tests of the NaturalSpeech 2 codec: config, save/load, lengths and padding, RVQ behaviour, discriminators,
+losses and the feature extractor. Tiny configs, CPU."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoFeatureExtractor, AutoModel
+
+from ns2_hf.audio import AudioInputError
+from ns2_hf.codec import (
+    NS2CodecConfig,
+    NS2CodecDiscriminator,
+    NS2CodecFeatureExtractor,
+    NS2CodecModel,
+    NS2ResidualVectorQuantizer,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    multi_resolution_mel_loss,
+    si_snr,
+)
+
+SAMPLING_RATE = NS2CodecConfig().sampling_rate
+HOP = NS2CodecConfig().hop_length
+
+
+def _speechlike(n_samples: int, seed: int = 0) -> torch.Tensor:
+    """A few harmonics with a slow envelope plus noise, `(n_samples,)`, peak about 0.3."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(n_samples) / SAMPLING_RATE
+    f0 = 120 + 40 * torch.rand((), generator=generator)
+    wave = sum(torch.sin(2 * math.pi * f0 * k * t) / k for k in range(1, 6))
+    envelope = 0.5 + 0.5 * torch.sin(2 * math.pi * 3 * t)
+    return 0.1 * wave * envelope + 0.01 * torch.randn(n_samples, generator=generator)
+
+
+@pytest.fixture
+def model() -> NS2CodecModel:
+    return NS2CodecModel(NS2CodecConfig.tiny()).eval()
+
+
+def _train_one_step(model: NS2CodecModel, audio: torch.Tensor) -> None:
+    """One forward in train mode: initialises the codebooks from data (dead-code restart) and moves the EMAs."""
+    model.train()
+    with torch.no_grad():
+        model(audio)
+    model.eval()
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+def test_config_sizes_and_validation():
+    base, tiny = NS2CodecConfig(), NS2CodecConfig.tiny()
+    for config in (base, tiny):
+        assert config.hop_length == 200 and config.frame_rate == 80.0 and config.sampling_rate == 16000
+    assert (base.num_quantizers, base.codebook_size, base.latent_dim) == (16, 1024, 256)
+    assert (tiny.num_quantizers, tiny.codebook_size, tiny.latent_dim) == (8, 256, 32)
+    base_model = NS2CodecModel(base)
+    n_parameters = sum(p.numel() for p in base_model.parameters()) + base_model.get_codebooks().numel()
+    assert 24e6 < n_parameters < 30e6  # the paper's ~27M
+    for bad in (
+        dict(downsampling_ratios=[2, 1, 5]),
+        dict(quantizer_dropout=1.5),
+        dict(codebook_ema_decay=1.0),
+        dict(dead_code_threshold=0.0),
+        dict(decoder_hidden_size=100),
+    ):
+        with pytest.raises(ValueError):
+            NS2CodecConfig.tiny(**bad)
+
+
+# ------------------------------------------------------------------------------------------ save / load
+
+
+def test_save_and_load_reproduce_encode_and_decode(tmp_path, model):
+    audio = torch.stack([_speechlike(4000, 0), _speechlike(4000, 1)])
+    _train_one_step(model, audio)  # codebooks and EMA statistics now differ from their initial values
+    model.save_pretrained(tmp_path)
+    NS2CodecFeatureExtractor.from_codec_config(model.config).save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+
+    import ns2_hf.codec  # noqa: F401  (registers the Auto classes)
+
+    for loaded in (NS2CodecModel.from_pretrained(tmp_path), AutoModel.from_pretrained(tmp_path)):
+        assert isinstance(loaded, NS2CodecModel)
+        loaded.eval()
+        for (name, tensor), (loaded_name, loaded_tensor) in zip(
+            model.state_dict().items(), loaded.state_dict().items()
+        ):
+            assert name == loaded_name and torch.equal(tensor, loaded_tensor), name
+        with torch.no_grad():
+            expected, actual = model.encode(audio), loaded.encode(audio)
+            assert torch.equal(expected.audio_codes, actual.audio_codes)
+            assert torch.equal(expected.quantized_latents, actual.quantized_latents)
+            assert torch.equal(
+                model.decode(expected.quantized_latents).audio_values,
+                loaded.decode(actual.quantized_latents).audio_values,
+            )
+    extractor = AutoFeatureExtractor.from_pretrained(tmp_path)
+    assert isinstance(extractor, NS2CodecFeatureExtractor) and extractor.sampling_rate == SAMPLING_RATE
+
+
+# ---------------------------------------------------------------------------------- lengths and padding
+
+
+@pytest.mark.parametrize("n_samples", [1, HOP - 1, HOP, 16000 + 37])
+def test_any_length_round_trips_with_ceil_frames(model, n_samples):
+    audio = _speechlike(n_samples).unsqueeze(0)
+    n_frames = math.ceil(n_samples / HOP)
+    with torch.no_grad():
+        encoded = model.encode(audio)
+        assert encoded.latents.shape == (1, model.config.latent_dim, n_frames)
+        assert encoded.quantized_latents.shape == (1, model.config.latent_dim, n_frames)
+        assert encoded.audio_codes.shape == (1, model.config.num_quantizers, n_frames)
+        assert encoded.audio_codes.dtype == torch.long and bool(encoded.latent_mask.all())
+        decoded = model.decode(encoded.quantized_latents).audio_values
+        assert decoded.shape == (1, n_frames * HOP)
+        output = model(audio.unsqueeze(1))  # (batch, 1, samples) is accepted too
+        assert output.audio_values.shape == (1, n_samples)
+        assert torch.allclose(output.audio_values, decoded[:, :n_samples])
+        assert torch.isfinite(output.audio_values).all() and output.audio_values.abs().max() <= 1
+
+
+def test_padded_batch_item_equals_item_alone(model):
+    long, short = _speechlike(16000 + 37, 0), _speechlike(3 * HOP + 17, 1)
+    _train_one_step(model, torch.stack([long]))
+    batch = NS2CodecFeatureExtractor()([long.numpy(), short.numpy()], sampling_rate=SAMPLING_RATE)
+    assert batch["padding_mask"].dtype == torch.bool and batch["padding_mask"][1].sum() == short.numel()
+    n_short_frames = math.ceil(short.numel() / HOP)
+    with torch.no_grad():
+        batched = model(batch["input_values"], padding_mask=batch["padding_mask"])
+        alone = model(short.unsqueeze(0))
+        long_alone = model(long.unsqueeze(0))
+    assert batched.latent_mask[1].sum() == n_short_frames and bool(batched.latent_mask[0].all())
+    assert torch.equal(batched.audio_codes[1, :, :n_short_frames], alone.audio_codes[0])
+    assert torch.allclose(batched.latents[1, :, :n_short_frames], alone.latents[0], atol=1e-5)
+    assert torch.allclose(batched.audio_values[1, : short.numel()], alone.audio_values[0], atol=1e-5)
+    assert torch.all(batched.audio_values[1, short.numel():] == 0)
+    assert torch.all(batched.quantized_latents[1, :, n_short_frames:] == 0)
+    assert torch.allclose(batched.audio_values[0], long_alone.audio_values[0], atol=1e-5)
+    with torch.no_grad():  # the decoder alone honours a latent mask the same way
+        decoded = model.decode(batched.quantized_latents, latent_mask=batched.latent_mask).audio_values
+    assert torch.allclose(decoded[1, : n_short_frames * HOP], model.decode(alone.quantized_latents).audio_values[0],
+                          atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------- RVQ
+
+
+def test_decoding_codes_equals_decoding_quantized_latents(model):
+    audio = _speechlike(2400).unsqueeze(0)
+    _train_one_step(model, audio)
+    with torch.no_grad():
+        encoded = model.encode(audio)
+        assert torch.equal(model.codes_to_latents(encoded.audio_codes), encoded.quantized_latents)
+        from_codes = model.decode(audio_codes=encoded.audio_codes).audio_values
+        from_latents = model.decode(quantized_latents=encoded.quantized_latents).audio_values
+    assert torch.equal(from_codes, from_latents)
+    assert model.get_codebooks().shape == (8, 256, 32)
+    # the quantized latent is literally the sum of one codebook vector per quantizer
+    codebooks = model.get_codebooks()
+    frame = 3
+    manual = sum(codebooks[i, encoded.audio_codes[0, i, frame]] for i in range(8))
+    assert torch.allclose(manual, encoded.quantized_latents[0, :, frame], atol=1e-6)
+
+
+def test_n_quantizers_uses_the_first_k(model):
+    # more frames (4 x 80) than codes (256), so the first codebook cannot simply hold every frame
+    _train_one_step(model, torch.stack([_speechlike(16000, seed) for seed in range(4)]))
+    audio = _speechlike(3000, 5).unsqueeze(0)  # unseen
+    with torch.no_grad():
+        full = model.encode(audio)
+        for k in (1, 3, 8):
+            partial = model.encode(audio, n_quantizers=k)
+            assert partial.audio_codes.shape[1] == k
+            assert torch.equal(partial.audio_codes, full.audio_codes[:, :k])
+            assert torch.equal(partial.quantized_latents, model.codes_to_latents(partial.audio_codes))
+        errors = [
+            (model.encode(audio, n_quantizers=k).quantized_latents - full.latents).pow(2).mean() for k in (1, 4, 8)
+        ]
+    assert errors[0] > errors[1] > errors[2]  # each residual stage refines the latent
+    for bad in (0, 9):
+        with pytest.raises(ValueError, match="n_quantizers"):
+            model.encode(audio, n_quantizers=bad)
+
+
+def test_gradients_reach_the_encoder_through_the_quantizer(model):
+    model.train()
+    audio = _speechlike(2000).unsqueeze(0)
+    output = model(audio)
+    reconstruction = (output.audio_values - audio).abs().mean()  # no commitment term: only straight-through
+    reconstruction.backward()
+    first_conv = model.encoder.conv_in.parametrizations.weight.original1
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0 and torch.isfinite(first_conv.grad).all()
+    model.zero_grad()
+    model(audio).commitment_loss.backward()
+    assert first_conv.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.decoder.parameters())
+
+
+def test_quantizer_dropout_varies_active_quantizers_in_training():
+    latents = torch.randn(2, 32, 10)
+    quantizer = NS2ResidualVectorQuantizer(NS2CodecConfig.tiny(quantizer_dropout=1.0)).train()
+    counts = {quantizer(latents).audio_codes.shape[1] for _ in range(30)}
+    assert len(counts) > 2 and counts <= set(range(1, 9))
+    assert quantizer(latents, n_quantizers=5).audio_codes.shape[1] == 5  # an explicit k overrides dropout
+    quantizer.eval()
+    assert {quantizer(latents).audio_codes.shape[1] for _ in range(5)} == {8}
+    no_dropout = NS2ResidualVectorQuantizer(NS2CodecConfig.tiny(quantizer_dropout=0.0)).train()
+    assert {no_dropout(latents).audio_codes.shape[1] for _ in range(5)} == {8}
+
+
+def test_dead_code_restart_revives_unused_codes():
+    config = NS2CodecConfig.tiny(quantizer_dropout=0.0)
+    quantizer = NS2ResidualVectorQuantizer(config)
+    latents = torch.randn(2, 32, 40)
+    with torch.no_grad():
+        quantizer.embeddings.normal_()
+        quantizer.embeddings[:, :10] += 1000.0  # codes 0..9 of every quantizer are far from any frame ...
+        quantizer.cluster_size.fill_(10.0)
+        quantizer.cluster_size[:, :10] = 0.0  # ... and unused: dead
+        quantizer.embedding_sum.copy_(quantizer.embeddings * 10.0)
+        alive_before = quantizer.embeddings[0, 10:].clone()
+        quantizer.eval()
+        assert quantizer(latents).audio_codes[:, 0].min() >= 10
+        quantizer.train()
+        quantizer(latents)
+        quantizer.eval()
+        revived = quantizer.embeddings[0, :10]
+        frames = latents.transpose(1, 2).reshape(-1, 32)
+        assert torch.cdist(revived, frames).min(dim=1).values.max() < 5.0  # moved onto the data
+        assert (quantizer(latents).audio_codes[:, 0] < 10).any()  # and now chosen
+        # live codes were only moved by their EMA step, not restarted
+        assert (quantizer.embeddings[0, 10:] - alive_before).norm(dim=1).max() < 1.0
+
+
+def test_padded_frames_do_not_touch_codebooks_or_losses():
+    config = NS2CodecConfig.tiny(quantizer_dropout=0.0)
+    valid = torch.randn(1, 32, 12)
+    padded = torch.cat([valid, torch.full((1, 32, 5), 1e4)], dim=2)
+    mask = torch.arange(17).unsqueeze(0) < 12
+    results = []
+    for latents, latent_mask in ((valid, None), (padded, mask)):
+        torch.manual_seed(1)
+        quantizer = NS2ResidualVectorQuantizer(config).train()
+        output = quantizer(latents, mask=latent_mask)
+        results.append((output, {k: v.clone() for k, v in quantizer.state_dict().items()}))
+    (plain, plain_state), (masked, masked_state) = results
+    for name in plain_state:
+        assert torch.equal(plain_state[name], masked_state[name]), name
+    assert torch.equal(plain.commitment_loss, masked.commitment_loss)
+    assert torch.equal(plain.audio_codes, masked.audio_codes[:, :, :12])
+    assert torch.all(masked.quantized_latents[:, :, 12:] == 0)
+
+
+def test_bad_model_inputs_raise(model):
+    with pytest.raises(ValueError, match="mono"):
+        model.encode(torch.zeros(1, 2, 400))
+    with pytest.raises(ValueError, match="empty"):
+        model.encode(torch.zeros(1, 0))
+    with pytest.raises(ValueError, match="float"):
+        model.encode(torch.zeros(1, 400, dtype=torch.long))
+    with pytest.raises(ValueError, match="padding_mask"):
+        model.encode(torch.zeros(2, 400), padding_mask=torch.ones(2, 300, dtype=torch.bool))
+    with pytest.raises(ValueError, match="exactly one"):
+        model.decode()
+    with pytest.raises(ValueError, match=r"\[0, 256\)"):
+        model.decode(audio_codes=torch.full((1, 2, 3), 256))
+    with pytest.raises(ValueError, match="quantizer rows"):
+        model.decode(audio_codes=torch.zeros(1, 9, 3, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------- discriminators and losses
+
+
+def test_discriminators_return_one_output_per_sub_discriminator():
+    config = NS2CodecConfig.tiny()
+    discriminator = NS2CodecDiscriminator(config)
+    logits, feature_maps = discriminator(torch.stack([_speechlike(4001, 0), _speechlike(4001, 1)]))
+    n_sub = len(config.discriminator_periods) + len(config.discriminator_stft_n_ffts)
+    assert len(logits) == len(feature_maps) == n_sub
+    period_logits, _ = discriminator.multi_period(torch.zeros(2, 4001))
+    assert [x.shape[-1] for x in period_logits] == config.discriminator_periods
+    for sub_logits, maps in zip(logits, feature_maps):
+        assert sub_logits.shape[0] == 2 and len(maps) >= 2 and torch.equal(maps[-1], sub_logits)
+
+
+def test_adversarial_losses_send_gradient_to_the_right_side():
+    config = NS2CodecConfig.tiny()
+    discriminator = NS2CodecDiscriminator(config)
+    generator_gain = torch.nn.Parameter(torch.tensor(0.5))  # stands in for the codec
+    real = _speechlike(4000).unsqueeze(0)
+    fake = generator_gain * real + 0.05 * torch.randn_like(real)
+
+    real_logits, _ = discriminator(real)
+    fake_logits, _ = discriminator(fake.detach())
+    discriminator_loss(real_logits, fake_logits).backward()
+    assert generator_gain.grad is None
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in discriminator.parameters())
+
+    discriminator.zero_grad()
+    real_logits, real_maps = discriminator(real)
+    fake_logits, fake_maps = discriminator(fake)
+    (generator_adversarial_loss(fake_logits) + feature_matching_loss(real_maps, fake_maps)).backward()
+    assert generator_gain.grad is not None and generator_gain.grad.abs() > 0
+
+
+def test_hinge_losses_known_values():
+    ones = [torch.ones(2, 3)]
+    assert discriminator_loss([2 * t for t in ones], [-2 * t for t in ones]) == 0  # confident and right
+    assert discriminator_loss([-t for t in ones], ones) == 4  # relu(1 + 1) + relu(1 + 1)
+    assert generator_adversarial_loss([2 * t for t in ones]) == 0
+    assert generator_adversarial_loss([-t for t in ones]) == 2
+    maps = [[torch.ones(2, 3), torch.zeros(4)]]
+    assert feature_matching_loss(maps, maps) == 0
+    assert feature_matching_loss(maps, [[torch.zeros(2, 3), torch.zeros(4)]]) == 0.5
+
+
+def test_mel_loss_and_si_snr():
+    target = torch.stack([_speechlike(8000, 0), _speechlike(8000, 1)])
+    assert multi_resolution_mel_loss(target, target, SAMPLING_RATE) == 0
+    noisy = target + 0.05 * torch.randn_like(target)
+    noisier = target + 0.2 * torch.randn_like(target)
+    assert 0 < multi_resolution_mel_loss(noisy, target, SAMPLING_RATE) < multi_resolution_mel_loss(
+        noisier, target, SAMPLING_RATE
+    )
+    assert torch.all(si_snr(3 * target, target) > 60)  # scale-invariant
+    noise = torch.randn_like(target)
+    noise = noise - noise.mean(-1, keepdim=True)
+    noise = noise / noise.norm(dim=-1, keepdim=True) * (target - target.mean(-1, keepdim=True)).norm(dim=-1, keepdim=True)
+    # noise with the signal's energy, nearly orthogonal to it: about 0 dB
+    assert torch.allclose(si_snr(target + noise, target), torch.zeros(2), atol=0.5)
+    with pytest.raises(ValueError):
+        multi_resolution_mel_loss(target[:, :100], target, SAMPLING_RATE)
+
+
+# ---------------------------------------------------------------------------------- feature extractor
+
+
+def test_feature_extractor_pads_and_masks():
+    extractor = NS2CodecFeatureExtractor()
+    assert extractor.sampling_rate == SAMPLING_RATE
+    batch = extractor([np.ones(300), np.ones(500, dtype=np.float64), torch.ones(10)], sampling_rate=SAMPLING_RATE)
+    assert batch["input_values"].shape == (3, 500) and batch["input_values"].dtype == torch.float32
+    assert batch["padding_mask"].dtype == torch.bool
+    assert batch["padding_mask"].sum(1).tolist() == [300, 500, 10]
+    assert torch.all(batch["input_values"][0, 300:] == 0)
+    single = extractor(np.ones(7), sampling_rate=SAMPLING_RATE, return_tensors="np")
+    assert single["input_values"].shape == (1, 7) and single["padding_mask"].dtype == bool
+
+
+def test_feature_extractor_warns_without_sampling_rate(caplog):
+    with caplog.at_level("WARNING"):
+        NS2CodecFeatureExtractor()(np.ones(10))
+    assert "sampling_rate" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "raw_audio, sampling_rate, message",
+    [
+        (np.ones(100), 22050, "sampling rate 22050"),
+        (np.zeros(0), SAMPLING_RATE, "empty"),
+        ([], SAMPLING_RATE, "empty"),
+        (np.array([0.0, np.nan, 0.0]), SAMPLING_RATE, "NaN"),
+        ([np.ones(10), np.array([np.inf, 0.0])], SAMPLING_RATE, r"raw_audio\[1\].*infinite"),
+        (np.ones((2, 100)), SAMPLING_RATE, "mono"),
+        ([np.ones((100, 2))], SAMPLING_RATE, "mono"),
+    ],
+)
+def test_feature_extractor_rejects_bad_audio(raw_audio, sampling_rate, message):
+    with pytest.raises(AudioInputError, match=message):
+        NS2CodecFeatureExtractor()(raw_audio, sampling_rate=sampling_rate)
