@@ -220,10 +220,14 @@ class NS2Pipeline(DiffusionPipeline):
 
     # 5. decode ---------------------------------------------------------------------------------------
     def decode_latents(self, latents, frame_mask) -> List[torch.Tensor]:
-        """Codec decoder on each item's valid frames. Returns waveforms `(frames * hop,)`."""
-        audio = self.codec.decode(quantized_latents=self.model.denormalize_latents(latents).to(self.codec.dtype)).audio_values
-        lengths = frame_mask.sum(dim=1) * self.hop_length
-        return [audio[index, : int(length)].float() for index, length in enumerate(lengths)]
+        """Codec decoder on each item's valid frames, one item at a time (the decoder's convolutions would
+        otherwise read the padding of shorter items). Returns waveforms `(frames * hop,)`."""
+        audios = []
+        for index, num_frames in enumerate(frame_mask.sum(dim=1).tolist()):
+            item_latents = self.model.denormalize_latents(latents[index : index + 1, :, :num_frames])
+            audio = self.codec.decode(quantized_latents=item_latents.to(self.codec.dtype)).audio_values[0]
+            audios.append(audio[: num_frames * self.hop_length].float())
+        return audios
 
     @torch.no_grad()
     def __call__(
