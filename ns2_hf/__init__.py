@@ -7,6 +7,7 @@
 Importing the package registers its classes with transformers' Auto* factories.
 """
 
+from .alignment import NS2AlignerConfig, NS2AlignerModel
 from .audio import AudioInputError
 from .codec import NS2CodecConfig, NS2CodecFeatureExtractor, NS2CodecModel
 from .ns2 import NS2Config, NS2Model
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioInputError",
+    "NS2AlignerConfig",
+    "NS2AlignerModel",
     "NS2CodecConfig",
     "NS2CodecFeatureExtractor",
     "NS2CodecModel",

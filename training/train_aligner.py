@@ -55,7 +55,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--size", choices=["base", "tiny"], default="base", help="config preset (default: base)")
     parser.add_argument("--vocab_size", type=int, default=None, help="default: largest phoneme id + 1 in the data")
     parser.add_argument("--batch_size", type=int, default=16, help="utterances per step (default: 16)")
-    parser.add_argument("--learning_rate", type=float, default=2e-3, help="AdamW learning rate (default: 2e-3)")
+    parser.add_argument("--learning_rate", type=float, default=5e-3, help="AdamW learning rate (default: 5e-3)")
     parser.add_argument("--weight_decay", type=float, default=1e-6, help="AdamW weight decay (default: 1e-6)")
     parser.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping (default: 1.0)")
     parser.add_argument("--max_steps", type=int, default=10000, help="optimizer steps (default: 10000)")

@@ -319,9 +319,9 @@ def build_untrained_pipeline(size: str = "tiny", seed: int = 0) -> NS2Pipeline:
     from ..ns2 import NS2Config
 
     torch.manual_seed(seed)
-    codec_config = getattr(NS2CodecConfig, size)()
+    codec_config = NS2CodecConfig.tiny() if size == "tiny" else NS2CodecConfig()
     tokenizer = NS2PhonemeTokenizer()
-    model_config = getattr(NS2Config, size)()
+    model_config = NS2Config.tiny() if size == "tiny" else NS2Config()
     model_config.vocab_size = len(tokenizer)
     model_config.latent_dim = codec_config.latent_dim
     return NS2Pipeline(
