@@ -72,22 +72,26 @@ def test_type_upload_click_and_hear_the_speech(browser, demo_url, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def wait_for(selector, root=None, timeout=120):
+        """The first element matching `selector` once the page has rendered it (a loaded machine is slow)."""
+        root = root or browser
+        return WebDriverWait(browser, timeout).until(lambda driver: root.find_elements(By.CSS_SELECTOR, selector))[0]
+
     browser.get(demo_url)
-    WebDriverWait(browser, 60).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "textarea"))
-    browser.find_element(By.CSS_SELECTOR, "textarea").send_keys(TEXT)
-    browser.find_element(By.CSS_SELECTOR, "#prompt-audio input[type=file]").send_keys(str(EXAMPLE_PROMPT))
+    wait_for("textarea").send_keys(TEXT)
+    wait_for("#prompt-audio input[type=file]").send_keys(str(EXAMPLE_PROMPT))
     WebDriverWait(browser, 60).until(
         lambda driver: driver.find_elements(By.CSS_SELECTOR, "#prompt-audio a[data-testid=download-link][href]")
     )
-    browser.find_element(By.CSS_SELECTOR, "#synthesize-button").click()
+    wait_for("#synthesize-button").click()
 
-    output = browser.find_element(By.CSS_SELECTOR, "#output-audio")
+    output = wait_for("#output-audio")
     sources = WebDriverWait(browser, 240).until(lambda driver: driver.execute_script(AUDIO_SOURCES_JS, output))
     assert sources[0].startswith(("blob:", "http"))
     assert "synthesis" in browser.find_element(By.CSS_SELECTOR, "#status").text
 
     # the file behind the player is the speech: 16 kHz, a plausible length
-    download = output.find_element(By.CSS_SELECTOR, "a[data-testid=download-link]").get_attribute("href")
+    download = wait_for("a[data-testid=download-link]", root=output).get_attribute("href")
     with urllib.request.urlopen(download, timeout=30) as response:
         (tmp_path / "speech.wav").write_bytes(response.read())
     audio, sampling_rate = sf.read(tmp_path / "speech.wav")
