@@ -55,6 +55,9 @@ def test_ground_truth_only_writes_results_and_prints_the_table(evaluate_tts, cor
     assert len(rows) == 3 and all(row["system"] == "ground_truth" and not row["errors"] for row in rows)
     ground_truth = summary["ground_truth"]
     assert ground_truth["wer"]["mean"] < 0.2 and ground_truth["sim_prompt"]["mean"] > 0.75
+    # the floor: the same recordings against a different speaker's prompt are less similar
+    assert ground_truth["sim_other"]["count"] == 3
+    assert ground_truth["sim_other"]["mean"] < ground_truth["sim_prompt"]["mean"] - 0.1
     assert 2.0 < ground_truth["dnsmos_ovrl"]["mean"] < 5.0 and ground_truth["wer"]["count"] == 3
     assert "ground truth" in printed.splitlines()[0] and any(line.startswith("sim_prompt") for line in printed.splitlines())
     assert json.loads((out_dir / "summary.json").read_text()) == summary

@@ -56,7 +56,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 def make_test_list(corpus_dir: str, output: str, speakers: Sequence[str] = ("all",), n: int = 2, seed: int = 0) -> List[Dict]:
     """Pick `n` utterances per speaker from an audiofolder corpus (`metadata.csv` with
     `file_name,text,speaker_id`) and give each a prompt: another utterance of the same speaker,
-    never one of the targets. Writes `output` (JSONL, or CSV if it ends in .csv) and returns the rows."""
+    never one of the targets, and an `other_prompt_audio`: an utterance of a different speaker (the
+    floor for speaker similarity). Writes `output` (JSONL, or CSV if it ends in .csv) and returns the rows."""
     corpus = Path(corpus_dir)
     with open(corpus / "metadata.csv", newline="", encoding="utf-8") as handle:
         metadata = list(csv.DictReader(handle))
@@ -76,8 +77,10 @@ def make_test_list(corpus_dir: str, output: str, speakers: Sequence[str] = ("all
             raise ValueError(f"speaker {speaker} has {len(utterances)} utterances; {n} targets + 1 prompt needed.")
         targets = rng.sample(utterances, n)
         others = [row for row in utterances if row not in targets]
+        other_speakers = [name for name in sorted(by_speaker) if name != speaker]
         for target in targets:
             prompt = rng.choice(others)
+            other_prompt = rng.choice(by_speaker[rng.choice(other_speakers)]) if other_speakers else None
             rows.append(
                 {
                     "id": Path(target["file_name"]).stem,
@@ -87,6 +90,8 @@ def make_test_list(corpus_dir: str, output: str, speakers: Sequence[str] = ("all
                     "speaker": speaker,
                 }
             )
+            if other_prompt is not None:
+                rows[-1]["other_prompt_audio"] = os.path.relpath((corpus / other_prompt["file_name"]).resolve(), list_dir)
     list_dir.mkdir(parents=True, exist_ok=True)
     write_rows(rows, output)
     return rows
@@ -106,7 +111,7 @@ def read_test_list(path: str, max_items: Optional[int] = None) -> List[Dict]:
         for column in ("text", "prompt_audio"):
             if not row.get(column):
                 raise ValueError(f"{path}: row {index} has no {column!r}; a test list needs text and prompt_audio.")
-        for column in ("prompt_audio", "audio"):
+        for column in ("prompt_audio", "audio", "other_prompt_audio"):
             if row.get(column):
                 row[column] = str((list_path.parent / row[column]).resolve())
         row.setdefault("id", Path(row["audio"]).stem if row.get("audio") else f"item{index:04d}")
@@ -153,6 +158,8 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
             prompt=load_audio(row["prompt_audio"], target_sampling_rate=sampling_rate, name="prompt_audio"),
             ground_truth=load_audio(row["audio"], target_sampling_rate=sampling_rate, name="audio") if row.get("audio") else None,
         )
+        if row.get("other_prompt_audio"):
+            item.other_speaker_prompt = load_audio(row["other_prompt_audio"], target_sampling_rate=sampling_rate, name="other_prompt_audio")
         if pipe is not None:
             output = pipe(
                 row["text"],

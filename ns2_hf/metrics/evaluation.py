@@ -46,6 +46,8 @@ class EvaluationItem:
         id: a name for the utterance (file stem).
         text: what is said (needed for WER/CER).
         prompt: the speech prompt (needed for SIM-to-prompt and prosody differences).
+        other_speaker_prompt: a recording of a different speaker: SIM to it (`sim_other`) is the
+            floor that `sim_prompt` must beat for the output to carry the prompt's voice.
         audio: the system's output; `None` scores only the ground truth.
         ground_truth: the recording of `text` by the prompt's speaker.
         durations: phone durations of `audio` in seconds (e.g. the pipeline's, frames × hop / rate).
@@ -55,6 +57,7 @@ class EvaluationItem:
     id: str
     text: Optional[str] = None
     prompt: Optional[np.ndarray] = None
+    other_speaker_prompt: Optional[np.ndarray] = None
     audio: Optional[np.ndarray] = None
     ground_truth: Optional[np.ndarray] = None
     durations: Optional[Sequence[float]] = None
@@ -89,6 +92,11 @@ def _score_system(item, system, metrics, sampling_rate, asr, speaker_encoder, pr
     if "speaker_similarity" in metrics:
         if item.prompt is not None:
             attempt("sim_prompt", lambda: {"sim_prompt": speaker_similarity(audio, item.prompt, sampling_rate, speaker_encoder)})
+        if item.other_speaker_prompt is not None:
+            attempt(
+                "sim_other",
+                lambda: {"sim_other": speaker_similarity(audio, item.other_speaker_prompt, sampling_rate, speaker_encoder)},
+            )
         if reference is not None:
             attempt("sim_gt", lambda: {"sim_gt": speaker_similarity(audio, reference, sampling_rate, speaker_encoder)})
     if "dnsmos" in metrics:
@@ -133,7 +141,7 @@ def evaluate_items(
     Returns:
         One row per item and system present (`system` = "ground_truth" or "model"): `id`,
         `system`, `errors` (list of strings), `text`/`transcript` with WER, and metric values:
-        `wer`, `cer`, `sim_prompt`, `sim_gt`, `dnsmos_ovrl|sig|bak|p808`,
+        `wer`, `cer`, `sim_prompt`, `sim_other`, `sim_gt`, `dnsmos_ovrl|sig|bak|p808`,
         `pitch_{mean,std,skewness,kurtosis}_diff` (vs prompt), `pitch_pearson`, `pitch_rmse_hz`,
         `duration_{mean,std,skewness,kurtosis}`, `duration_pearson`, `duration_rmse`, `mcd`,
         `f0_rmse_cents`, `vuv_error`, `mel_distance`, `si_snr`, `pesq`, `stoi`.
