@@ -53,11 +53,20 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 # ---------------------------------------------------------------------------------------------
 # test lists
-def make_test_list(corpus_dir: str, output: str, speakers: Sequence[str] = ("all",), n: int = 2, seed: int = 0) -> List[Dict]:
+def make_test_list(
+    corpus_dir: str,
+    output: str,
+    speakers: Sequence[str] = ("all",),
+    n: int = 2,
+    seed: int = 0,
+    target_ids: Optional[Sequence[str]] = None,
+) -> List[Dict]:
     """Pick `n` utterances per speaker from an audiofolder corpus (`metadata.csv` with
     `file_name,text,speaker_id`) and give each a prompt: another utterance of the same speaker,
     never one of the targets, and an `other_prompt_audio`: an utterance of a different speaker (the
-    floor for speaker similarity). Writes `output` (JSONL, or CSV if it ends in .csv) and returns the rows."""
+    floor for speaker similarity). With `target_ids` (e.g. a prepared dataset's validation split) the
+    targets are drawn only from those utterances (up to `n` per speaker); prompts may come from any
+    other utterance of the speaker. Writes `output` (JSONL, or CSV if it ends in .csv) and returns the rows."""
     corpus = Path(corpus_dir)
     with open(corpus / "metadata.csv", newline="", encoding="utf-8") as handle:
         metadata = list(csv.DictReader(handle))
@@ -75,7 +84,8 @@ def make_test_list(corpus_dir: str, output: str, speakers: Sequence[str] = ("all
         utterances = sorted(by_speaker[speaker], key=lambda row: row["file_name"])
         if len(utterances) < n + 1:
             raise ValueError(f"speaker {speaker} has {len(utterances)} utterances; {n} targets + 1 prompt needed.")
-        targets = rng.sample(utterances, n)
+        candidates = utterances if target_ids is None else [row for row in utterances if Path(row["file_name"]).stem in set(target_ids)]
+        targets = rng.sample(candidates, min(n, len(candidates)))
         others = [row for row in utterances if row not in targets]
         other_speakers = [name for name in sorted(by_speaker) if name != speaker]
         for target in targets:
@@ -233,6 +243,8 @@ def parse_args(argv=None):
                         help="write a test list from this corpus to --test-list and exit")
     parser.add_argument("--speakers", default="all", help='--make-test-list: comma-separated speaker ids or "all"')
     parser.add_argument("--n", type=int, default=2, help="--make-test-list: utterances per speaker")
+    parser.add_argument("--prepared", default=None,
+                        help="--make-test-list: draw targets only from this prepared dataset's validation split (held-out utterances)")
     args = parser.parse_args(argv)
     if args.make_test_list and not args.test_list:
         parser.error("--make-test-list needs --test-list (the file to write).")
@@ -249,7 +261,12 @@ def parse_args(argv=None):
 def main(argv=None) -> Dict:
     args = parse_args(argv)
     if args.make_test_list:
-        rows = make_test_list(args.make_test_list, args.test_list, args.speakers.split(","), args.n, args.seed)
+        target_ids = None
+        if args.prepared:
+            import datasets
+
+            target_ids = datasets.load_from_disk(args.prepared)["validation"]["id"]
+        rows = make_test_list(args.make_test_list, args.test_list, args.speakers.split(","), args.n, args.seed, target_ids)
         print(f"wrote {len(rows)} items to {args.test_list}")
         return {}
     out_dir = Path(args.out_dir)
