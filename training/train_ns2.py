@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration
@@ -231,6 +232,27 @@ def main():
             writer.add_audio(f"val/audio_{index}_real", real, step, sample_rate=sampling_rate)
 
     @torch.no_grad()
+    def log_objective_metrics(step):
+        """WER/SIM/... (ns2_hf.metrics) of pipeline syntheses of the first `val_objective_items` validation
+        utterances, each prompted by another utterance of its speaker; off when `val_objective_metrics` is []."""
+        from ns2_hf.metrics import EvaluationItem, evaluate_items, summarize
+
+        rows, speakers = dataset["validation"], dataset["validation"]["speaker_id"]
+        sampling_rate, items = codec.config.sampling_rate, []
+        for index in range(min(recipe["val_objective_items"], len(rows))):
+            row = rows[index]
+            same_speaker = [i for i, speaker in enumerate(speakers) if speaker == speakers[index] and i != index]
+            prompt = np.asarray(rows[same_speaker[0] if same_speaker else index]["audio"], dtype=np.float32)
+            audio = build_pipeline()(row["text"], prompt, prompt_sampling_rate=sampling_rate,
+                                     num_inference_steps=recipe["val_inference_steps"],
+                                     generator=torch.Generator().manual_seed(recipe["seed"])).audios[0]
+            items.append(EvaluationItem(id=row["id"], text=row["text"], prompt=prompt, audio=audio,
+                                        ground_truth=np.asarray(row["audio"], dtype=np.float32)))
+        summary = summarize(evaluate_items(items, sampling_rate, metrics=recipe["val_objective_metrics"]))
+        accelerator.log({f"val_objective/{name}": value["mean"] for name, value in summary.get("model", {}).items()},
+                        step=step)
+
+    @torch.no_grad()
     def validate(step):
         unwrapped_model.eval()
         generator = torch.Generator(device="cpu").manual_seed(recipe["seed"])
@@ -255,6 +277,8 @@ def main():
             writer = tensorboard_writer(accelerator)
             if writer is not None:
                 log_examples(writer, step)
+            if recipe["val_objective_metrics"] and accelerator.is_main_process:
+                log_objective_metrics(step)
             if totals["loss"] < progress.best_val_loss:
                 progress.best_val_loss = totals["loss"]
                 if accelerator.is_main_process:
