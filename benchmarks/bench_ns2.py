@@ -89,7 +89,9 @@ def main() -> None:
     for size in args.sizes:
         command = [sys.executable, __file__, "--worker", size, "--seconds", str(args.seconds), "--threads", str(args.threads),
                    "--repeats", str(args.repeats), "--steps", *map(str, args.steps)]
-        completed = subprocess.run(command, capture_output=True, text=True, check=True)
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode != 0:
+            raise SystemExit(f"the {size} worker failed:\n{completed.stderr[-3000:]}")
         rows.append(json.loads(completed.stdout.strip().splitlines()[-1]))
 
     import torch
