@@ -47,6 +47,7 @@ from ns2_hf.codec.losses import (  # noqa: E402
 )
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
+    end_of_step,
     BEST_DIR,
     TrainingProgress,
     batches_from,
@@ -55,7 +56,6 @@ from training.trainer_utils import (  # noqa: E402
     latest_checkpoint,
     mel_figure,
     parse_recipe,
-    save_checkpoint,
     save_recipe,
     seed_step,
     tensorboard_writer,
@@ -249,14 +249,7 @@ def main():
             bar.set_postfix(loss=f"{float(loss):.3f}", mel=f"{float(losses['mel_loss']):.3f}", fps=f"{frames_per_second:.0f}")
             window_seconds, window_frames = 0.0, 0
         bar.update(1)
-        out_of_time = recipe["max_minutes"] is not None and time.time() - start_time > 60 * recipe["max_minutes"]
-        last_step = step >= recipe["max_steps"] or out_of_time
-        if step % recipe["val_interval"] == 0 or last_step:
-            validate(step)
-        if step % recipe["save_interval"] == 0 or last_step:
-            save_checkpoint(accelerator, output_dir, step, recipe["keep_checkpoints"])
-        if out_of_time:
-            accelerator.print(f"stopping at step {step}: max_minutes={recipe['max_minutes']} reached")
+        if end_of_step(step, recipe, start_time, validate, accelerator, output_dir):
             break
     bar.close()
     accelerator.end_training()

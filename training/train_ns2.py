@@ -56,6 +56,7 @@ from training.data import (  # noqa: E402
     load_prepared,
 )
 from training.trainer_utils import (  # noqa: E402
+    end_of_step,
     BEST_DIR,
     TrainingProgress,
     batches_from,
@@ -65,7 +66,6 @@ from training.trainer_utils import (  # noqa: E402
     mel_figure,
     parse_recipe,
     pitch_figure,
-    save_checkpoint,
     save_recipe,
     seed_step,
     tensorboard_writer,
@@ -322,14 +322,7 @@ def main():
             bar.set_postfix(loss=f"{float(output.loss):.3f}", fps=f"{frames_per_second:.0f}")
             window_seconds, window_frames = 0.0, 0
         bar.update(1)
-        out_of_time = recipe["max_minutes"] is not None and time.time() - start_time > 60 * recipe["max_minutes"]
-        last_step = step >= recipe["max_steps"] or out_of_time
-        if step % recipe["val_interval"] == 0 or last_step:
-            validate(step)
-        if step % recipe["save_interval"] == 0 or last_step:
-            save_checkpoint(accelerator, output_dir, step, recipe["keep_checkpoints"])
-        if out_of_time:
-            accelerator.print(f"stopping at step {step}: max_minutes={recipe['max_minutes']} reached")
+        if end_of_step(step, recipe, start_time, validate, accelerator, output_dir):
             break
     bar.close()
     accelerator.end_training()

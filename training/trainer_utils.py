@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -179,6 +180,21 @@ def checkpoint_steps(output_dir: Path) -> List[int]:
 def latest_checkpoint(output_dir: Path) -> Optional[Path]:
     steps = checkpoint_steps(output_dir)
     return Path(output_dir) / CHECKPOINTS_DIR / f"step_{steps[-1]}" if steps else None
+
+
+def end_of_step(step: int, recipe: dict, start_time: float, validate, accelerator, output_dir: Path) -> bool:
+    """The bookkeeping after optimizer step `step`: validate every `val_interval` steps, save a checkpoint
+    every `save_interval` steps, and both at the last step (`max_steps`) or when `max_minutes` is up.
+    Returns True when the run must stop for time (the caller breaks out of its loop)."""
+    out_of_time = recipe["max_minutes"] is not None and time.time() - start_time > 60 * recipe["max_minutes"]
+    last_step = step >= recipe["max_steps"] or out_of_time
+    if step % recipe["val_interval"] == 0 or last_step:
+        validate(step)
+    if step % recipe["save_interval"] == 0 or last_step:
+        save_checkpoint(accelerator, output_dir, step, recipe["keep_checkpoints"])
+    if out_of_time:
+        accelerator.print(f"stopping at step {step}: max_minutes={recipe['max_minutes']} reached")
+    return out_of_time
 
 
 def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int) -> Path:
