@@ -76,6 +76,27 @@ def test_codec_identity_mode_reaches_the_ceiling(evaluate_tts, corpus_dir, tmp_p
     assert model["pesq"]["mean"] > 4.5 and model["stoi"]["mean"] > 0.99 and model["pesq"]["count"] == 2
 
 
+def test_codec_mode_over_a_test_list_scores_the_reconstruction_with_asr(evaluate_tts, corpus_dir, tmp_path):
+    list_path = tmp_path / "test.jsonl"
+    evaluate_tts.make_test_list(str(corpus_dir), str(list_path), ["flite_slt", "kok_alpha"], 1)
+    identity = evaluate_tts.main(
+        ["--codec", "identity", "--test-list", str(list_path), "--out_dir", str(tmp_path / "identity"), "--metrics", "wer,codec_quality"]
+    )
+    # the identity "codec" hands the recording to the ASR unchanged: the same WER as the ground truth
+    assert identity["model"]["wer"]["count"] == 2 and identity["model"]["wer"]["mean"] == identity["ground_truth"]["wer"]["mean"]
+    assert identity["model"]["wer"]["mean"] < 0.2
+    # a random-weight codec destroys the words
+    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
+
+    NS2CodecModel(NS2CodecConfig.tiny()).save_pretrained(tmp_path / "random_codec")
+    random = evaluate_tts.main(
+        ["--codec", str(tmp_path / "random_codec"), "--test-list", str(list_path), "--out_dir", str(tmp_path / "random"), "--metrics", "wer"]
+    )
+    assert random["model"]["wer"]["mean"] > 0.8
+    with pytest.raises(SystemExit):
+        evaluate_tts.parse_args(["--codec", "identity"])
+
+
 def test_evaluate_items_scores_the_system_against_ground_truth(corpus_dir):
     rate = 16000
     ground_truth, _ = sf.read(corpus_dir / "audio" / "flite_rms_0002.flac", dtype="float32")
@@ -122,18 +143,18 @@ def test_model_mode_synthesizes_through_the_pipeline_api(evaluate_tts, corpus_di
             calls.append(folder)
             return cls()
 
-        def __call__(self, text, prompt_audio, num_inference_steps, generator):
-            calls.append(num_inference_steps)
+        def __call__(self, text, prompt_audio, num_inference_steps, temperature, generator):
+            calls.append((num_inference_steps, temperature))
             audio, _ = sf.read(recordings[text], dtype="float32")
             return types.SimpleNamespace(audios=[audio], durations=[torch.tensor([4, 8, 6])])
 
     monkeypatch.setitem(sys.modules, "ns2_hf.pipelines", types.SimpleNamespace(NS2Pipeline=StandInPipeline))
     out_dir = tmp_path / "out"
     summary = evaluate_tts.main(
-        ["--model", "some/folder", "--test-list", str(list_path), "--steps", "7", "--out_dir", str(out_dir),
-         "--metrics", "speaker_similarity,mcd,prosody"]
+        ["--model", "some/folder", "--test-list", str(list_path), "--steps", "7", "--temperature", "2.5",
+         "--out_dir", str(out_dir), "--metrics", "speaker_similarity,mcd,prosody"]
     )
-    assert calls == ["some/folder", 7, 7]
+    assert calls == ["some/folder", (7, 2.5), (7, 2.5)]
     assert summary["model"]["mcd"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert summary["model"]["sim_gt"]["mean"] == pytest.approx(1.0, abs=1e-5)
     assert summary["model"]["sim_prompt"]["mean"] == pytest.approx(summary["ground_truth"]["sim_prompt"]["mean"], abs=1e-5)

@@ -273,3 +273,32 @@ def test_codec_resume_continues_exactly_with_the_gan_on(chain, tmp_path):
                  "--gan_start_step", "1", "--val_max_items", "1"]
     # model.safetensors: the codec (with its EMA codebooks); model_1.safetensors: the discriminator
     _assert_resume_matches_uninterrupted("train_codec.py", arguments, tmp_path, ["model.safetensors", "model_1.safetensors"])
+
+
+@pytest.mark.slow
+def test_codec_decoder_fine_tuning_keeps_the_codes(chain, tmp_path):
+    """`train_decoder_only` (codec_cpu_small_decoder.yaml) changes the decoder alone: encoder weights,
+    codebooks and therefore the codes of a prepared dataset stay bit-identical."""
+    from safetensors.torch import load_file
+
+    from ns2_hf.codec import NS2CodecModel
+
+    start = chain["codec"] / BEST_DIR
+    launch("train_codec.py", "--config", CONFIGS / "codec_cpu_small_decoder.yaml", "--dataset", chain["data"],
+           "--init_from", start, "--output_dir", tmp_path / "decoder", *CODEC_STEPS, "--gan_start_step", "1000000",
+           "--lr", "1e-2")
+    before, after = (load_file(folder / "model.safetensors") for folder in (start, tmp_path / "decoder" / BEST_DIR))
+    assert before.keys() == after.keys()
+    for name in before:
+        if not name.startswith("decoder."):
+            assert torch.equal(before[name], after[name]), f"{name} changed"
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("decoder."))
+    audio = torch.from_numpy(np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1)[None]
+    codecs = [NS2CodecModel.from_pretrained(folder).eval() for folder in (start, tmp_path / "decoder" / BEST_DIR)]
+    with torch.no_grad():
+        codes = [codec.encode(audio).audio_codes for codec in codecs]
+        decoded = [codec.decode(audio_codes=codes[0]).audio_values for codec in codecs]
+    assert torch.equal(codes[0], codes[1]) and not torch.allclose(decoded[0], decoded[1])
+    with pytest.raises(AssertionError, match="train_decoder_only needs init_from"):
+        launch("train_codec.py", "--config", CONFIGS / "codec_cpu_small_decoder.yaml", "--dataset", chain["data"],
+               "--output_dir", tmp_path / "no_init", *CODEC_STEPS)

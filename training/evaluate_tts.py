@@ -11,8 +11,10 @@ Three modes:
   python training/evaluate_tts.py --model pretrained/ns2-tiny-en --test-list eval/test_list.jsonl --out_dir eval/out
   #    (--ground-truth-only scores just the recordings: the reference row)
 
-  # 3. codec reconstruction quality over a folder of audio
+  # 3. codec reconstruction quality over a folder of audio, or over a test list's recordings (which
+  #    adds the ASR WER of the reconstruction: the ceiling for a TTS model built on this codec)
   python training/evaluate_tts.py --codec path/to/codec --audio_dir some/wavs --out_dir eval/codec
+  python training/evaluate_tts.py --codec path/to/codec --test-list eval/test_list.jsonl --out_dir eval/codec
 
 A test list is CSV or JSONL with columns `text`, `prompt_audio`, optional `audio` (ground truth),
 `speaker` and `id`. Writes `per_utterance.json`, `per_utterance.csv` and `summary.json` to
@@ -145,8 +147,10 @@ def write_rows(rows: Sequence[Dict], path: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # the three ways of building items
-def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, ground_truth_only: bool) -> Tuple[List[EvaluationItem], int]:
-    """Load audio (and synthesize with the pipeline unless `ground_truth_only`); returns items and their rate."""
+def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, ground_truth_only: bool,
+                     temperature: Optional[float] = None) -> Tuple[List[EvaluationItem], int]:
+    """Load audio (and synthesize with the pipeline unless `ground_truth_only`; `temperature` None = the
+    scheduler's τ); returns items and their rate."""
     from tqdm.auto import tqdm
 
     pipe = None
@@ -175,6 +179,7 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
                 row["text"],
                 prompt_audio=row["prompt_audio"],
                 num_inference_steps=steps,
+                temperature=temperature,
                 generator=torch.Generator().manual_seed(seed),
             )
             item.audio = np.asarray(output.audios[0], dtype=np.float32)
@@ -184,16 +189,12 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
     return items, sampling_rate
 
 
-def codec_items(codec: str, audio_dir: str, max_items: Optional[int]) -> Tuple[List[EvaluationItem], int]:
-    """Reconstruct every audio file under `audio_dir` with the codec ("identity"/"none": the input
-    itself, a sanity ceiling for the metrics; otherwise an `NS2CodecModel` folder)."""
+def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]]) -> Tuple[List[EvaluationItem], int]:
+    """Reconstruct each `(audio path, text or None)` of `sources` with the codec ("identity"/"none":
+    the input itself, a sanity ceiling for the metrics; otherwise an `NS2CodecModel` folder)."""
     import torch
     from tqdm.auto import tqdm
 
-    paths = sorted(path for path in Path(audio_dir).rglob("*") if path.suffix.lower() in AUDIO_EXTENSIONS)
-    if not paths:
-        raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {audio_dir}.")
-    paths = paths[:max_items] if max_items else paths
     model, sampling_rate = None, METRIC_SAMPLING_RATE
     if codec not in ("identity", "none"):
         from ns2_hf.codec import NS2CodecModel
@@ -201,15 +202,31 @@ def codec_items(codec: str, audio_dir: str, max_items: Optional[int]) -> Tuple[L
         model = NS2CodecModel.from_pretrained(codec).eval()
         sampling_rate = int(model.config.sampling_rate)
     items = []
-    for path in tqdm(paths, desc="reconstructing"):
+    for path, text in tqdm(sources, desc="reconstructing"):
         original = load_audio(path, target_sampling_rate=sampling_rate, name=str(path))
         if model is None:
             reconstruction = original.copy()
         else:
             with torch.no_grad():
                 reconstruction = model(torch.from_numpy(original)[None]).audio_values[0].numpy()
-        items.append(EvaluationItem(id=path.stem, audio=reconstruction, ground_truth=original))
+        items.append(EvaluationItem(id=Path(path).stem, text=text, audio=reconstruction, ground_truth=original))
     return items, sampling_rate
+
+
+def audio_dir_sources(audio_dir: str, max_items: Optional[int]) -> List[Tuple[str, None]]:
+    """Every audio file under `audio_dir` (sorted), without text."""
+    paths = sorted(path for path in Path(audio_dir).rglob("*") if path.suffix.lower() in AUDIO_EXTENSIONS)
+    if not paths:
+        raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {audio_dir}.")
+    return [(str(path), None) for path in (paths[:max_items] if max_items else paths)]
+
+
+def test_list_sources(rows: Sequence[Dict]) -> List[Tuple[str, str]]:
+    """The ground-truth recording and text of each test-list row."""
+    missing = [row["id"] for row in rows if not row.get("audio")]
+    if missing:
+        raise ValueError(f"codec mode over a test list needs an 'audio' column; missing for {missing[:5]}.")
+    return [(row["audio"], row["text"]) for row in rows]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +248,8 @@ def parse_args(argv=None):
     parser.add_argument("--ground-truth-only", "--ground_truth_only", dest="ground_truth_only", action="store_true",
                         help="score only the ground-truth recordings (no model needed)")
     parser.add_argument("--steps", type=int, default=150, help="diffusion steps (the paper: 150)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="τ of the initial noise N(0, τ⁻¹ I) (default: the pipeline scheduler's, paper 1.44)")
     parser.add_argument("--seed", type=int, default=0, help="seed for synthesis noise and test-list sampling")
     parser.add_argument("--out_dir", default="eval_out", help="where per_utterance.json/.csv and summary.json go")
     parser.add_argument("--metrics", help=f"comma-separated subset (TTS: {','.join(TTS_METRICS)}; codec: {','.join(CODEC_METRICS)})")
@@ -238,7 +257,7 @@ def parse_args(argv=None):
     parser.add_argument("--speaker_encoder", help="transformers x-vector checkpoint for SIM (default: Resemblyzer)")
     parser.add_argument("--max_items", type=int, help="use only the first N items")
     parser.add_argument("--codec", help='codec mode: an NS2CodecModel folder, or "identity"/"none" (output = input)')
-    parser.add_argument("--audio_dir", help="codec mode: folder of audio files to reconstruct")
+    parser.add_argument("--audio_dir", help="codec mode: folder of audio files to reconstruct (or give --test-list)")
     parser.add_argument("--make-test-list", "--make_test_list", dest="make_test_list", metavar="CORPUS_DIR",
                         help="write a test list from this corpus to --test-list and exit")
     parser.add_argument("--speakers", default="all", help='--make-test-list: comma-separated speaker ids or "all"')
@@ -248,8 +267,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.make_test_list and not args.test_list:
         parser.error("--make-test-list needs --test-list (the file to write).")
-    if args.codec and not args.audio_dir:
-        parser.error("--codec needs --audio_dir.")
+    if args.codec and bool(args.audio_dir) == bool(args.test_list):
+        parser.error("--codec needs one of --audio_dir or --test-list.")
     if not args.make_test_list and not args.codec:
         if not args.test_list:
             parser.error("give --test-list (with --model or --ground-truth-only), --codec with --audio_dir, or --make-test-list.")
@@ -271,11 +290,17 @@ def main(argv=None) -> Dict:
         return {}
     out_dir = Path(args.out_dir)
     if args.codec:
-        items, sampling_rate = codec_items(args.codec, args.audio_dir, args.max_items)
-        default_metrics = CODEC_METRICS
+        if args.audio_dir:
+            items, sampling_rate = codec_items(args.codec, audio_dir_sources(args.audio_dir, args.max_items))
+            default_metrics = CODEC_METRICS
+        else:
+            items, sampling_rate = codec_items(args.codec, test_list_sources(read_test_list(args.test_list, args.max_items)))
+            default_metrics = CODEC_METRICS + ("wer",)
     else:
         rows = read_test_list(args.test_list, args.max_items)
-        items, sampling_rate = synthesize_items(rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only)
+        items, sampling_rate = synthesize_items(
+            rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature
+        )
         default_metrics = TTS_METRICS
     metrics = args.metrics.split(",") if args.metrics else default_metrics
     results = evaluate_items(items, sampling_rate, metrics, asr=args.asr, speaker_encoder=args.speaker_encoder, progress=True)

@@ -13,6 +13,12 @@ multi-scale-STFT discriminator gets its own optimizer step and the generator add
 adversarial_loss_weight · adversarial + feature_matching_loss_weight · feature matching. Codebooks
 follow moving averages, quantizer dropout comes from the codec config.
 
+`init_from: FOLDER` starts from a trained codec (its config replaces the recipe's `model`);
+`train_decoder_only: true` then freezes the encoder and the quantizer (eval mode: no codebook
+updates, no quantizer dropout) and trains the decoder alone on the full-depth quantized latents.
+The codes and latents stay bit-identical, so a prepared dataset's codes and an NS2 model trained on
+them remain valid: the decoder can keep improving after NS2 training has started.
+
 Every `val_interval` steps the EMA weights reconstruct the validation utterances; the lowest
 validation reconstruction loss is saved to `output_dir/best` (`NS2CodecModel.save_pretrained` +
 the feature extractor), ready for `prepare_dataset.py --codec`. `accelerator.save_state` goes to
@@ -105,8 +111,24 @@ def main():
         save_recipe(recipe, output_dir)
 
     # ---- model ---------------------------------------------------------------------------------
-    config = build_config(NS2CodecConfig, recipe["model"])
-    codec = NS2CodecModel(config)
+    if recipe["init_from"]:
+        codec = NS2CodecModel.from_pretrained(recipe["init_from"])
+        config = codec.config
+    else:
+        config = build_config(NS2CodecConfig, recipe["model"])
+        codec = NS2CodecModel(config)
+    if recipe["train_decoder_only"]:
+        if not recipe["init_from"]:
+            raise ValueError("train_decoder_only needs init_from: a trained codec whose encoder and codebooks to keep.")
+        codec.encoder.requires_grad_(False)
+        codec.quantizer.requires_grad_(False)
+
+    def train_mode(module):
+        """Training mode, except a frozen encoder and quantizer (no codebook updates, no dropout)."""
+        module.train()
+        if recipe["train_decoder_only"]:
+            module.encoder.eval()
+            module.quantizer.eval()
     discriminator = NS2CodecDiscriminator(config)
     weights = {name: recipe[f"{name}_loss_weight"] for name in ("mel", "time", "adversarial", "feature_matching")}
     weights["commitment"] = config.commitment_weight
@@ -129,7 +151,7 @@ def main():
     # ---- optimizers, schedules, EMA ------------------------------------------------------------------
     def optimizer_and_schedule(module, lr):
         optimizer = torch.optim.AdamW(
-            module.parameters(), lr=lr, betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"]
+            [parameter for parameter in module.parameters() if parameter.requires_grad], lr=lr, betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"]
         )
         schedule = get_scheduler(
             recipe["lr_schedule"], optimizer, num_warmup_steps=recipe["warmup_steps"], num_training_steps=recipe["max_steps"]
@@ -189,11 +211,12 @@ def main():
                         NS2CodecFeatureExtractor(sampling_rate=config.sampling_rate).save_pretrained(folder)
 
                     write_folder_atomically(output_dir / BEST_DIR, write_best)
-        unwrapped_codec.train()
+        train_mode(unwrapped_codec)
         accelerator.wait_for_everyone()
 
     # ---- training loop ------------------------------------------------------------------------------
     codec.train()
+    train_mode(unwrapped_codec)
     discriminator.train()
     batches = batches_from(train_loader, batch_sampler, accelerator, progress.step * recipe["gradient_accumulation_steps"])
     bar = tqdm(total=recipe["max_steps"], initial=progress.step, disable=not accelerator.is_local_main_process, desc="codec")
