@@ -32,6 +32,12 @@ def test_make_test_list_pairs_each_target_with_another_utterance_of_its_speaker(
     for row in rows:
         assert Path(row["audio"]).is_file() and Path(row["prompt_audio"]).is_file()
         assert Path(row["prompt_audio"]).name.startswith(row["speaker"]) and row["prompt_audio"] not in targets
+    # a second list that never reuses the first one's targets (e.g. for tuning sampling settings)
+    tuning_path = tmp_path / "lists" / "tuning.jsonl"
+    evaluate_tts.main(["--make-test-list", str(corpus_dir), "--speakers", "flite_slt,fes_kal", "--n", "3", "--seed", "1",
+                       "--exclude", str(list_path), "--test-list", str(tuning_path)])
+    tuning = evaluate_tts.read_test_list(str(tuning_path))
+    assert len(tuning) == 6 and not {row["audio"] for row in tuning} & targets
     with pytest.raises(ValueError, match="not in the corpus"):
         evaluate_tts.make_test_list(str(corpus_dir), str(tmp_path / "x.jsonl"), ["nobody"], 1)
 

@@ -62,13 +62,15 @@ def make_test_list(
     n: int = 2,
     seed: int = 0,
     target_ids: Optional[Sequence[str]] = None,
+    exclude_ids: Sequence[str] = (),
 ) -> List[Dict]:
     """Pick `n` utterances per speaker from an audiofolder corpus (`metadata.csv` with
     `file_name,text,speaker_id`) and give each a prompt: another utterance of the same speaker,
     never one of the targets, and an `other_prompt_audio`: an utterance of a different speaker (the
     floor for speaker similarity). With `target_ids` (e.g. a prepared dataset's validation split) the
     targets are drawn only from those utterances (up to `n` per speaker); prompts may come from any
-    other utterance of the speaker. Writes `output` (JSONL, or CSV if it ends in .csv) and returns the rows."""
+    other utterance of the speaker. Targets in `exclude_ids` are never drawn (e.g. a tuning list
+    disjoint from the test list). Writes `output` (JSONL, or CSV if it ends in .csv) and returns the rows."""
     corpus = Path(corpus_dir)
     with open(corpus / "metadata.csv", newline="", encoding="utf-8") as handle:
         metadata = list(csv.DictReader(handle))
@@ -86,7 +88,10 @@ def make_test_list(
         utterances = sorted(by_speaker[speaker], key=lambda row: row["file_name"])
         if len(utterances) < n + 1:
             raise ValueError(f"speaker {speaker} has {len(utterances)} utterances; {n} targets + 1 prompt needed.")
-        candidates = utterances if target_ids is None else [row for row in utterances if Path(row["file_name"]).stem in set(target_ids)]
+        candidates = [
+            row for row in utterances
+            if (target_ids is None or Path(row["file_name"]).stem in set(target_ids)) and Path(row["file_name"]).stem not in set(exclude_ids)
+        ]
         targets = rng.sample(candidates, min(n, len(candidates)))
         others = [row for row in utterances if row not in targets]
         other_speakers = [name for name in sorted(by_speaker) if name != speaker]
@@ -262,6 +267,8 @@ def parse_args(argv=None):
                         help="write a test list from this corpus to --test-list and exit")
     parser.add_argument("--speakers", default="all", help='--make-test-list: comma-separated speaker ids or "all"')
     parser.add_argument("--n", type=int, default=2, help="--make-test-list: utterances per speaker")
+    parser.add_argument("--exclude", default=None, metavar="TEST_LIST",
+                        help="--make-test-list: never draw a target of this test list (e.g. build a tuning list beside it)")
     parser.add_argument("--prepared", default=None,
                         help="--make-test-list: draw targets only from this prepared dataset's validation split (held-out utterances)")
     args = parser.parse_args(argv)
@@ -285,7 +292,9 @@ def main(argv=None) -> Dict:
             import datasets
 
             target_ids = datasets.load_from_disk(args.prepared)["validation"]["id"]
-        rows = make_test_list(args.make_test_list, args.test_list, args.speakers.split(","), args.n, args.seed, target_ids)
+        exclude_ids = [row["id"] for row in read_test_list(args.exclude)] if args.exclude else ()
+        rows = make_test_list(args.make_test_list, args.test_list, args.speakers.split(","), args.n, args.seed, target_ids,
+                              exclude_ids)
         print(f"wrote {len(rows)} items to {args.test_list}")
         return {}
     out_dir = Path(args.out_dir)

@@ -1,0 +1,80 @@
+"""training/assemble_pipeline.py: swap in a decoder-fine-tuned codec and the sampling temperature."""
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ns2_hf.pipelines import NS2Pipeline
+from ns2_hf.pipelines.pipeline_ns2 import build_untrained_pipeline
+
+SCRIPT = Path(__file__).resolve().parents[1] / "training" / "assemble_pipeline.py"
+PROMPT = Path(__file__).resolve().parents[1] / "examples" / "prompt.wav"
+
+
+@pytest.fixture(scope="module")
+def assemble_pipeline():
+    spec = importlib.util.spec_from_file_location("assemble_pipeline", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _codec_variant(codec, prefix, tmp_path, name):
+    """A copy of `codec` with one tensor under `prefix` changed, saved to tmp_path/name."""
+    variant = copy.deepcopy(codec)
+    tensor_name = next(name for name, _ in variant.named_parameters() if name.startswith(prefix))
+    with torch.no_grad():
+        variant.get_parameter(tensor_name).add_(0.05)
+    variant.save_pretrained(tmp_path / name)
+    return variant
+
+
+def _synthesize(pipeline, output_type):
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline("Assembled.", str(PROMPT), num_inference_steps=3, generator=torch.Generator().manual_seed(0),
+                    output_type=output_type).audios[0]
+
+
+def test_assembled_pipeline_has_the_new_decoder_and_temperature(assemble_pipeline, tmp_path):
+    source = build_untrained_pipeline("tiny")
+    source.save_pretrained(tmp_path / "ns2")
+    decoder_tuned = _codec_variant(source.codec, "decoder.", tmp_path, "codec")
+    output = tmp_path / "release"
+    output.mkdir()
+    (output / "README.md").write_text("kept")
+    assemble_pipeline.main(["--ns2", str(tmp_path / "ns2"), "--codec", str(tmp_path / "codec"), "--temperature", "25",
+                            "--output", str(output)])
+
+    released = NS2Pipeline.from_pretrained(output)
+    assert (output / "README.md").read_text() == "kept"
+    assert json.loads((output / "scheduler" / "scheduler_config.json").read_text())["temperature"] == 25.0
+    for name, tensor in decoder_tuned.state_dict().items():
+        assert torch.equal(released.codec.state_dict()[name], tensor)
+    # same NS2 model and τ: the same latents; the new decoder turns them into different audio
+    source.register_modules(scheduler=type(source.scheduler).from_config(source.scheduler.config, temperature=25.0))
+    assert torch.equal(_synthesize(source, "latent"), _synthesize(released, "latent"))
+    assert not np.allclose(_synthesize(source, "np"), _synthesize(released, "np"))
+
+
+@pytest.mark.parametrize("prefix", ["encoder.", "quantizer."])
+def test_a_codec_with_other_latents_is_refused_and_the_release_kept(assemble_pipeline, tmp_path, prefix):
+    source = build_untrained_pipeline("tiny")
+    source.save_pretrained(tmp_path / "ns2")
+    if prefix == "quantizer.":  # codebooks are buffers (moving averages), not parameters
+        variant = copy.deepcopy(source.codec)
+        buffer_name = next(name for name, _ in variant.named_buffers() if name.startswith(prefix))
+        variant.get_buffer(buffer_name).add_(0.05)
+        variant.save_pretrained(tmp_path / "codec")
+    else:
+        _codec_variant(source.codec, prefix, tmp_path, "codec")
+    output = tmp_path / "release"
+    source.save_pretrained(output)
+    before = sorted(str(path.relative_to(output)) for path in output.rglob("*"))
+    with pytest.raises(ValueError, match="encoder/codebooks differ"):
+        assemble_pipeline.assemble(str(tmp_path / "ns2"), str(output), codec=str(tmp_path / "codec"))
+    assert sorted(str(path.relative_to(output)) for path in output.rglob("*")) == before

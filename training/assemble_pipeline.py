@@ -1,0 +1,83 @@
+"""Assemble a release `NS2Pipeline` folder from a trained NS2 pipeline (`train_ns2.py`'s `best`), an
+optionally fine-tuned codec decoder and the sampling temperature chosen on a tuning list.
+
+    python training/assemble_pipeline.py --ns2 runs/ns2_small/best \\
+        --codec runs/codec_small_decoder/best --temperature 25 --output pretrained/ns2-tiny-en
+
+`--codec` replaces the pipeline's codec. NS2 generates latents of the codec it was trained with, so
+the new codec must have the same encoder and codebooks (as `train_codec.py` with
+`train_decoder_only: true` guarantees); anything else is refused. `--temperature` sets τ of the
+initial noise N(0, τ⁻¹ I) in the saved scheduler (the paper's 1.44 is the default). The output folder
+is swapped in whole (an interrupted run leaves the previous folder); files in it that are not
+pipeline components (a README.md) are kept.
+"""
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+
+from ns2_hf.codec import NS2CodecModel  # noqa: E402
+from ns2_hf.pipelines import NS2Pipeline  # noqa: E402
+from ns2_hf.schedulers import NS2Scheduler  # noqa: E402
+from training.trainer_utils import write_folder_atomically  # noqa: E402
+
+
+def check_same_latent_space(trained_with: NS2CodecModel, replacement: NS2CodecModel) -> None:
+    """Raise unless `replacement` encodes to exactly the latents and codes of `trained_with`: every
+    weight and buffer outside the decoder must be equal."""
+    if trained_with.config.to_diff_dict() != replacement.config.to_diff_dict():
+        raise ValueError("the codec's config differs from the one the NS2 model was trained with.")
+    expected, given = trained_with.state_dict(), replacement.state_dict()
+    differing = sorted(
+        name for name in expected if not name.startswith("decoder.") and not torch.equal(expected[name], given[name])
+    )
+    if differing:
+        raise ValueError(
+            f"the codec's encoder/codebooks differ from the ones the NS2 model was trained with ({len(differing)} "
+            f"tensors, e.g. {differing[0]}): its latents would not match. Fine-tune the decoder alone "
+            "(train_codec.py with train_decoder_only: true) or retrain NS2 on this codec's codes."
+        )
+
+
+def assemble(ns2: str, output: str, codec: Optional[str] = None, temperature: Optional[float] = None) -> NS2Pipeline:
+    """Load the pipeline in `ns2`, swap in `codec` and `temperature`, write it to `output`; returns it."""
+    pipeline = NS2Pipeline.from_pretrained(ns2)
+    if codec is not None:
+        replacement = NS2CodecModel.from_pretrained(codec).eval()
+        check_same_latent_space(pipeline.codec, replacement)
+        pipeline.register_modules(codec=replacement)
+    if temperature is not None:
+        pipeline.register_modules(scheduler=NS2Scheduler.from_config(pipeline.scheduler.config, temperature=temperature))
+
+    output = Path(output)
+    components = set(pipeline.components) | {"model_index.json"}
+    kept = [path for path in output.iterdir() if path.name not in components] if output.is_dir() else []
+
+    def write(folder: Path) -> None:
+        pipeline.save_pretrained(folder)
+        for path in kept:
+            (shutil.copytree if path.is_dir() else shutil.copy2)(path, folder / path.name)
+
+    write_folder_atomically(output, write)
+    return pipeline
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ns2", required=True, help="a trained NS2Pipeline folder (train_ns2.py's output_dir/best)")
+    parser.add_argument("--codec", help="an NS2CodecModel folder to use instead (same encoder and codebooks)")
+    parser.add_argument("--temperature", type=float, help="τ of the initial noise saved in the scheduler")
+    parser.add_argument("--output", required=True, help="the release folder to write (replaced whole)")
+    args = parser.parse_args(argv)
+    assemble(args.ns2, args.output, args.codec, args.temperature)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
