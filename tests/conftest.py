@@ -1,5 +1,7 @@
-"""Shared test fixtures: paths to the offline corpus in ../shared and a seeded RNG."""
+"""Shared test fixtures: paths to the offline corpus in ../shared, a seeded RNG, and the training
+scripts (which are scripts, not package modules) loaded as modules."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -25,3 +27,11 @@ def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
     yield
+
+
+def load_training_script(name: str):
+    """`training/<name>.py` as a module (its `main`, helpers and constants)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "training" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

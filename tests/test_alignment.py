@@ -1,16 +1,15 @@
 """Monotonic alignment search, TextGrid/festival import, and the built-in aligner (trained on the
 festival utterances, checked against the synthesizer's own phone timings)."""
 
-import importlib.util
 import itertools
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import load_training_script
 from ns2_hf.alignment import (
     AlignmentError,
     NS2AlignerConfig,
@@ -24,14 +23,7 @@ from ns2_hf.alignment import (
     read_textgrid,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
-
-def load_training_script():
-    spec = importlib.util.spec_from_file_location("train_aligner", REPO_ROOT / "training" / "train_aligner.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def brute_force_best_path(log_probs):
@@ -266,7 +258,7 @@ def test_aligner_forward_gradients_and_errors():
 def test_aligner_trained_on_festival_finds_phone_boundaries(corpus_dir, tmp_path):
     """Unsupervised training on the 160 festival utterances (phone sequences as tokens, `pau` kept);
     the MAS durations are compared with the synthesizer's own segment times."""
-    train_aligner = load_training_script()
+    train_aligner = load_training_script("train_aligner")
     started = time.monotonic()
     model = train_aligner.main(
         ["--festival", "--corpus_dir", str(corpus_dir), "--output_dir", str(tmp_path / "aligner"), "--size", "tiny",

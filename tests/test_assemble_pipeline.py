@@ -1,7 +1,6 @@
 """training/assemble_pipeline.py: swap in a decoder-fine-tuned codec and the sampling temperature."""
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,19 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_training_script
 from ns2_hf.pipelines import NS2Pipeline
 from ns2_hf.pipelines.pipeline_ns2 import build_untrained_pipeline
 
-SCRIPT = Path(__file__).resolve().parents[1] / "training" / "assemble_pipeline.py"
 PROMPT = Path(__file__).resolve().parents[1] / "examples" / "prompt.wav"
 
 
 @pytest.fixture(scope="module")
 def assemble_pipeline():
-    spec = importlib.util.spec_from_file_location("assemble_pipeline", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_training_script("assemble_pipeline")
 
 
 def _codec_variant(codec, prefix, tmp_path, name):

@@ -1,7 +1,6 @@
 """training/evaluate_tts.py: test lists, ground-truth scoring, codec mode and the function API."""
 
 import csv
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -10,17 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import load_training_script
 from ns2_hf.metrics import EvaluationItem, evaluate_items, format_table, summarize
 
-SCRIPT = Path(__file__).resolve().parents[1] / "training" / "evaluate_tts.py"
 
 
 @pytest.fixture(scope="module")
 def evaluate_tts():
-    spec = importlib.util.spec_from_file_location("evaluate_tts", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_training_script("evaluate_tts")
 
 
 def test_make_test_list_pairs_each_target_with_another_utterance_of_its_speaker(evaluate_tts, corpus_dir, tmp_path):

@@ -23,7 +23,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple

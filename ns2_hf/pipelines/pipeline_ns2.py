@@ -17,7 +17,7 @@ import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
-from ..audio.io import AudioInputError, check_waveform, load_audio
+from ..audio.io import check_waveform, load_audio
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler
