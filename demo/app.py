@@ -149,7 +149,8 @@ def build_demo(pipe: NS2Pipeline, model_name: str = DEFAULT_MODEL, fallback_reas
                     seed = gr.Number(value=0, precision=0, label="Seed")
                     speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed (> 1 speaks faster)")
                     temperature = gr.Slider(
-                        0.5, 3.0, value=default_temperature, step=0.01, label="Temperature τ (initial noise N(0, 1/τ); paper 1.44)"
+                        0.5, max(100.0, default_temperature), value=default_temperature, step=0.01,
+                        label="Temperature τ (initial noise N(0, 1/τ); paper 1.44; higher = less varied, clearer)",
                     )
                 button = gr.Button("Synthesize", variant="primary", elem_id="synthesize-button")
             with gr.Column():

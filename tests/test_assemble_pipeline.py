@@ -49,12 +49,22 @@ def test_assembled_pipeline_has_the_new_decoder_and_temperature(assemble_pipelin
     released = NS2Pipeline.from_pretrained(output)
     assert (output / "README.md").read_text() == "kept"
     assert json.loads((output / "scheduler" / "scheduler_config.json").read_text())["temperature"] == 25.0
+    assert "_name_or_path" not in json.loads((output / "model_index.json").read_text())
     for name, tensor in decoder_tuned.state_dict().items():
         assert torch.equal(released.codec.state_dict()[name], tensor)
     # same NS2 model and τ: the same latents; the new decoder turns them into different audio
     source.register_modules(scheduler=type(source.scheduler).from_config(source.scheduler.config, temperature=25.0))
     assert torch.equal(_synthesize(source, "latent"), _synthesize(released, "latent"))
     assert not np.allclose(_synthesize(source, "np"), _synthesize(released, "np"))
+
+    # in place: the release folder is both input and output
+    assemble_pipeline.main(["--ns2", str(output), "--temperature", "4", "--output", str(output)])
+    again = NS2Pipeline.from_pretrained(output)
+    assert again.scheduler.config.temperature == 4.0 and (output / "README.md").read_text() == "kept"
+    for name, tensor in released.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[name], tensor)
+    for name, tensor in decoder_tuned.state_dict().items():
+        assert torch.equal(again.codec.state_dict()[name], tensor)
 
 
 @pytest.mark.parametrize("prefix", ["encoder.", "quantizer."])

@@ -13,6 +13,7 @@ pipeline components (a README.md) are kept.
 """
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -61,6 +62,9 @@ def assemble(ns2: str, output: str, codec: Optional[str] = None, temperature: Op
 
     def write(folder: Path) -> None:
         pipeline.save_pretrained(folder)
+        index = json.loads((folder / "model_index.json").read_text())
+        index.pop("_name_or_path", None)  # a path on the machine that assembled it, meaningless elsewhere
+        (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         for path in kept:
             (shutil.copytree if path.is_dir() else shutil.copy2)(path, folder / path.name)
 
