@@ -81,6 +81,12 @@ def make_test_list(
     missing = [speaker for speaker in chosen if speaker not in by_speaker]
     if missing:
         raise ValueError(f"speakers not in the corpus: {missing}; available: {sorted(by_speaker)}.")
+    allowed_ids = None if target_ids is None else set(target_ids)
+    excluded_ids = set(exclude_ids)
+
+    def allowed(utterance_id: str) -> bool:
+        return (allowed_ids is None or utterance_id in allowed_ids) and utterance_id not in excluded_ids
+
     rng = random.Random(seed)
     list_dir = Path(output).resolve().parent
     rows = []
@@ -88,10 +94,7 @@ def make_test_list(
         utterances = sorted(by_speaker[speaker], key=lambda row: row["file_name"])
         if len(utterances) < n + 1:
             raise ValueError(f"speaker {speaker} has {len(utterances)} utterances; {n} targets + 1 prompt needed.")
-        candidates = [
-            row for row in utterances
-            if (target_ids is None or Path(row["file_name"]).stem in set(target_ids)) and Path(row["file_name"]).stem not in set(exclude_ids)
-        ]
+        candidates = [row for row in utterances if allowed(Path(row["file_name"]).stem)]
         targets = rng.sample(candidates, min(n, len(candidates)))
         others = [row for row in utterances if row not in targets]
         other_speakers = [name for name in sorted(by_speaker) if name != speaker]
@@ -278,7 +281,7 @@ def parse_args(argv=None):
         parser.error("--codec needs one of --audio_dir or --test-list.")
     if not args.make_test_list and not args.codec:
         if not args.test_list:
-            parser.error("give --test-list (with --model or --ground-truth-only), --codec with --audio_dir, or --make-test-list.")
+            parser.error("give --test-list (with --model or --ground-truth-only), --codec with --audio_dir or --test-list, or --make-test-list.")
         if not args.model and not args.ground_truth_only:
             parser.error("give --model, or --ground-truth-only to score the recordings alone.")
     return args

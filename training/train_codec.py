@@ -151,7 +151,8 @@ def main():
     # ---- optimizers, schedules, EMA ------------------------------------------------------------------
     def optimizer_and_schedule(module, lr):
         optimizer = torch.optim.AdamW(
-            [parameter for parameter in module.parameters() if parameter.requires_grad], lr=lr, betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"]
+            [parameter for parameter in module.parameters() if parameter.requires_grad],  # not a frozen encoder
+            lr=lr, betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"],
         )
         schedule = get_scheduler(
             recipe["lr_schedule"], optimizer, num_warmup_steps=recipe["warmup_steps"], num_training_steps=recipe["max_steps"]
