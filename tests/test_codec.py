@@ -36,9 +36,10 @@ def _speechlike(n_samples: int, seed: int = 0) -> torch.Tensor:
     return 0.1 * wave * envelope + 0.01 * torch.randn(n_samples, generator=generator)
 
 
-@pytest.fixture
-def model() -> NS2CodecModel:
-    return NS2CodecModel(NS2CodecConfig.tiny()).eval()
+@pytest.fixture(params=["convolutional", "fourier"])
+def model(request) -> NS2CodecModel:
+    """The tiny codec with each kind of decoder: every test using it runs for both."""
+    return NS2CodecModel(NS2CodecConfig.tiny(decoder_type=request.param)).eval()
 
 
 def _train_one_step(model: NS2CodecModel, audio: torch.Tensor) -> None:
@@ -67,6 +68,8 @@ def test_config_sizes_and_validation():
         dict(codebook_ema_decay=1.0),
         dict(dead_code_threshold=0.0),
         dict(decoder_hidden_size=100),
+        dict(decoder_type="wavenet"),
+        dict(decoder_type="fourier", fourier_n_fft=201),  # n_fft - hop must be even
     ):
         with pytest.raises(ValueError):
             NS2CodecConfig.tiny(**bad)

@@ -11,6 +11,7 @@ from ns2_hf.metrics import (
     character_error_rate,
     dnsmos,
     duration_agreement,
+    frame_rate_buzz,
     metric_path,
     moments,
     multi_resolution_mel_distance,
@@ -186,6 +187,48 @@ def test_sequence_agreement_aligns_lengths_and_masks():
         duration_agreement([1, 2, 3], [1, 2])
 
 
+# --- frame-rate buzz ---------------------------------------------------------------------------
+def _voice(f0_hz, seconds=2.0, vibrato=0.04, seed=0):
+    """A harmonic voice whose f0 wanders around `f0_hz` (±`vibrato`, 5 Hz) like a real one, `(samples,)`."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0 = f0_hz * (1 + vibrato * np.sin(2 * np.pi * 5 * t) + 0.01 * np.cumsum(rng.standard_normal(t.size)) / np.sqrt(t.size))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    voice = sum(np.sin(k * phase) / k for k in range(1, 12))
+    return (0.1 * voice * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t)) + 0.002 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _imprint(waveform, hop=200, strength=0.3):
+    """Add a decoder-like imprint: the same short click every `hop` samples, scaled by the local loudness."""
+    click = np.zeros(hop, np.float32)
+    click[:6] = [1.0, -0.8, 0.5, -0.3, 0.15, -0.05]
+    n = waveform.size // hop
+    loudness = np.sqrt(np.mean(waveform[: n * hop].reshape(n, hop) ** 2, axis=1, keepdims=True))
+    out = waveform.copy()
+    out[: n * hop] += (strength * 4 * loudness * click[None, :]).reshape(-1)
+    return out
+
+
+def test_grid_lock_separates_an_imprinted_frame_grid_from_a_voice_at_the_frame_rate():
+    for f0 in (80.0, 130.0, 210.0):  # 80 Hz: a low voice sitting on the frame rate, but not locked to the grid
+        clean = frame_rate_buzz(_voice(f0), RATE, frame_rate=80.0)
+        buzzy = frame_rate_buzz(_imprint(_voice(f0)), RATE, frame_rate=80.0)
+        assert clean["grid_lock"] < 1.5, f0
+        assert buzzy["grid_lock"] > 3.0, f0
+    # the f0 share sees the 80 Hz voice as buzz (its limitation, hence grid_lock) but not the others
+    assert frame_rate_buzz(_voice(80.0), RATE, 80.0)["buzz_share"] > 0.3
+    assert frame_rate_buzz(_voice(130.0), RATE, 80.0)["buzz_share"] == 0.0
+
+
+def test_grid_lock_of_real_speech_is_near_one(speech):
+    measured = frame_rate_buzz(speech, RATE, frame_rate=80.0)
+    assert 0.7 < measured["grid_lock"] < 1.3 and measured["buzz_share"] < 0.05 and measured["voiced_frames"] > 50
+    with pytest.raises(ValueError, match="no voiced frame"):
+        frame_rate_buzz(0.01 * np.random.default_rng(0).standard_normal(RATE).astype(np.float32), RATE, 80.0)
+    with pytest.raises(ValueError):
+        frame_rate_buzz(speech, RATE, frame_rate=0.0)
+
+
 # --- evaluate modules -------------------------------------------------------------------------
 def test_evaluate_modules_load_offline(speech):
     modules = {name: evaluate.load(metric_path(name)) for name in METRIC_NAMES}
@@ -199,5 +242,7 @@ def test_evaluate_modules_load_offline(speech):
     assert quality["mel_distance"] == pytest.approx(0.0, abs=1e-6) and quality["pesq"] > 4.5
     prosody = modules["prosody"].compute(predictions=[short], references=[short], sampling_rate=RATE, reference="ground_truth")
     assert prosody["pitch_mean_diff"] == 0.0 and prosody["pitch_pearson"] == pytest.approx(1.0)
+    buzz = modules["buzz"].compute(predictions=[short], sampling_rate=RATE, frame_rate=80.0)
+    assert set(buzz) == {"buzz_share", "grid_lock"} and buzz["grid_lock"] < 1.5
     with pytest.raises(ValueError, match="unknown metric"):
         metric_path("bleu")

@@ -302,3 +302,27 @@ def test_codec_decoder_fine_tuning_keeps_the_codes(chain, tmp_path):
     with pytest.raises(AssertionError, match="train_decoder_only needs init_from"):
         launch("train_codec.py", "--config", CONFIGS / "codec_cpu_small_decoder.yaml", "--dataset", chain["data"],
                "--output_dir", tmp_path / "no_init", *CODEC_STEPS)
+
+
+@pytest.mark.slow
+def test_fourier_decoder_learns_from_the_discriminators(chain, tmp_path):
+    """codec_cpu_fourier_decoder.yaml swaps a fresh Fourier decoder onto a trained codec and trains it with the
+    GAN on. With the reconstruction losses switched off, only the discriminators can move the decoder: it must
+    change between steps 2 and 4 when the adversarial and feature-matching terms are on, and stay put when they
+    are off — so this fails if the discriminators ever stop training the generator."""
+    arguments = ["--config", CONFIGS / "codec_cpu_fourier_decoder.yaml", "--dataset", chain["data"],
+                 "--init_from", chain["codec"] / BEST_DIR, "--extra_audio_dirs", "[]", *CODEC_STEPS,
+                 "--gan_start_step", "0", "--mel_loss_weight", "0", "--time_loss_weight", "0", "--lr", "1e-2",
+                 "--replace_decoder", "{decoder_type: fourier, decoder_hidden_size: 32, fourier_intermediate_size: 64, "
+                 "fourier_decoder_layers: 2}"]
+    changed = {}
+    for name, weights in (("gan", []), ("no_gan", ["--adversarial_loss_weight", "0", "--feature_matching_loss_weight", "0"])):
+        launch("train_codec.py", *arguments, *weights, "--output_dir", tmp_path / name)
+        checkpoints = tmp_path / name / "checkpoints"
+        for file, prefix in (("model.safetensors", "decoder."), ("model_1.safetensors", "")):
+            early, late = (_checkpoint_weights(checkpoints / f"step_{step}", file) for step in (2, 4))
+            changed[name, file] = any(not torch.equal(early[key], late[key]) for key in early if key.startswith(prefix))
+        assert NS2CodecConfig.from_pretrained(tmp_path / name / BEST_DIR).decoder_type == "fourier"
+    assert changed["gan", "model.safetensors"], "the adversarial terms did not reach the decoder"
+    assert not changed["no_gan", "model.safetensors"], "something other than the discriminators moved the decoder"
+    assert changed["gan", "model_1.safetensors"] and changed["no_gan", "model_1.safetensors"]  # the discriminator trains

@@ -158,11 +158,11 @@ def write_rows(rows: Sequence[Dict], path: str) -> None:
 def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, ground_truth_only: bool,
                      temperature: Optional[float] = None) -> Tuple[List[EvaluationItem], int]:
     """Load audio (and synthesize with the pipeline unless `ground_truth_only`; `temperature` None = the
-    scheduler's τ); returns items and their rate."""
+    scheduler's τ); returns items, their rate and the codec's frame rate (None without a model)."""
     from tqdm.auto import tqdm
 
     pipe = None
-    sampling_rate, hop_length = METRIC_SAMPLING_RATE, None
+    sampling_rate, hop_length, frame_rate = METRIC_SAMPLING_RATE, None, None
     if not ground_truth_only:
         import soundfile as sf
         import torch
@@ -171,6 +171,7 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
 
         pipe = NS2Pipeline.from_pretrained(model)
         sampling_rate, hop_length = pipe.sampling_rate, pipe.hop_length
+        frame_rate = sampling_rate / hop_length
         (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     items = []
     for row in tqdm(rows, desc="synthesizing" if pipe else "loading"):
@@ -194,21 +195,22 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
             item.durations = (output.durations[0].numpy() * hop_length / sampling_rate).tolist()
             sf.write(out_dir / "audio" / f"{row['id']}.wav", item.audio, sampling_rate)
         items.append(item)
-    return items, sampling_rate
+    return items, sampling_rate, frame_rate
 
 
-def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]]) -> Tuple[List[EvaluationItem], int]:
+def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]]):
     """Reconstruct each `(audio path, text or None)` of `sources` with the codec ("identity"/"none":
-    the input itself, a sanity ceiling for the metrics; otherwise an `NS2CodecModel` folder)."""
+    the input itself, a sanity ceiling for the metrics; otherwise an `NS2CodecModel` folder). Returns
+    items, their rate and the codec's frame rate (None for "identity")."""
     import torch
     from tqdm.auto import tqdm
 
-    model, sampling_rate = None, METRIC_SAMPLING_RATE
+    model, sampling_rate, frame_rate = None, METRIC_SAMPLING_RATE, None
     if codec not in ("identity", "none"):
         from ns2_hf.codec import NS2CodecModel
 
         model = NS2CodecModel.from_pretrained(codec).eval()
-        sampling_rate = int(model.config.sampling_rate)
+        sampling_rate, frame_rate = int(model.config.sampling_rate), float(model.config.frame_rate)
     items = []
     for path, text in tqdm(sources, desc="reconstructing"):
         original = load_audio(path, target_sampling_rate=sampling_rate, name=str(path))
@@ -218,7 +220,7 @@ def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]]) -> Tup
             with torch.no_grad():
                 reconstruction = model(torch.from_numpy(original)[None]).audio_values[0].numpy()
         items.append(EvaluationItem(id=Path(path).stem, text=text, audio=reconstruction, ground_truth=original))
-    return items, sampling_rate
+    return items, sampling_rate, frame_rate
 
 
 def audio_dir_sources(audio_dir: str, max_items: Optional[int]) -> List[Tuple[str, None]]:
@@ -264,6 +266,9 @@ def parse_args(argv=None):
     parser.add_argument("--asr", help="transformers ASR checkpoint for WER (default: Whisper tiny.en, faster-whisper)")
     parser.add_argument("--speaker_encoder", help="transformers x-vector checkpoint for SIM (default: Resemblyzer)")
     parser.add_argument("--max_items", type=int, help="use only the first N items")
+    parser.add_argument("--frame_rate", type=float, default=None,
+                        help="codec frame rate in Hz for the buzz metric (default: the model's or codec's; give it to "
+                             "score recordings alone, e.g. 80 with --ground-truth-only or --codec identity)")
     parser.add_argument("--codec", help='codec mode: an NS2CodecModel folder, or "identity"/"none" (output = input)')
     parser.add_argument("--audio_dir", help="codec mode: folder of audio files to reconstruct (or give --test-list)")
     parser.add_argument("--make-test-list", "--make_test_list", dest="make_test_list", metavar="CORPUS_DIR",
@@ -303,19 +308,23 @@ def main(argv=None) -> Dict:
     out_dir = Path(args.out_dir)
     if args.codec:
         if args.audio_dir:
-            items, sampling_rate = codec_items(args.codec, audio_dir_sources(args.audio_dir, args.max_items))
+            items, sampling_rate, frame_rate = codec_items(args.codec, audio_dir_sources(args.audio_dir, args.max_items))
             default_metrics = CODEC_METRICS
         else:
-            items, sampling_rate = codec_items(args.codec, test_list_sources(read_test_list(args.test_list, args.max_items)))
+            items, sampling_rate, frame_rate = codec_items(
+                args.codec, test_list_sources(read_test_list(args.test_list, args.max_items))
+            )
             default_metrics = CODEC_METRICS + ("wer",)
     else:
         rows = read_test_list(args.test_list, args.max_items)
-        items, sampling_rate = synthesize_items(
+        items, sampling_rate, frame_rate = synthesize_items(
             rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature
         )
         default_metrics = TTS_METRICS
     metrics = args.metrics.split(",") if args.metrics else default_metrics
-    results = evaluate_items(items, sampling_rate, metrics, asr=args.asr, speaker_encoder=args.speaker_encoder, progress=True)
+    frame_rate = args.frame_rate or frame_rate
+    results = evaluate_items(items, sampling_rate, metrics, asr=args.asr, speaker_encoder=args.speaker_encoder, progress=True,
+                             frame_rate=frame_rate)
     summary = write_results(results, out_dir)
     print(format_table(summary))
     print(f"per-utterance results and summary in {out_dir}")

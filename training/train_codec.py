@@ -7,6 +7,8 @@
 Any recipe key can be overridden on the command line (`--max_steps 500 --lr 3e-4 --model.preset base`).
 
 Each step takes a random `segment_samples` crop of every utterance in the batch and reconstructs it.
+`extra_audio_dirs` adds untranscribed recordings to the training set and `augmentation` perturbs the
+crops (speed, loudness, noise; `training/codec_data.py`).
 Generator loss = mel_loss_weight · multi-resolution log-mel L1 + time_loss_weight · waveform L1
 + commitment_weight (codec config) · RVQ commitment; from `gan_start_step` on, the multi-period +
 multi-scale-STFT discriminator gets its own optimizer step and the generator adds
@@ -14,13 +16,15 @@ adversarial_loss_weight · adversarial + feature_matching_loss_weight · feature
 follow moving averages, quantizer dropout comes from the codec config.
 
 `init_from: FOLDER` starts from a trained codec (its config replaces the recipe's `model`);
-`train_decoder_only: true` then freezes the encoder and the quantizer (eval mode: no codebook
+`replace_decoder: {decoder_type: fourier, ...}` then swaps in a fresh decoder with these config
+fields (e.g. the Fourier decoder) on the trained encoder and codebooks; `train_decoder_only: true` freezes the encoder and the quantizer (eval mode: no codebook
 updates, no quantizer dropout) and trains the decoder alone on the full-depth quantized latents.
 The codes and latents stay bit-identical, so a prepared dataset's codes and an NS2 model trained on
 them remain valid: the decoder can keep improving after NS2 training has started.
 
 Every `val_interval` steps the EMA weights reconstruct the validation utterances; the lowest
-validation reconstruction loss is saved to `output_dir/best` (`NS2CodecModel.save_pretrained` +
+validation reconstruction loss is saved (the frame-rate buzz share of the reconstructions is logged
+as `val/buzz_share`, see `ns2_hf.metrics.frame_buzz`) to `output_dir/best` (`NS2CodecModel.save_pretrained` +
 the feature extractor), ready for `prepare_dataset.py --codec`. `accelerator.save_state` goes to
 `output_dir/checkpoints/step_N` every `save_interval` steps; TensorBoard logs to
 `output_dir/tensorboard`.
@@ -51,6 +55,8 @@ from ns2_hf.codec.losses import (  # noqa: E402
     multi_resolution_mel_loss,
     si_snr,
 )
+from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
+from training.codec_data import UntranscribedAudio, augment  # noqa: E402
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
     end_of_step,
@@ -114,6 +120,12 @@ def main():
     if recipe["init_from"]:
         codec = NS2CodecModel.from_pretrained(recipe["init_from"])
         config = codec.config
+        if recipe["replace_decoder"]:  # a fresh decoder of another kind on the trained encoder and codebooks
+            config = NS2CodecConfig(**{**config.to_dict(), **recipe["replace_decoder"]})
+            trained = codec
+            codec = NS2CodecModel(config)
+            codec.encoder.load_state_dict(trained.encoder.state_dict())
+            codec.quantizer.load_state_dict(trained.quantizer.state_dict())
     else:
         config = build_config(NS2CodecConfig, recipe["model"])
         codec = NS2CodecModel(config)
@@ -140,6 +152,10 @@ def main():
         raise ValueError(f"the dataset is sampled at {sorted(rates)} Hz, the codec at {config.sampling_rate} Hz")
     segment_samples = recipe["segment_samples"]
     train_set = PreparedDataset(dataset["train"], columns=(AUDIO,))
+    if recipe["extra_audio_dirs"]:
+        extra = UntranscribedAudio(recipe["extra_audio_dirs"], config.sampling_rate, config.hop_length)
+        accelerator.print(f"training on {len(train_set)} corpus utterances + {len(extra)} untranscribed recordings")
+        train_set = torch.utils.data.ConcatDataset([train_set, extra])
     segment_frames = math.ceil(segment_samples / config.hop_length)
     batch_sampler = FrameBatchSampler([segment_frames] * len(train_set), recipe["max_frames_per_batch"], seed=recipe["seed"])
     train_loader = torch.utils.data.DataLoader(
@@ -185,6 +201,7 @@ def main():
     def validate(step):
         unwrapped_codec.eval()
         totals, writer = {}, tensorboard_writer(accelerator)
+        buzz = []
         with ema_weights(ema, unwrapped_codec.parameters()):
             for index in range(len(val_set)):
                 audio = val_set[index][AUDIO].to(accelerator.device)[None]
@@ -194,6 +211,9 @@ def main():
                 losses["si_snr"] = si_snr(output.audio_values, audio).mean()
                 for name, value in losses.items():
                     totals[name] = totals.get(name, 0.0) + float(value) / len(val_set)
+                with contextlib.suppress(ValueError):  # an utterance with no voiced frame has no buzz share
+                    buzz.append(frame_rate_buzz(output.audio_values[0].float().cpu().numpy(), config.sampling_rate,
+                                                config.frame_rate)["buzz_share"])
                 if writer is not None and index < recipe["val_log_items"]:
                     mels = [
                         mel_spectrogram(wave[0].float().cpu(), config.sampling_rate, hop_length=config.hop_length)[0].numpy()
@@ -203,6 +223,8 @@ def main():
                     writer.add_audio(f"val/audio_{index}_generated", output.audio_values[0].clamp(-1, 1).cpu(), step,
                                      sample_rate=config.sampling_rate)
                     writer.add_audio(f"val/audio_{index}_real", audio[0].cpu(), step, sample_rate=config.sampling_rate)
+            if buzz:
+                totals["buzz_share"] = sum(buzz) / len(buzz)
             accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
             if totals["loss"] < progress.best_val_loss:
                 progress.best_val_loss = totals["loss"]
@@ -231,6 +253,8 @@ def main():
         for batch in step_batches:
             with accelerator.accumulate(codec, discriminator):
                 audio, audio_mask = random_segments(batch[AUDIO], batch["audio_mask"], segment_samples)
+                if recipe["augmentation"]:
+                    audio, audio_mask = augment(audio, audio_mask, config.sampling_rate, **recipe["augmentation"])
                 output, losses = reconstruction_losses(codec, audio, audio_mask, config.sampling_rate)
                 gan_on = progress.step >= recipe["gan_start_step"]
                 if gan_on:  # discriminator step on real crops vs detached reconstructions

@@ -27,8 +27,21 @@ class NS2CodecConfig(PreTrainedConfig):
             80 latent frames per second at 16 kHz). The decoder upsamples with the same ratios reversed.
         encoder_hidden_size (`int`, defaults to 40):
             Channels after the encoder's input convolution; each downsampling block doubles them (ours).
+        decoder_type (`str`, defaults to `"convolutional"`):
+            `"convolutional"`: the mirrored decoder, transposed convolutions upsampling by `downsampling_ratios`
+            reversed (SoundStream/DAC). `"fourier"` (ours, after Vocos): ConvNeXt blocks at the frame rate predict
+            an STFT frame per latent frame, and an inverse STFT at hop `hop_length` makes the waveform — no
+            upsampling layer, so nothing imprints the frame grid on the audio as a periodic buzz (see the model
+            card's ablation).
         decoder_hidden_size (`int`, defaults to 1024):
-            Channels after the decoder's input convolution; each upsampling block halves them (ours).
+            Convolutional decoder: channels after its input convolution; each upsampling block halves them (ours).
+            Fourier decoder: the width of its ConvNeXt blocks.
+        fourier_decoder_layers (`int`, defaults to 8):
+            ConvNeXt blocks of the Fourier decoder (Vocos: 8).
+        fourier_intermediate_size (`int`, defaults to 1536):
+            Hidden width of each ConvNeXt block's pointwise MLP (Vocos: 3 x the block width).
+        fourier_n_fft (`int`, *optional*):
+            FFT and window size of the Fourier decoder's inverse STFT; default 4 x `hop_length` (Vocos' overlap).
         residual_dilations (`tuple[int]`, defaults to `(1, 3, 9)`):
             Dilations of the residual units in every encoder and decoder block.
         kernel_size (`int`, defaults to 7):
@@ -66,7 +79,11 @@ class NS2CodecConfig(PreTrainedConfig):
     sampling_rate: int = 16000
     downsampling_ratios: list[int] | tuple[int, ...] = (2, 4, 5, 5)
     encoder_hidden_size: int = 40
+    decoder_type: str = "convolutional"
     decoder_hidden_size: int = 1024
+    fourier_decoder_layers: int = 8
+    fourier_intermediate_size: int = 1536
+    fourier_n_fft: int | None = None
     residual_dilations: list[int] | tuple[int, ...] = (1, 3, 9)
     kernel_size: int = 7
     latent_dim: int = 256
@@ -90,7 +107,17 @@ class NS2CodecConfig(PreTrainedConfig):
             setattr(self, name, [int(value) for value in values])
         if min(self.downsampling_ratios) < 2:
             raise ValueError(f"every downsampling ratio must be >= 2, got {self.downsampling_ratios}.")
-        if self.decoder_hidden_size % 2 ** len(self.downsampling_ratios) != 0:
+        if self.decoder_type not in ("convolutional", "fourier"):
+            raise ValueError(f"`decoder_type` must be 'convolutional' or 'fourier', got {self.decoder_type!r}.")
+        if self.fourier_n_fft is None:
+            self.fourier_n_fft = 4 * math.prod(self.downsampling_ratios)
+        hop = math.prod(self.downsampling_ratios)
+        if self.fourier_n_fft < hop or (self.fourier_n_fft - hop) % 2:
+            raise ValueError(
+                f"`fourier_n_fft` ({self.fourier_n_fft}) must be >= the hop ({hop}) and differ from it by an even "
+                "number of samples (the inverse STFT trims half the overlap at each end)."
+            )
+        if self.decoder_type == "convolutional" and self.decoder_hidden_size % 2 ** len(self.downsampling_ratios) != 0:
             raise ValueError(
                 f"`decoder_hidden_size` ({self.decoder_hidden_size}) must be divisible by "
                 f"2 ** len(downsampling_ratios) = {2 ** len(self.downsampling_ratios)} (it halves per block)."
@@ -118,10 +145,13 @@ class NS2CodecConfig(PreTrainedConfig):
     @classmethod
     def tiny(cls, **kwargs) -> "NS2CodecConfig":
         """A CPU-sized codec with the paper's hop (200) and sampling rate (16 kHz), latent dim 32 and
-        8 quantizers x 256 codes; small discriminators. Keyword arguments override fields."""
+        8 quantizers x 256 codes; small discriminators (and a 4-block Fourier decoder when `decoder_type="fourier"`).
+        Keyword arguments override fields."""
         fields = dict(
             encoder_hidden_size=8,
             decoder_hidden_size=128,
+            fourier_decoder_layers=4,
+            fourier_intermediate_size=384,
             latent_dim=32,
             num_quantizers=8,
             codebook_size=256,

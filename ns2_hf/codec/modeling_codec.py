@@ -229,6 +229,82 @@ class NS2CodecDecoder(nn.Module):
         return _mask(waveform, _expand_mask(latent_mask, self.samples_per_frame[-1], latents.dtype)).squeeze(1)
 
 
+class NS2CodecConvNeXtBlock(nn.Module):
+    """Depthwise conv (kernel 7) -> LayerNorm -> pointwise MLP (GELU) -> layer scale, added to the input
+    (ConvNeXt, as in Vocos). Works at the latent frame rate."""
+
+    def __init__(self, channels: int, intermediate_size: int, layer_scale: float):
+        super().__init__()
+        self.depthwise_conv = nn.Conv1d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.pointwise_conv1 = nn.Linear(channels, intermediate_size)
+        self.pointwise_conv2 = nn.Linear(intermediate_size, channels)
+        self.layer_scale = nn.Parameter(torch.full((channels,), layer_scale))
+        self.layer_scale_init = layer_scale
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`(batch, channels, frames)` -> same shape; `mask` `(batch, 1, frames)` zeroes padded frames."""
+        residual = self.norm(self.depthwise_conv(hidden_states).transpose(1, 2))
+        residual = self.pointwise_conv2(nn.functional.gelu(self.pointwise_conv1(residual)))
+        return _mask(hidden_states + (self.layer_scale * residual).transpose(1, 2), mask)
+
+
+class NS2CodecFourierDecoder(nn.Module):
+    """Latents `(batch, latent_dim, frames)` -> waveform `(batch, frames * hop)`, with no upsampling layer (ours,
+    after Vocos): ConvNeXt blocks at the frame rate predict, per latent frame, the log-magnitude and phase of one
+    STFT frame of `fourier_n_fft` points, and an inverse STFT at hop `hop_length` overlap-adds them.
+
+    STFT frame `i` is centred on the centre of latent frame `i`'s samples, `i * hop + hop / 2` (the window starts
+    `(n_fft - hop) / 2` samples before the frame), so the output has exactly `frames * hop` samples. The
+    overlap-add is normalised by the summed squared window of the *valid* frames, so a padded item decodes to
+    exactly what it decodes to alone.
+    """
+
+    def __init__(self, config: NS2CodecConfig):
+        super().__init__()
+        channels = config.decoder_hidden_size
+        self.hop_length = config.hop_length
+        self.n_fft = config.fourier_n_fft
+        self.conv_in = nn.Conv1d(config.latent_dim, channels, 7, padding=3)
+        self.norm_in = nn.LayerNorm(channels, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            NS2CodecConvNeXtBlock(channels, config.fourier_intermediate_size, 1.0 / config.fourier_decoder_layers)
+            for _ in range(config.fourier_decoder_layers)
+        )
+        self.norm_out = nn.LayerNorm(channels, eps=1e-6)
+        self.spectrum_head = nn.Linear(channels, self.n_fft + 2)  # log-magnitude and phase of n_fft / 2 + 1 bins
+
+    def inverse_stft(self, spectrum: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """`spectrum` `(batch, n_fft / 2 + 1, frames)` complex, `frame_mask` `(batch, frames)` float ->
+        waveform `(batch, frames * hop)` (zero after the valid frames)."""
+        frames = spectrum.shape[-1]
+        window = torch.hann_window(self.n_fft, device=spectrum.device)  # made here: no buffer to lose in loading
+        segments = torch.fft.irfft(spectrum, n=self.n_fft, dim=1) * window[None, :, None] * frame_mask[:, None]
+        trim = (self.n_fft - self.hop_length) // 2
+        length = (frames - 1) * self.hop_length + self.n_fft
+
+        def overlap_add(columns):  # (batch, n_fft, frames) -> (batch, frames * hop)
+            folded = nn.functional.fold(columns, (1, length), kernel_size=(1, self.n_fft), stride=(1, self.hop_length))
+            return folded[:, 0, 0, trim: length - trim]
+
+        envelope = overlap_add(window.square()[None, :, None] * frame_mask[:, None].expand(-1, self.n_fft, -1))
+        return overlap_add(segments) / envelope.clamp(min=1e-6)
+
+    def forward(self, latents: torch.Tensor, latent_mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = _expand_mask(latent_mask, 1, latents.dtype)
+        hidden_states = _mask(self.norm_in(self.conv_in(latents).transpose(1, 2)).transpose(1, 2), mask)
+        for block in self.blocks:
+            hidden_states = block(hidden_states, mask)
+        head = self.spectrum_head(self.norm_out(hidden_states.transpose(1, 2))).transpose(1, 2).float()
+        log_magnitude, phase = head.chunk(2, dim=1)
+        magnitude = log_magnitude.exp().clamp(max=1e2)  # Vocos' bound: no overflow early in training
+        spectrum = torch.polar(magnitude, phase)
+        frame_mask = torch.ones(latents.shape[0], latents.shape[2], device=latents.device) if latent_mask is None \
+            else latent_mask.float()
+        waveform = self.inverse_stft(spectrum, frame_mask).clamp(-1.0, 1.0)
+        return waveform.to(latents.dtype)
+
+
 class NS2CodecModel(PreTrainedModel):
     """The NaturalSpeech 2 codec: `encode` audio to codes and quantized latents, `decode` latents or codes to
     audio, `forward` for both (training). See [`NS2CodecConfig`] for the architecture."""
@@ -241,14 +317,23 @@ class NS2CodecModel(PreTrainedModel):
         super().__init__(config)
         self.encoder = NS2CodecEncoder(config)
         self.quantizer = NS2ResidualVectorQuantizer(config)
-        self.decoder = NS2CodecDecoder(config)
+        self.decoder = NS2CodecFourierDecoder(config) if config.decoder_type == "fourier" else NS2CodecDecoder(config)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
         """Convolutions: weight direction ~ N(0, 1 / fan_in), weight-norm gain = `init_gain` x its norm (so the
         effective weight is `init_gain` x that draw), zero bias. Snake alpha = 1. Codebooks ~ N(0, 1) and unused
-        (restarted from data on the first training step)."""
-        if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+        (restarted from data on the first training step). The Fourier decoder's plain convolutions and linear
+        layers ~ truncated N(0, 0.02), zero bias (Vocos); layer scales at 1 / number of blocks."""
+        if isinstance(module, (nn.Conv1d, nn.Linear)) and not hasattr(module, "parametrizations"):
+            init.trunc_normal_(module.weight, std=0.02)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, NS2CodecConvNeXtBlock):
+            init.constant_(module.layer_scale, module.layer_scale_init)
+        elif isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
             direction = module.parametrizations.weight.original1
             fan_in = module.in_channels * module.kernel_size[0]
             if isinstance(module, nn.ConvTranspose1d):

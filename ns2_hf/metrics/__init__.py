@@ -3,7 +3,7 @@
 Plain functions (import from here): intelligibility (`transcribe`, `word_error_rate`,
 `character_error_rate`), speaker similarity, prosody statistics (NS2 paper), spectral distortion
 (MCD, f0 RMSE, V/UV error), reconstruction quality (multi-resolution mel distance, SI-SNR, PESQ,
-STOI) and DNSMOS. Each `evaluate` module wraps the same functions and loads offline:
+STOI), DNSMOS and the codec's frame-rate buzz. Each `evaluate` module wraps the same functions and loads offline:
 
     import evaluate
     from ns2_hf.metrics import metric_path
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .asr import character_error_rate, normalize_text, transcribe, word_error_rate
 from .evaluation import CODEC_METRICS, TTS_METRICS, EvaluationItem, evaluate_items, format_table, summarize
+from .frame_buzz import frame_rate_buzz
 from .mos import dnsmos
 from .prosody_stats import (
     duration_agreement,
@@ -33,7 +34,7 @@ from .reconstruction import multi_resolution_mel_distance, pesq_wideband, si_snr
 from .speaker import speaker_embedding, speaker_similarity
 from .spectral import mel_cepstrum, spectral_distortion
 
-METRIC_NAMES = ("wer", "speaker_similarity", "prosody", "mcd", "codec_quality", "dnsmos")
+METRIC_NAMES = ("wer", "speaker_similarity", "prosody", "mcd", "codec_quality", "dnsmos", "buzz")
 
 
 def metric_path(name: str) -> str:
@@ -54,6 +55,7 @@ __all__ = [
     "character_error_rate",
     "dnsmos",
     "duration_agreement",
+    "frame_rate_buzz",
     "duration_statistics",
     "mel_cepstrum",
     "metric_path",

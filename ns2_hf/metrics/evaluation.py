@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from .asr import character_error_rate, transcribe, word_error_rate
+from .frame_buzz import frame_rate_buzz
 from .mos import dnsmos
 from .prosody_stats import duration_agreement, duration_statistics, pitch_agreement, pitch_statistics, statistics_difference
 from .reconstruction import multi_resolution_mel_distance, pesq_wideband, si_snr, stoi
@@ -30,8 +31,8 @@ from .spectral import spectral_distortion
 
 logger = logging.getLogger(__name__)
 
-TTS_METRICS = ("wer", "speaker_similarity", "dnsmos", "prosody", "mcd")
-CODEC_METRICS = ("codec_quality", "dnsmos")
+TTS_METRICS = ("wer", "speaker_similarity", "dnsmos", "prosody", "mcd", "buzz")
+CODEC_METRICS = ("codec_quality", "dnsmos", "buzz")
 SYSTEMS = ("ground_truth", "model")
 # Row fields that are not metric values.
 _NON_METRIC_FIELDS = ("id", "system", "text", "transcript", "errors")
@@ -64,7 +65,7 @@ class EvaluationItem:
     ground_truth_durations: Optional[Sequence[float]] = None
 
 
-def _score_system(item, system, metrics, sampling_rate, asr, speaker_encoder, prompt_statistics) -> Dict:
+def _score_system(item, system, metrics, sampling_rate, asr, speaker_encoder, prompt_statistics, frame_rate) -> Dict:
     is_model = system == "model"
     audio = item.audio if is_model else item.ground_truth
     durations = item.durations if is_model else item.ground_truth_durations
@@ -110,6 +111,12 @@ def _score_system(item, system, metrics, sampling_rate, asr, speaker_encoder, pr
             attempt("duration statistics", lambda: duration_statistics(durations))
             if is_model and item.ground_truth_durations is not None:
                 attempt("duration agreement", lambda: duration_agreement(durations, item.ground_truth_durations))
+    if "buzz" in metrics and frame_rate is not None:
+        def buzz():
+            measured = frame_rate_buzz(audio, sampling_rate, frame_rate)
+            return {"buzz_share": measured["buzz_share"], "grid_lock": measured["grid_lock"]}
+
+        attempt("buzz", buzz)
     if "mcd" in metrics and reference is not None:
         attempt("mcd", lambda: spectral_distortion(audio, reference, sampling_rate))
     if "codec_quality" in metrics and reference is not None:
@@ -127,16 +134,20 @@ def evaluate_items(
     asr: Optional[str] = None,
     speaker_encoder: Optional[str] = None,
     progress: bool = False,
+    frame_rate: Optional[float] = None,
 ) -> List[Dict]:
     """Score each item's system output and its ground truth.
 
     Args:
         items: the utterances.
         sampling_rate: rate of every waveform in the items.
-        metrics: a subset of `("wer", "speaker_similarity", "dnsmos", "prosody", "mcd", "codec_quality")`.
+        metrics: a subset of `("wer", "speaker_similarity", "dnsmos", "prosody", "mcd", "codec_quality", "buzz")`.
         asr: ASR for WER (see :func:`ns2_hf.metrics.transcribe`).
         speaker_encoder: encoder for SIM (see :func:`ns2_hf.metrics.speaker_embedding`).
         progress: show a tqdm bar.
+        frame_rate: the codec's latent frame rate in Hz; needed for "buzz" (the share of voiced frames whose
+            f0 sits at the frame rate, and the frame-grid locking ratio; :func:`ns2_hf.metrics.frame_rate_buzz`),
+            skipped without it.
 
     Returns:
         One row per item and system present (`system` = "ground_truth" or "model"): `id`,
@@ -144,7 +155,7 @@ def evaluate_items(
         `wer`, `cer`, `sim_prompt`, `sim_other`, `sim_gt`, `dnsmos_ovrl|sig|bak|p808`,
         `pitch_{mean,std,skewness,kurtosis}_diff` (vs prompt), `pitch_pearson`, `pitch_rmse_hz`,
         `duration_{mean,std,skewness,kurtosis}`, `duration_pearson`, `duration_rmse`, `mcd`,
-        `f0_rmse_cents`, `vuv_error`, `mel_distance`, `si_snr`, `pesq`, `stoi`.
+        `f0_rmse_cents`, `vuv_error`, `mel_distance`, `si_snr`, `pesq`, `stoi`, `buzz_share`, `grid_lock`.
     """
     from tqdm.auto import tqdm
 
@@ -162,7 +173,8 @@ def evaluate_items(
                 logger.warning("%s: prompt pitch statistics failed: %s", item.id, error)
         for system in SYSTEMS:
             if (item.audio if system == "model" else item.ground_truth) is not None:
-                rows.append(_score_system(item, system, metrics, sampling_rate, asr, speaker_encoder, prompt_statistics))
+                rows.append(_score_system(item, system, metrics, sampling_rate, asr, speaker_encoder, prompt_statistics,
+                                          frame_rate))
     return rows
 
 

@@ -1,0 +1,107 @@
+"""Collect real recorded speech that installs offline from Debian, for codec training and evaluation.
+
+    python scripts/fetch_real_speech.py [--output_dir data/real_speech]
+
+Installs the Debian packages `codec2-examples` (about 8 speakers reading Harvard sentences, mostly
+8 kHz, LGPL-2.1) and `pocketsphinx-testdata` (5 LibriVox utterances of one reader with transcripts,
+16 kHz, public domain) when missing and run as root, then writes, resampled to 16 kHz mono WAV:
+
+    OUTPUT/train/            codec2 recordings for codec training (untranscribed)
+    OUTPUT/test/codec2/      other codec2 recordings, never trained on (codec evaluation, --audio_dir)
+    OUTPUT/test/librivox/    the LibriVox utterances, never trained on
+    OUTPUT/test_list.jsonl   a test list of the LibriVox utterances for training/evaluate_tts.py: text,
+                             ground truth, a prompt of the same reader, a codec2 prompt of another speaker
+
+Nothing is downloaded from anywhere but the Debian archive; the files are not committed (data/ is
+ignored). The codec2 files that are themselves codec output (`*2400.wav`) or concatenations of the
+others (`all.wav`) are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ns2_hf.audio.io import load_audio  # noqa: E402
+
+SAMPLING_RATE = 16000
+CODEC2_DIR = Path("/usr/share/codec2")
+LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
+PACKAGES = ("codec2-examples", "pocketsphinx-testdata")
+# codec2 speakers held out for evaluation (short Harvard-sentence clips); the long ones train the codec.
+CODEC2_TEST = ("hts1a", "hts2a", "forig", "morig", "mmt1", "cross", "big_dog")
+CODEC2_TRAIN = ("ve9qrp", "david4", "vk2tpm_004", "vk5qi")
+
+
+def install_packages() -> None:
+    """apt-get the Debian packages whose files are missing (root only)."""
+    if CODEC2_DIR.is_dir() and LIBRIVOX_DIR.is_dir():
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise SystemExit(f"install the Debian packages {' '.join(PACKAGES)} (as root: apt-get install {' '.join(PACKAGES)}).")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *PACKAGES], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def write_wav(source: Path, target: Path) -> Path:
+    """`source` resampled to 16 kHz mono, written as 16-bit WAV at `target`."""
+    waveform = load_audio(str(source), target_sampling_rate=SAMPLING_RATE, name=str(source))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(target, np.asarray(waveform, dtype=np.float32), SAMPLING_RATE, subtype="PCM_16")
+    return target
+
+
+def librivox_transcripts() -> dict:
+    """`{utterance id: text}` from pocketsphinx's `transcription` file (`<s> text </s> (id)` lines)."""
+    transcripts = {}
+    for line in (LIBRIVOX_DIR / "transcription").read_text().splitlines():
+        if "(" not in line:
+            continue
+        text, utterance = line.rsplit("(", 1)
+        transcripts[utterance.strip(" )")] = text.replace("<s>", "").replace("</s>", "").strip()
+    return transcripts
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default="data/real_speech")
+    args = parser.parse_args(argv)
+    output = Path(args.output_dir)
+    install_packages()
+    for name in CODEC2_TRAIN:
+        write_wav(CODEC2_DIR / "wav" / f"{name}.wav", output / "train" / f"codec2_{name}.wav")
+    write_wav(CODEC2_DIR / "raw" / "speech_orig_16k.wav", output / "train" / "codec2_speech_orig_16k.wav")
+    others = [write_wav(CODEC2_DIR / "wav" / f"{name}.wav", output / "test" / "codec2" / f"{name}.wav") for name in CODEC2_TEST]
+    transcripts = librivox_transcripts()
+    utterances = sorted(transcripts)
+    paths = {u: write_wav(LIBRIVOX_DIR / f"{u}.wav", output / "test" / "librivox" / f"{u}.wav") for u in utterances}
+    rows = []
+    for index, utterance in enumerate(utterances):
+        prompt = utterances[(index + 1) % len(utterances)]  # another utterance of the same reader
+        rows.append({
+            "id": utterance,
+            "text": transcripts[utterance],
+            "audio": os.path.relpath(paths[utterance], output),
+            "prompt_audio": os.path.relpath(paths[prompt], output),
+            "other_prompt_audio": os.path.relpath(others[index % len(others)], output),
+            "speaker": "librivox_austen",
+        })
+    with open(output / "test_list.jsonl", "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    print(f"wrote {len(CODEC2_TRAIN) + 1} training and {len(others) + len(utterances)} test recordings, "
+          f"and {output / 'test_list.jsonl'} ({len(rows)} items)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Codec training data beyond the prepared corpus: untranscribed recordings and voice augmentation.
+
+The codec needs no transcripts, so any speech helps it generalise to voices it never heard:
+`UntranscribedAudio` adds every audio file under some folders (e.g. the real recordings that
+`scripts/fetch_real_speech.py` collects) to the training set, and `augment` perturbs each training
+crop so that 16 corpus voices become many (ours; SoundStream/EnCodec train on thousands of real
+voices instead):
+
+- speed perturbation: the crop is resampled by a factor in `speed`, which moves pitch, formants
+  (vocal-tract length) and tempo together, as in Kaldi's speed perturbation;
+- loudness: a gain in `gain_db`;
+- mild noise: white noise at an SNR in `noise_snr_db`.
+
+Every draw comes from numpy's global RNG, which the training loop seeds per step (`seed_step`), so a
+resumed run augments exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ns2_hf.audio.io import load_audio
+
+from training.data import AUDIO, ID, NUM_FRAMES, SPEAKER_ID, num_frames_for
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+class UntranscribedAudio(torch.utils.data.Dataset):
+    """Every audio file under `folders` (sorted), resampled to `sampling_rate`, mono; items look like
+    `PreparedDataset(..., columns=("audio",))` items (`id`, `speaker_id` = the folder name, `num_frames`,
+    `audio` `(T,)` float32), so `collate_batch` batches them with the corpus."""
+
+    def __init__(self, folders: Sequence[str], sampling_rate: int, hop_length: int):
+        self.paths = sorted(
+            path for folder in folders for path in Path(folder).rglob("*") if path.suffix.lower() in AUDIO_EXTENSIONS
+        )
+        if not self.paths:
+            raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {list(folders)}.")
+        self.waveforms = [load_audio(str(path), target_sampling_rate=sampling_rate, name=str(path)) for path in self.paths]
+        self.hop_length = hop_length
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Dict[str, object]:
+        waveform = self.waveforms[index]
+        return {
+            ID: self.paths[index].stem,
+            SPEAKER_ID: self.paths[index].parent.name,
+            NUM_FRAMES: num_frames_for(len(waveform), self.hop_length),
+            AUDIO: torch.from_numpy(np.asarray(waveform, dtype=np.float32)),
+        }
+
+
+def augment(
+    audio: torch.Tensor,
+    audio_mask: torch.Tensor,
+    sampling_rate: int,
+    probability: float = 0.8,
+    speed: Optional[Sequence[float]] = (0.85, 1.15),
+    gain_db: Optional[Sequence[float]] = (-10.0, 6.0),
+    noise_snr_db: Optional[Sequence[float]] = (25.0, 50.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perturb each crop of a batch (with `probability`; the rest pass unchanged).
+
+    Args:
+        audio: `(batch, samples)` crops; `audio_mask` `(batch, samples)` bool, True on valid samples.
+        sampling_rate: their rate.
+        probability: chance that a crop is augmented at all.
+        speed, gain_db, noise_snr_db: uniform ranges of each perturbation (None switches it off).
+
+    Returns:
+        `(batch, samples)` augmented crops and their mask (a sped-up crop is shorter: its tail is masked);
+        peaks are kept within [-1, 1].
+    """
+    import librosa
+
+    augmented, masks = audio.clone(), audio_mask.clone()
+    for row in range(audio.shape[0]):
+        if np.random.rand() >= probability:
+            continue
+        length = int(audio_mask[row].sum())
+        waveform = audio[row, :length].cpu().numpy().astype(np.float32)
+        if speed is not None and length > 1:
+            factor = np.random.uniform(*speed)
+            waveform = librosa.resample(waveform, orig_sr=sampling_rate, target_sr=round(sampling_rate / factor),
+                                        res_type="soxr_hq")[: audio.shape[1]]
+        if gain_db is not None:
+            waveform = waveform * 10.0 ** (np.random.uniform(*gain_db) / 20.0)
+        if noise_snr_db is not None and waveform.size:
+            power = float(np.mean(waveform**2))
+            noise_power = power / 10.0 ** (np.random.uniform(*noise_snr_db) / 10.0)
+            waveform = waveform + np.sqrt(noise_power) * np.random.randn(waveform.size).astype(np.float32)
+        peak = float(np.abs(waveform).max()) if waveform.size else 0.0
+        if peak > 1.0:
+            waveform = waveform / peak
+        augmented[row] = 0.0
+        augmented[row, : waveform.size] = torch.from_numpy(waveform.astype(np.float32))
+        masks[row] = False
+        masks[row, : waveform.size] = True
+    return augmented, masks
