@@ -131,7 +131,7 @@ BAD_ARGUMENTS = [
 
 def message_of(**arguments):
     with pytest.raises(GenerationArgumentError) as error:
-        check_generation_arguments(**arguments)
+        check_generation_arguments(**{"text": "Hello.", **arguments})
     return str(error.value)
 
 
@@ -147,7 +147,7 @@ def test_pipeline_refuses_out_of_range_arguments_before_reading_the_prompt(argum
 def test_seed_range_is_what_torch_takes():
     assert "`seed` must be between 0 and 2**64 - 1" in message_of(seed=2**70)
     assert "`seed` must be a whole number" in message_of(seed=1.5)
-    check_generation_arguments(seed=2**64 - 1)
+    check_generation_arguments("Hello.", seed=2**64 - 1)
     torch.Generator().manual_seed(2**64 - 1)  # the top of the range is accepted by torch
 
 

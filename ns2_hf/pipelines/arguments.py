@@ -83,21 +83,18 @@ def check_seed(seed) -> int:
     return seed
 
 
-def check_generation_arguments(
-    text=None,
-    num_inference_steps: Optional[int] = None,
-    speed: Optional[float] = None,
-    temperature: Optional[float] = None,
-    seed: Optional[int] = None,
-) -> None:
-    """Checks the arguments given (None = not given, or the default) against the documented ranges.
+#: Default of the optional arguments of `check_generation_arguments`: not given, not checked.
+NOT_GIVEN = object()
+
+
+def check_generation_arguments(text, num_inference_steps=NOT_GIVEN, speed=NOT_GIVEN, temperature=None, seed=NOT_GIVEN) -> None:
+    """Checks the arguments given against the documented ranges (`temperature` None = the scheduler's).
 
     Raises:
         GenerationArgumentError: naming the argument, the accepted range and the value.
     """
-    if text is not None:
-        check_text(text)
-    if num_inference_steps is not None:
+    check_text(text)
+    if num_inference_steps is not NOT_GIVEN:
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, numbers.Integral):
             raise GenerationArgumentError(f"`num_inference_steps` must be an integer, got {num_inference_steps!r}.")
         if not MIN_INFERENCE_STEPS <= num_inference_steps <= MAX_INFERENCE_STEPS:
@@ -105,9 +102,9 @@ def check_generation_arguments(
                 f"`num_inference_steps` must be between {MIN_INFERENCE_STEPS} and {MAX_INFERENCE_STEPS}, "
                 f"got {num_inference_steps}."
             )
-    if speed is not None:
+    if speed is not NOT_GIVEN:
         _in_range("speed", speed, SPEED_RANGE, " (> 1 speaks faster)")
     if temperature is not None:
         _in_range("temperature", temperature, TEMPERATURE_RANGE, " (τ of the initial noise N(0, 1/τ); paper 1.44)")
-    if seed is not None:
+    if seed is not NOT_GIVEN:
         check_seed(seed)
