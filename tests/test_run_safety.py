@@ -4,6 +4,7 @@ checkpoints resume without unpickling anything that could run code, and the init
 recipe's seed alone."""
 
 import json
+import math
 import pickle
 import sys
 from pathlib import Path
@@ -132,3 +133,41 @@ def test_initial_weights_depend_on_the_recipe_seed_alone():
     other = build_model(config, seed=1).state_dict()
     assert all(torch.equal(first[key], again[key]) for key in first)
     assert any(not torch.equal(first[key], other[key]) for key in first)
+
+
+def test_resume_keeps_a_better_best_and_applies_the_kept_schedule(tmp_path):
+    """`resume_run` on a real accelerate checkpoint: the best model saved after the checkpoint keeps its
+    record (a worse model cannot replace it), and the schedule settings given (here a rebuilt one with
+    another lr) are in effect for the next step."""
+    from accelerate import Accelerator
+    from transformers import get_scheduler
+
+    from training.trainer_utils import resume_run, save_checkpoint
+
+    def build(lr, max_steps):
+        accelerator = Accelerator(cpu=True)
+        model = torch.nn.Linear(2, 2)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+        schedule = get_scheduler("cosine", optimizer, num_warmup_steps=0, num_training_steps=max_steps)
+        model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
+        return accelerator, model, optimizer, schedule, EMAModel(model.parameters(), decay=0.9)
+
+    accelerator, model, optimizer, schedule, ema = build(lr=1e-2, max_steps=10)
+    progress = TrainingProgress(schedule={"lr": 1e-2, "lr_schedule": "cosine", "warmup_steps": 0, "max_steps": 10})
+    for _ in range(4):
+        optimizer.step()
+        schedule.step()
+    progress.step, progress.best_val_loss = 4, 3.0
+    checkpoint = save_checkpoint(accelerator, tmp_path, 4, keep_last=2, ema=ema, progress=progress)
+    write_best(tmp_path, lambda folder: folder.mkdir(), step=5, val_loss=2.5)  # validated after the checkpoint
+
+    accelerator, model, optimizer, schedule, ema = build(lr=5e-3, max_steps=20)
+    restored = TrainingProgress()
+    rebuilt = {"lr": 5e-3, "lr_schedule": "cosine", "warmup_steps": 0, "max_steps": 20}
+    resume_run(accelerator, checkpoint, ema, restored, tmp_path, rebuilt, {"lr": schedule})
+    assert restored.step == 4 and restored.best_val_loss == 2.5
+    assert restored.values["schedule"] == rebuilt
+    expected_lr = 5e-3 * 0.5 * (1 + math.cos(math.pi * 4 / 20))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(expected_lr)
+    schedule.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-3 * 0.5 * (1 + math.cos(math.pi * 5 / 20)))
