@@ -4,7 +4,6 @@ and the demo — before any heavy work — and outputs are written whole or not 
 
 import fnmatch
 import math
-import os
 import shutil
 from pathlib import Path
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Optional
 
 from ..audio import AudioInputError
 from ..audio.output import OutputPathError

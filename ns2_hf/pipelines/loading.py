@@ -161,6 +161,6 @@ def load_model(model_class: Type, folder: Union[str, os.PathLike], **kwargs):
     return model
 
 
-def load_options(kwargs: dict) -> Dict[str, Optional[object]]:
+def hub_download_options(kwargs: dict) -> Dict[str, Optional[object]]:
     """Takes the Hub download options out of `from_pretrained` keyword arguments."""
     return {key: kwargs.pop(key) for key in ("revision", "cache_dir", "token", "local_files_only") if key in kwargs}

@@ -23,7 +23,7 @@ from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler
 from ..text import NS2PhonemeTokenizer
 from .arguments import check_generation_arguments
-from .loading import ModelLoadError, check_pipeline_folder, check_pipeline_weights, find_pipeline_folder, load_options
+from .loading import ModelLoadError, check_pipeline_folder, check_pipeline_weights, find_pipeline_folder, hub_download_options
 
 #: Where the model that ships with the repository lives (a source checkout).
 PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
@@ -112,7 +112,7 @@ class NS2Pipeline(DiffusionPipeline):
             raise ModelLoadError(
                 f"The shipped model is expected at {PRETRAINED_DIR / DEFAULT_MODEL} (a source checkout of ns2-hf)."
             )
-        name = find_pipeline_folder(pretrained_model_name_or_path or DEFAULT_MODEL, PRETRAINED_DIR, **load_options(kwargs))
+        name = find_pipeline_folder(pretrained_model_name_or_path or DEFAULT_MODEL, PRETRAINED_DIR, **hub_download_options(kwargs))
         check_pipeline_folder(name)
         try:
             pipeline = super().from_pretrained(name, use_safetensors=True, **kwargs)
