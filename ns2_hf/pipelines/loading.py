@@ -62,7 +62,8 @@ def find_pipeline_folder(name: Union[str, os.PathLike], shipped_dir: Path, **hub
     try:
         return snapshot_download(name, allow_patterns=PIPELINE_FILE_PATTERNS, **hub_kwargs)
     except (OSError, ValueError) as error:  # not cached offline, unknown repo, no network, refused token
-        raise ModelLoadError(f"{not_found}, and the Hub repo id could not be fetched ({type(error).__name__}: {error}).") from error
+        reason = " ".join(str(error).split())  # the Hub's messages span lines; ours is one
+        raise ModelLoadError(f"{not_found}, and the Hub repo id could not be fetched ({type(error).__name__}: {reason}).") from error
 
 
 def weight_files(folder: Union[str, os.PathLike]) -> List[Path]:
