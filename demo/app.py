@@ -4,8 +4,8 @@
     python demo/app.py --model path/or/user/repo --port 7860 --host 0.0.0.0
     NS2_MODEL=user/ns2-tiny-en python app.py            # how the Space picks its model
 
-If the model cannot be found, the demo runs a random-weight tiny pipeline and says so on the page: the
-plumbing works, the output is noise.
+If the model cannot be loaded (missing, corrupt, not safetensors), the page says why and synthesizes nothing.
+`--untrained` runs a random-weight tiny pipeline instead, said on the page: the plumbing works, the output is noise.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ import torch
 from matplotlib.figure import Figure
 
 from ns2_hf.audio import AudioInputError, mel_spectrogram
+from ns2_hf.audio.output import check_generated_audio
 from ns2_hf.pipelines import DEFAULT_MODEL, NS2Pipeline, build_untrained_pipeline
+from ns2_hf.pipelines.arguments import USER_ERRORS, check_generation_arguments
+from ns2_hf.pipelines.loading import ModelLoadError
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 #: Longest text the demo accepts (keeps one request from holding the queue for minutes).
@@ -41,21 +44,23 @@ speaks the sentence in that voice. Latent diffusion over neural-codec latents
 *Use only voices whose owners consented, and say that the audio is synthetic.*"""
 
 
-def load_pipeline(model: Optional[str]) -> Tuple[NS2Pipeline, str, Optional[str]]:
+def load_pipeline(model: Optional[str], untrained: bool = False) -> Tuple[Optional[NS2Pipeline], str, Optional[str]]:
     """Load `model` (a pipeline folder, a shipped model name or a Hub repo id; None = the shipped model).
 
     Returns:
-        `(pipeline, model_name, fallback_reason)`: `fallback_reason` is None when the model loaded, else why
-        it could not be, and the pipeline is then `build_untrained_pipeline("tiny")` (random weights).
+        `(pipeline, model_name, problem)`: `problem` is None when the model loaded. With `untrained`, the
+        pipeline is `build_untrained_pipeline("tiny")` (random weights) and `problem` says so; when the model
+        cannot be loaded, the pipeline is None and `problem` is the `ModelLoadError` message.
     """
-    model = model or None
     name = model or DEFAULT_MODEL
+    if untrained:
+        print("[demo] WARNING: --untrained: random weights; the output is noise.", flush=True)
+        return build_untrained_pipeline("tiny"), "untrained tiny", "random weights asked for with --untrained"
     try:
-        return NS2Pipeline.from_pretrained(model), name, None
-    except (OSError, ValueError) as error:  # missing folder / unknown or unreachable repo id / bad repo id
-        reason = f"could not load {name!r}: {error}"
-        print(f"[demo] WARNING: {reason} — using random weights; the output is noise.", flush=True)
-        return build_untrained_pipeline("tiny"), name, reason
+        return NS2Pipeline.from_pretrained(model or None), name, None
+    except ModelLoadError as error:
+        print(f"[demo] ERROR: {error}", flush=True)
+        return None, name, str(error)
 
 
 def mel_figure(audio: np.ndarray, sampling_rate: int, hop_length: int) -> Figure:
@@ -84,20 +89,31 @@ def example_rows() -> List[List[str]]:
     return [[sentences[index % len(sentences)], str(prompt)] for index, prompt in enumerate(prompts)]
 
 
-def build_demo(pipe: NS2Pipeline, model_name: str = DEFAULT_MODEL, fallback_reason: Optional[str] = None) -> gr.Blocks:
+def whole(value):
+    """A web form's integral float (`4.0`) as an int, for the argument checks; anything else unchanged."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def build_demo(pipe: Optional[NS2Pipeline], model_name: str = DEFAULT_MODEL, problem: Optional[str] = None) -> gr.Blocks:
     """The demo's `gr.Blocks` around `pipe`. The synthesis endpoint is `api_name="synthesize"`:
     `(text, prompt_path, steps, seed, speed, temperature)` → `(audio, mel figure, status markdown)`.
 
     Args:
-        pipe: the pipeline to run.
+        pipe: the pipeline to run; None when the model could not be loaded (the page shows `problem`, and
+            every request is answered with it).
         model_name: what the status line calls the model.
-        fallback_reason: set when `pipe` is the random-weight stand-in; shown as a warning on the page.
+        problem: set when `pipe` is the random-weight stand-in or None; shown as a warning on the page.
     """
-    pipe.set_progress_bar_config(disable=True)
-    weights = "random weights (untrained stand-in)" if fallback_reason else "trained weights"
-    default_temperature = round(float(pipe.scheduler.init_noise_sigma) ** -2, 2)
+    if pipe is None:
+        weights, default_temperature = "not loaded", 1.44
+    else:
+        pipe.set_progress_bar_config(disable=True)
+        weights = "random weights (untrained stand-in)" if problem else "trained weights"
+        default_temperature = round(float(pipe.scheduler.init_noise_sigma) ** -2, 2)
 
     def synthesize(text, prompt_path, steps, seed, speed, temperature):
+        if pipe is None:
+            raise gr.Error(f"No model is loaded, so nothing can be synthesized: {problem}")
         text = (text or "").strip()
         if not text:
             raise gr.Error("Please type some text to speak.")
@@ -105,37 +121,42 @@ def build_demo(pipe: NS2Pipeline, model_name: str = DEFAULT_MODEL, fallback_reas
             raise gr.Error(f"The text is {len(text)} characters long; this demo takes at most {MAX_TEXT_CHARS}.")
         if not prompt_path:
             raise gr.Error("Please give a voice prompt: upload or record 3–10 seconds of the voice to imitate.")
+        steps, seed = whole(steps), whole(0 if seed is None else seed)
         started = time.perf_counter()
         try:
+            check_generation_arguments(text, steps, speed, temperature, seed)  # the API's and the CLI's message
             output = pipe(
                 text,
                 prompt_audio=prompt_path,
-                num_inference_steps=int(steps),
-                generator=torch.Generator().manual_seed(int(seed or 0)),
-                temperature=float(temperature),
-                speed=float(speed),
+                num_inference_steps=steps,
+                generator=torch.Generator().manual_seed(seed),
+                temperature=temperature,
+                speed=speed,
             )
+            check_generated_audio(output.audios[0])
         except AudioInputError as error:  # name the upload as the visitor knows it, not by its server path
             message = str(error).replace(str(prompt_path), Path(prompt_path).name)
             raise gr.Error(f"The voice prompt cannot be used: {message}") from error
-        except ValueError as error:
+        except USER_ERRORS as error:
             raise gr.Error(str(error)) from error
         elapsed = time.perf_counter() - started
         audio, sampling_rate = output.audios[0], output.sampling_rate
         seconds = len(audio) / sampling_rate
         status = (
             f"**Model:** `{model_name}` · {weights} · **synthesis:** {elapsed:.2f} s for {seconds:.2f} s of audio "
-            f"(real-time factor {elapsed / max(seconds, 1e-9):.2f}) · {int(steps)} steps, seed {int(seed or 0)}"
+            f"(real-time factor {elapsed / max(seconds, 1e-9):.2f}) · {steps} steps, seed {seed}"
         )
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
         return (sampling_rate, pcm), mel_figure(audio, sampling_rate, pipe.hop_length), status
 
     with gr.Blocks(title="NaturalSpeech 2 — zero-shot TTS") as demo:
         gr.Markdown(DESCRIPTION)
-        if fallback_reason:
+        if pipe is None:
+            gr.Markdown(f"⚠️ **The model could not be loaded, so this demo cannot speak.** ({problem})", elem_id="load-error")
+        elif problem:
             gr.Markdown(
                 f"⚠️ **No trained model: this demo runs random weights, so the output is noise, not speech.** "
-                f"({fallback_reason})",
+                f"({problem})",
                 elem_id="fallback-warning",
             )
         with gr.Row():
@@ -174,11 +195,13 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--untrained", action="store_true", help="run a random-weight tiny pipeline (plumbing check)")
     args = parser.parse_args(argv)
 
-    pipe, model_name, fallback_reason = load_pipeline(args.model)
-    pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
-    demo = build_demo(pipe, model_name, fallback_reason)
+    pipe, model_name, problem = load_pipeline(args.model, untrained=args.untrained)
+    if pipe is not None:
+        pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
+    demo = build_demo(pipe, model_name, problem)
     demo.queue(default_concurrency_limit=1, max_size=16)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share)
 

@@ -9,9 +9,10 @@ Importing the package registers its classes with transformers' Auto* factories.
 
 from .alignment import NS2AlignerConfig, NS2AlignerModel
 from .audio import AudioInputError
+from .audio.output import OutputPathError
 from .codec import NS2CodecConfig, NS2CodecFeatureExtractor, NS2CodecModel
 from .ns2 import NS2Config, NS2Model
-from .pipelines import NS2Pipeline, NS2PipelineOutput, build_untrained_pipeline
+from .pipelines import GenerationArgumentError, ModelLoadError, NS2Pipeline, NS2PipelineOutput, build_untrained_pipeline
 from .schedulers import NS2Scheduler
 from .text import NS2PhonemeTokenizer, register_auto_tokenizer
 
@@ -21,6 +22,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioInputError",
+    "GenerationArgumentError",
+    "ModelLoadError",
     "NS2AlignerConfig",
     "NS2AlignerModel",
     "NS2CodecConfig",
@@ -32,5 +35,6 @@ __all__ = [
     "NS2Pipeline",
     "NS2PipelineOutput",
     "NS2Scheduler",
+    "OutputPathError",
     "build_untrained_pipeline",
 ]

@@ -135,11 +135,12 @@ def test_unreadable_prompt_is_a_readable_error(client, tmp_path):
         synthesize(client, prompt=tmp_path / "broken.wav")
 
 
-def test_missing_model_falls_back_to_random_weights_with_a_visible_warning(tmp_path):
-    pipe, name, reason = load_pipeline(str(tmp_path / "no-such-model"))
-    assert isinstance(pipe, NS2Pipeline) and name == str(tmp_path / "no-such-model")
-    assert "no-such-model" in reason
-    demo = build_demo(pipe, name, reason)
+def test_random_weights_only_when_asked_for_and_then_with_a_visible_warning(tmp_path):
+    pipe, name, problem = load_pipeline(str(tmp_path / "no-such-model"))
+    assert pipe is None and name == str(tmp_path / "no-such-model") and "no-such-model" in problem
+    pipe, name, problem = load_pipeline(None, untrained=True)
+    assert isinstance(pipe, NS2Pipeline) and "--untrained" in problem
+    demo = build_demo(pipe, name, problem)
     page_text = json.dumps(demo.config)
     assert "random weights" in page_text and "output is noise" in page_text
     loaded = build_demo(pipe, "ns2-tiny-en", None)

@@ -3,6 +3,7 @@
 prepare --codec → NS2 → `NS2Pipeline.from_pretrained(best)` — with resume and TensorBoard checks."""
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -251,6 +252,9 @@ def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_fil
     shutil.rmtree(interrupted / "checkpoints" / "step_4")
     log = launch(script, *arguments, "--output_dir", interrupted, "--resume")
     assert "resumed from" in log and "at step 2" in log
+    for checkpoint in (interrupted / "checkpoints").iterdir():  # EMA and counters: safetensors + JSON, no pickle
+        assert {"ema.safetensors", "training_state.json"} <= {path.name for path in checkpoint.iterdir()}
+        assert not list(checkpoint.glob("custom_checkpoint_*"))
     for name in weight_files:
         expected, resumed = (_checkpoint_weights(run_dir / "checkpoints" / "step_4", name) for run_dir in (straight, interrupted))
         assert expected.keys() == resumed.keys()
@@ -326,3 +330,25 @@ def test_fourier_decoder_learns_from_the_discriminators(chain, tmp_path):
     assert changed["gan", "model.safetensors"], "the adversarial terms did not reach the decoder"
     assert not changed["no_gan", "model.safetensors"], "something other than the discriminators moved the decoder"
     assert changed["gan", "model_1.safetensors"] and changed["no_gan", "model_1.safetensors"]  # the discriminator trains
+
+
+@pytest.mark.slow
+def test_ns2_run_folder_is_never_reused_without_resume_and_a_resume_keeps_its_schedule(chain, tmp_path):
+    """A second run into the chain's NS2 folder is refused before it writes anything; a resume asking for a
+    longer run keeps the learning-rate schedule it was built with, and says so."""
+    arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--dataset", chain["data"], "--codec", chain["codec"] / BEST_DIR,
+                 *NS2_STEPS]
+    files_before = {path: path.read_bytes() for path in chain["ns2"].rglob("*") if path.is_file()}
+    with pytest.raises(AssertionError, match="is not empty .*pass --resume to continue that run"):
+        launch("train_ns2.py", *arguments, "--output_dir", chain["ns2"])
+    assert {path: path.read_bytes() for path in chain["ns2"].rglob("*") if path.is_file()} == files_before
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(chain["ns2"], run_dir)
+    log = launch("train_ns2.py", *arguments, "--output_dir", run_dir, "--resume", "--max_steps", "7",
+                 "--val_objective_metrics", "[]")
+    assert "keeping the run's learning-rate schedule" in log and "max_steps 6 -> 7" in log
+    assert checkpoint_steps(run_dir) == [7]
+    state = json.loads((run_dir / "checkpoints" / "step_7" / "training_state.json").read_text())
+    assert state["progress"]["values"]["schedule"]["max_steps"] == 6
+    assert (run_dir / "recipe.until_step_6.yaml").is_file()  # the run's recipe before the resume is kept

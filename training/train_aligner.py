@@ -67,6 +67,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.festival and not args.corpus_dir:
         parser.error("--festival needs --corpus_dir")
+    if Path(args.output_dir).is_dir() and any(Path(args.output_dir).iterdir()):
+        parser.error(f"--output_dir {args.output_dir} is not empty: give a new folder (a trained aligner is never overwritten)")
     return args
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from ns2_hf.audio.mel import mel_spectrogram  # noqa: E402
 from ns2_hf.codec import NS2CodecConfig, NS2CodecFeatureExtractor, NS2CodecModel  # noqa: E402
 from ns2_hf.codec.discriminators import NS2CodecDiscriminator  # noqa: E402
+from ns2_hf.pipelines.loading import load_model  # noqa: E402
 from ns2_hf.codec.losses import (  # noqa: E402
     discriminator_loss,
     feature_matching_loss,
@@ -65,13 +66,13 @@ from training.trainer_utils import (  # noqa: E402
     batches_from,
     build_config,
     ema_weights,
-    latest_checkpoint,
     mel_figure,
     parse_recipe,
-    save_recipe,
+    resume_run,
     seed_step,
+    start_run,
     tensorboard_writer,
-    write_folder_atomically,
+    write_best,
 )
 
 
@@ -113,12 +114,12 @@ def main():
         step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
         dataloader_config=DataLoaderConfiguration(even_batches=False),
     )
-    if accelerator.is_main_process:
-        save_recipe(recipe, output_dir)
+    checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
-    # ---- model ---------------------------------------------------------------------------------
+    # ---- model (initial weights from the recipe's seed alone: a recipe reproduces bit for bit) -------
+    set_seed(recipe["seed"])
     if recipe["init_from"]:
-        codec = NS2CodecModel.from_pretrained(recipe["init_from"])
+        codec = load_model(NS2CodecModel, recipe["init_from"])
         config = codec.config
         if recipe["replace_decoder"]:  # a fresh decoder of another kind on the trained encoder and codebooks
             config = NS2CodecConfig(**{**config.to_dict(), **recipe["replace_decoder"]})
@@ -170,30 +171,25 @@ def main():
             [parameter for parameter in module.parameters() if parameter.requires_grad],  # not a frozen encoder
             lr=lr, betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"],
         )
-        schedule = get_scheduler(
-            recipe["lr_schedule"], optimizer, num_warmup_steps=recipe["warmup_steps"], num_training_steps=recipe["max_steps"]
-        )
+        schedule = get_scheduler(lr_settings["lr_schedule"], optimizer, num_warmup_steps=lr_settings["warmup_steps"],
+                                 num_training_steps=lr_settings["max_steps"])
         return optimizer, schedule
 
-    generator_optimizer, generator_schedule = optimizer_and_schedule(codec, recipe["lr"])
-    discriminator_optimizer, discriminator_schedule = optimizer_and_schedule(discriminator, recipe["discriminator_lr"])
+    generator_optimizer, generator_schedule = optimizer_and_schedule(codec, lr_settings["lr"])
+    discriminator_optimizer, discriminator_schedule = optimizer_and_schedule(discriminator, lr_settings["discriminator_lr"])
     ema = EMAModel(codec.parameters(), decay=recipe["ema_decay"])
-    progress = TrainingProgress()
+    progress = TrainingProgress(schedule=lr_settings)
     (codec, discriminator, generator_optimizer, discriminator_optimizer, generator_schedule, discriminator_schedule,
      train_loader) = accelerator.prepare(
         codec, discriminator, generator_optimizer, discriminator_optimizer, generator_schedule, discriminator_schedule,
         train_loader,
     )
-    accelerator.register_for_checkpointing(ema, progress)
     unwrapped_codec = accelerator.unwrap_model(codec)
     ema.to(accelerator.device)
 
-    if args.resume:
-        checkpoint = latest_checkpoint(output_dir)
-        if checkpoint is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir / 'checkpoints'}")
-        accelerator.load_state(str(checkpoint))
-        accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
+    if checkpoint is not None:
+        resume_run(accelerator, checkpoint, ema, progress, output_dir, lr_settings,
+                   {"lr": generator_schedule, "discriminator_lr": discriminator_schedule})
     accelerator.init_trackers("tensorboard")
 
     # ---- validation: EMA weights, whole utterances one at a time ---------------------------------------
@@ -229,11 +225,11 @@ def main():
             if totals["loss"] < progress.best_val_loss:
                 progress.best_val_loss = totals["loss"]
                 if accelerator.is_main_process:
-                    def write_best(folder):
+                    def write_codec(folder):
                         unwrapped_codec.save_pretrained(folder)
                         NS2CodecFeatureExtractor(sampling_rate=config.sampling_rate).save_pretrained(folder)
 
-                    write_folder_atomically(output_dir / BEST_DIR, write_best)
+                    write_best(output_dir, write_codec, step, totals["loss"])
         train_mode(unwrapped_codec)
         accelerator.wait_for_everyone()
 
@@ -297,7 +293,7 @@ def main():
             bar.set_postfix(loss=f"{float(loss):.3f}", mel=f"{float(losses['mel_loss']):.3f}", fps=f"{frames_per_second:.0f}")
             window_seconds, window_frames = 0.0, 0
         bar.update(1)
-        if end_of_step(step, recipe, start_time, validate, accelerator, output_dir):
+        if end_of_step(step, recipe, start_time, validate, accelerator, output_dir, ema, progress):
             break
     bar.close()
     accelerator.end_training()

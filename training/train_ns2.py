@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration
+from accelerate.utils import DataLoaderConfiguration, set_seed
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from ns2_hf.audio.mel import mel_spectrogram  # noqa: E402
 from ns2_hf.codec import NS2CodecFeatureExtractor, NS2CodecModel  # noqa: E402
 from ns2_hf.ns2 import NS2Config, NS2Model, NS2SpeechPrompter  # noqa: E402
+from ns2_hf.pipelines.loading import load_model  # noqa: E402
 from ns2_hf.pipelines.pipeline_ns2 import NS2Pipeline  # noqa: E402
 from ns2_hf.schedulers import NS2Scheduler  # noqa: E402
 from ns2_hf.text import NS2PhonemeTokenizer  # noqa: E402
@@ -62,14 +63,14 @@ from training.trainer_utils import (  # noqa: E402
     batches_from,
     build_config,
     ema_weights,
-    latest_checkpoint,
     mel_figure,
     parse_recipe,
     pitch_figure,
-    save_recipe,
+    resume_run,
     seed_step,
+    start_run,
     tensorboard_writer,
-    write_folder_atomically,
+    write_best,
 )
 from training.prepare_dataset import TOKENIZER_DIR  # noqa: E402
 
@@ -98,6 +99,13 @@ def utterances_of(batch, codec):
     return utterances
 
 
+def build_model(config: NS2Config, seed: int) -> NS2Model:
+    """A fresh `NS2Model` whose initial weights depend on the recipe's seed alone (not on what drew random
+    numbers before), so a recipe reproduces bit for bit."""
+    set_seed(seed)
+    return NS2Model(config)
+
+
 def main():
     recipe, args = parse_recipe(__doc__.split("\n")[0], add_arguments)
     output_dir = Path(args.output_dir)
@@ -109,11 +117,10 @@ def main():
         step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
         dataloader_config=DataLoaderConfiguration(even_batches=False),
     )
-    if accelerator.is_main_process:
-        save_recipe(recipe, output_dir)
+    checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
     # ---- frozen codec and tokenizer --------------------------------------------------------------------
-    codec = NS2CodecModel.from_pretrained(args.codec).to(accelerator.device).eval().requires_grad_(False)
+    codec = load_model(NS2CodecModel, args.codec).to(accelerator.device).eval().requires_grad_(False)
     codebooks = codec.get_codebooks()
     tokenizer = NS2PhonemeTokenizer.from_pretrained(str(Path(args.dataset) / TOKENIZER_DIR))  # made the phoneme_ids
 
@@ -161,30 +168,24 @@ def main():
     else:
         config.latent_scale = float(recipe["latent_scale"])
     accelerator.print(f"latent_scale = {config.latent_scale:.4f}")
-    model = NS2Model(config)
+    model = build_model(config, recipe["seed"])
     prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], pad_token_id=config.pad_token_id)
 
     # ---- optimizer, schedule, EMA ---------------------------------------------------------------------------
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=recipe["lr"], betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"]
+        model.parameters(), lr=lr_settings["lr"], betas=tuple(recipe["adam_betas"]), weight_decay=recipe["weight_decay"]
     )
-    schedule = get_scheduler(
-        recipe["lr_schedule"], optimizer, num_warmup_steps=recipe["warmup_steps"], num_training_steps=recipe["max_steps"]
-    )
+    schedule = get_scheduler(lr_settings["lr_schedule"], optimizer, num_warmup_steps=lr_settings["warmup_steps"],
+                             num_training_steps=lr_settings["max_steps"])
     ema = EMAModel(model.parameters(), decay=recipe["ema_decay"])
-    progress = TrainingProgress(latent_scale=config.latent_scale)
+    progress = TrainingProgress(latent_scale=config.latent_scale, schedule=lr_settings)
     model, optimizer, schedule, train_loader = accelerator.prepare(model, optimizer, schedule, train_loader)
-    accelerator.register_for_checkpointing(ema, progress)
     unwrapped_model = accelerator.unwrap_model(model)
     ema.to(accelerator.device)
 
-    if args.resume:
-        checkpoint = latest_checkpoint(output_dir)
-        if checkpoint is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {output_dir / 'checkpoints'}")
-        accelerator.load_state(str(checkpoint))
+    if checkpoint is not None:
+        resume_run(accelerator, checkpoint, ema, progress, output_dir, lr_settings, {"lr": schedule})
         unwrapped_model.config.latent_scale = progress.values["latent_scale"]
-        accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
     accelerator.init_trackers("tensorboard")
 
     # ---- validation: EMA weights, eval mode, fixed randomness -------------------------------------------------
@@ -282,7 +283,7 @@ def main():
             if totals["loss"] < progress.best_val_loss:
                 progress.best_val_loss = totals["loss"]
                 if accelerator.is_main_process:
-                    write_folder_atomically(output_dir / BEST_DIR, build_pipeline().save_pretrained)
+                    write_best(output_dir, build_pipeline().save_pretrained, step, totals["loss"])
         unwrapped_model.train()
         accelerator.wait_for_everyone()
 
@@ -322,7 +323,7 @@ def main():
             bar.set_postfix(loss=f"{float(output.loss):.3f}", fps=f"{frames_per_second:.0f}")
             window_seconds, window_frames = 0.0, 0
         bar.update(1)
-        if end_of_step(step, recipe, start_time, validate, accelerator, output_dir):
+        if end_of_step(step, recipe, start_time, validate, accelerator, output_dir, ema, progress):
             break
     bar.close()
     accelerator.end_training()

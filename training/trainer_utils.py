@@ -1,16 +1,20 @@
 """What `train_codec.py` and `train_ns2.py` share: the recipe (YAML + `--key value` overrides),
-step-seeded randomness, checkpoints with rotation and resume, the best-model folder, and the
-TensorBoard pictures.
+the run folder (never reused without `--resume`), step-seeded randomness, checkpoints with rotation and
+resume, the best-model folder, and the TensorBoard pictures.
 
-EMA weights come from `diffusers.training_utils.EMAModel` (registered with
-`accelerator.register_for_checkpointing`, so it is saved and resumed with the rest); the learning
-rate schedules from `transformers.get_scheduler`.
+EMA weights come from `diffusers.training_utils.EMAModel`, the learning rate schedules from
+`transformers.get_scheduler`. A checkpoint holds no pickle that is loaded with code execution allowed:
+`accelerator.save_state` writes the model as safetensors and the optimizer, schedule and RNG states as
+torch files that accelerate loads with `weights_only=True`; the EMA weights go to `ema.safetensors` and
+the counters (step, best validation loss, EMA settings, the learning-rate schedule) to
+`training_state.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import re
 import shutil
 import time
@@ -22,6 +26,12 @@ import yaml
 CHECKPOINTS_DIR = "checkpoints"
 BEST_DIR = "best"
 RECIPE_FILE = "recipe.yaml"
+EMA_FILE = "ema.safetensors"
+TRAINING_STATE_FILE = "training_state.json"
+#: Written into `best/`: the step and validation loss of the model there.
+BEST_RECORD_FILE = "validation.json"
+#: Recipe keys that shape the learning-rate schedule; a resumed run keeps its own unless `--reschedule`.
+SCHEDULE_KEYS = ("lr", "discriminator_lr", "lr_schedule", "warmup_steps", "max_steps")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,6 +92,9 @@ def parse_recipe(description: str, add_arguments: Optional[Callable[[argparse.Ar
     parser.add_argument("--dataset", required=True, help="prepared dataset folder (training/prepare_dataset.py)")
     parser.add_argument("--output_dir", required=True, help="checkpoints, TensorBoard logs and the best model go here")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    parser.add_argument("--reschedule", action="store_true",
+                        help="with --resume: rebuild the learning-rate schedule from this command's lr, lr_schedule, "
+                        "warmup_steps and max_steps (by default a resumed run keeps its own)")
     if add_arguments is not None:
         add_arguments(parser)
     args, overrides = parser.parse_known_args()
@@ -92,11 +105,116 @@ def parse_recipe(description: str, add_arguments: Optional[Callable[[argparse.Ar
     return apply_overrides(recipe, overrides), args
 
 
-def save_recipe(recipe: Dict[str, Any], output_dir: Path) -> None:
-    """Writes the resolved recipe (overrides applied) next to the checkpoints, for the record."""
+def save_recipe(recipe: Dict[str, Any], output_dir: Path, step: int = 0) -> None:
+    """Writes the resolved recipe (overrides applied) next to the checkpoints, for the record. A resumed run
+    (`step` > 0) whose recipe differs keeps the previous one as `recipe.until_step_N.yaml`."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / RECIPE_FILE, "w") as handle:
+    path = output_dir / RECIPE_FILE
+    if step and path.is_file():
+        if yaml.safe_load(path.read_text()) == recipe:
+            return
+        path.rename(output_dir / f"recipe.until_step_{step}.yaml")
+    with open(path, "w") as handle:
         yaml.safe_dump(recipe, handle, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run folder: a new run needs an empty one; --resume needs a checkpoint in it
+# ---------------------------------------------------------------------------------------------
+class RunFolderError(ValueError):
+    """The output folder already holds a run (and `--resume` was not given), or `--resume` finds no checkpoint."""
+
+
+def check_run_folder(output_dir: Path, resume: bool) -> Optional[Path]:
+    """Refuses to start a new run in a folder that is not empty (its recipe, checkpoints, best model and
+    TensorBoard curves would be overwritten or mixed with the new run's). Nothing is written here.
+
+    Returns:
+        The checkpoint to resume from (`resume`), else None.
+
+    Raises:
+        RunFolderError: naming the folder and what to do.
+    """
+    output_dir = Path(output_dir)
+    if resume:
+        checkpoint = latest_checkpoint(output_dir)
+        if checkpoint is None:
+            raise RunFolderError(f"--resume: no checkpoint in {output_dir / CHECKPOINTS_DIR}")
+        return checkpoint
+    if output_dir.is_dir() and any(output_dir.iterdir()):
+        held = ", ".join(sorted(path.name for path in output_dir.iterdir())[:6])
+        raise RunFolderError(
+            f"--output_dir {output_dir} is not empty (it holds {held}): pass --resume to continue that run, or "
+            "give a new --output_dir. Nothing was changed."
+        )
+    return None
+
+
+def start_run(accelerator, recipe: Dict[str, Any], args, output_dir: Path) -> Tuple[Optional[Path], Dict[str, Any]]:
+    """The first step of a training script: checks the run folder (`check_run_folder`, on every process before
+    any writes), settles the learning-rate schedule (a resumed run keeps its own unless `--reschedule`:
+    `resumed_schedule`) and records the recipe.
+
+    Returns:
+        `(checkpoint to resume from or None, schedule settings: lr, lr_schedule, warmup_steps, max_steps...)`.
+    """
+    output_dir = Path(output_dir)
+    checkpoint = check_run_folder(output_dir, args.resume)
+    accelerator.wait_for_everyone()
+    schedule, step = schedule_of(recipe), 0
+    if checkpoint is not None:
+        progress = read_training_state(checkpoint)["progress"]
+        step = progress["step"]
+        saved = progress["values"].get("schedule")
+        if saved is None:  # a checkpoint written before schedules were recorded: the run's recipe has them
+            saved = schedule_of(yaml.safe_load((output_dir / RECIPE_FILE).read_text()))
+        schedule = resumed_schedule(recipe, saved, args.reschedule, accelerator.print)
+    if accelerator.is_main_process:
+        save_recipe(recipe, output_dir, step)
+    return checkpoint, schedule
+
+
+def resume_run(accelerator, checkpoint: Path, ema, progress, output_dir: Path, schedule: Dict[str, Any],
+               lr_schedules: Dict[str, Any]) -> None:
+    """Loads `checkpoint` (`accelerator.load_state`, whose torch files are read with `weights_only=True`, and
+    `load_training_state`), keeps the best model's record (`best_val_loss_on_record`), and sets the
+    learning-rate schedule settings (`schedule`, from `start_run`) on the loaded schedules.
+
+    Args:
+        lr_schedules: `{lr recipe key: prepared schedule}`, e.g. `{"lr": schedule}`.
+    """
+    accelerator.load_state(str(checkpoint))
+    load_training_state(checkpoint, ema, progress)
+    progress.best_val_loss = min(progress.best_val_loss, best_val_loss_on_record(output_dir))
+    progress.values["schedule"] = schedule
+    for key, prepared in lr_schedules.items():
+        lr_schedule = getattr(prepared, "scheduler", prepared)  # accelerate wraps it
+        lr_schedule.base_lrs = [schedule[key]] * len(lr_schedule.base_lrs)  # the loaded state holds the old ones
+        for group, base_lr, factor in zip(lr_schedule.optimizer.param_groups, lr_schedule.base_lrs, lr_schedule.lr_lambdas):
+            group["lr"] = base_lr * factor(lr_schedule.last_epoch)
+    accelerator.print(f"resumed from {checkpoint} at step {progress.step}")
+
+
+def schedule_of(recipe: Dict[str, Any]) -> Dict[str, Any]:
+    """The recipe's learning-rate schedule settings (`SCHEDULE_KEYS` it has)."""
+    return {key: recipe[key] for key in SCHEDULE_KEYS if key in recipe}
+
+
+def resumed_schedule(recipe: Dict[str, Any], saved: Dict[str, Any], reschedule: bool, print_fn=print) -> Dict[str, Any]:
+    """The schedule settings of a resumed run: the run's own (`saved`, from its checkpoint) unless `reschedule`;
+    either way a difference from this command's recipe is said. `max_steps` still decides where training
+    stops; in the schedule it is the length the decay was built for."""
+    wanted = schedule_of(recipe)
+    changed = {key: (saved.get(key), value) for key, value in wanted.items() if saved.get(key) != value}
+    if not changed:
+        return saved
+    listed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in changed.items())
+    if reschedule:
+        print_fn(f"resume: --reschedule: the learning-rate schedule is rebuilt ({listed})")
+        return wanted
+    print_fn(f"resume: keeping the run's learning-rate schedule {saved} (this command asks {listed}; "
+             "max_steps only moves where training stops). Pass --reschedule to rebuild the schedule.")
+    return saved
 
 
 def model_config_kwargs(model_recipe: Dict[str, Any]) -> Tuple[Optional[str], Dict[str, Any]]:
@@ -120,10 +238,8 @@ def build_config(config_class, model_recipe: Dict[str, Any]):
 # Progress that must survive a resume
 # ---------------------------------------------------------------------------------------------
 class TrainingProgress:
-    """Step counter, best validation loss and script-specific values (e.g. the NS2 latent scale).
-
-    Registered with `accelerator.register_for_checkpointing`, so `save_state`/`load_state` carry it.
-    """
+    """Step counter, best validation loss and script-specific values (e.g. the NS2 latent scale, the
+    learning-rate schedule settings); saved as JSON in each checkpoint (`save_training_state`)."""
 
     def __init__(self, **values: Any):
         self.step = 0
@@ -182,7 +298,7 @@ def latest_checkpoint(output_dir: Path) -> Optional[Path]:
     return Path(output_dir) / CHECKPOINTS_DIR / f"step_{steps[-1]}" if steps else None
 
 
-def end_of_step(step: int, recipe: dict, start_time: float, validate, accelerator, output_dir: Path) -> bool:
+def end_of_step(step: int, recipe: dict, start_time: float, validate, accelerator, output_dir: Path, ema, progress) -> bool:
     """The bookkeeping after optimizer step `step`: validate every `val_interval` steps, save a checkpoint
     every `save_interval` steps, and both at the last step (`max_steps`) or when `max_minutes` is up.
     Returns True when the run must stop for time (the caller breaks out of its loop)."""
@@ -191,15 +307,15 @@ def end_of_step(step: int, recipe: dict, start_time: float, validate, accelerato
     if step % recipe["val_interval"] == 0 or last_step:
         validate(step)
     if step % recipe["save_interval"] == 0 or last_step:
-        save_checkpoint(accelerator, output_dir, step, recipe["keep_checkpoints"])
+        save_checkpoint(accelerator, output_dir, step, recipe["keep_checkpoints"], ema, progress)
     if out_of_time:
         accelerator.print(f"stopping at step {step}: max_minutes={recipe['max_minutes']} reached")
     return out_of_time
 
 
-def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int) -> Path:
-    """`accelerator.save_state` into `checkpoints/step_N`, written under a temporary name and renamed
-    when complete; then removes the oldest so `keep_last` remain (the new one is never removed, and a
+def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int, ema=None, progress=None) -> Path:
+    """`accelerator.save_state` (and `save_training_state` of `ema`, `progress`) into `checkpoints/step_N`,
+    written under a temporary name and renamed when complete; then removes the oldest so `keep_last` remain (the new one is never removed, and a
     crash mid-write leaves the previous checkpoints intact). The best model lives in its own folder
     (`output_dir/best`) and is not touched by the rotation."""
     folder = Path(output_dir) / CHECKPOINTS_DIR
@@ -210,12 +326,78 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int) ->
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if progress is not None:
+            save_training_state(partial, ema, progress)
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
         for old in checkpoint_steps(output_dir)[: -max(keep_last, 1)]:
             shutil.rmtree(folder / f"step_{old}")
     accelerator.wait_for_everyone()
     return final
+
+
+def save_training_state(folder: Path, ema, progress: TrainingProgress) -> None:
+    """EMA weights to `ema.safetensors` (in parameter order), the counters to `training_state.json`."""
+    from safetensors.torch import save_file
+
+    ema_state = ema.state_dict()
+    shadow_params = ema_state.pop("shadow_params")
+    save_file({str(index): tensor.detach().cpu().contiguous() for index, tensor in enumerate(shadow_params)},
+              str(Path(folder) / EMA_FILE))
+    state = {"progress": progress.state_dict(), "ema": ema_state}
+    (Path(folder) / TRAINING_STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+def read_training_state(checkpoint: Path) -> Dict[str, Any]:
+    """`training_state.json` of a checkpoint (`{"progress": ..., "ema": ...}`, no tensors) — plain JSON, or,
+    for a checkpoint written before it existed, accelerate's custom-object files read with
+    `torch.load(weights_only=True)` (tensors and plain data only: nothing in the file can run code)."""
+    import torch
+
+    checkpoint = Path(checkpoint)
+    if (checkpoint / TRAINING_STATE_FILE).is_file():
+        return json.loads((checkpoint / TRAINING_STATE_FILE).read_text())
+    try:  # older layout: custom_checkpoint_0.pkl = the EMA, custom_checkpoint_1.pkl = the progress
+        ema_state, progress = (torch.load(checkpoint / f"custom_checkpoint_{index}.pkl", weights_only=True)
+                               for index in (0, 1))
+    except FileNotFoundError as error:
+        raise RunFolderError(f"{checkpoint} has no {TRAINING_STATE_FILE}: not a complete checkpoint") from error
+    ema_state["legacy_shadow_params"] = ema_state.pop("shadow_params")
+    return {"progress": progress, "ema": ema_state}
+
+
+def load_training_state(checkpoint: Path, ema, progress: TrainingProgress) -> None:
+    """Restores what `save_training_state` saved (EMA weights onto the devices of the current ones)."""
+    from safetensors.torch import load_file
+
+    state = read_training_state(checkpoint)
+    ema_state = dict(state["ema"])
+    shadow_params = ema_state.pop("legacy_shadow_params", None)
+    if shadow_params is None:
+        tensors = load_file(str(Path(checkpoint) / EMA_FILE))
+        shadow_params = [tensors[str(index)] for index in range(len(tensors))]
+    if len(shadow_params) != len(ema.shadow_params):
+        raise RunFolderError(f"{checkpoint}: {len(shadow_params)} EMA tensors for {len(ema.shadow_params)} parameters")
+    ema_state["shadow_params"] = [saved.to(current.device) for saved, current in zip(shadow_params, ema.shadow_params)]
+    ema.load_state_dict(ema_state)
+    progress.load_state_dict(state["progress"])
+
+
+def best_val_loss_on_record(output_dir: Path) -> float:
+    """The validation loss of the model in `output_dir/best` (inf when there is none): a resumed run replaces
+    it only with a better one, even when it was saved after the checkpoint the run resumes from."""
+    record = Path(output_dir) / BEST_DIR / BEST_RECORD_FILE
+    return float(json.loads(record.read_text())["val_loss"]) if record.is_file() else float("inf")
+
+
+def write_best(output_dir: Path, write: Callable[[Path], None], step: int, val_loss: float) -> None:
+    """Writes the best model (`write(folder)`) into `output_dir/best` atomically, with its step and validation
+    loss in `best/validation.json`."""
+    def write_with_record(folder: Path) -> None:
+        write(folder)
+        (folder / BEST_RECORD_FILE).write_text(json.dumps({"step": step, "val_loss": val_loss}))
+
+    write_folder_atomically(Path(output_dir) / BEST_DIR, write_with_record)
 
 
 def write_folder_atomically(target: Path, write: Callable[[Path], None]) -> None:

@@ -22,6 +22,8 @@ from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler
 from ..text import NS2PhonemeTokenizer
+from .arguments import check_generation_arguments
+from .loading import ModelLoadError, check_pipeline_folder, check_pipeline_weights, find_pipeline_folder, hub_download_options
 
 #: Where the model that ships with the repository lives (a source checkout).
 PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
@@ -98,27 +100,26 @@ class NS2Pipeline(DiffusionPipeline):
             pretrained_model_name_or_path: a local folder written by `save_pretrained`; the short name of
                 a model in the repository's `pretrained/` folder (default: `"ns2-tiny-en"`, the shipped
                 model); or a Hub repo id, fetched with `huggingface_hub.snapshot_download` (diffusers'
-                own download step refuses out-of-tree component libraries).
-        """
-        name = os.fspath(pretrained_model_name_or_path or DEFAULT_MODEL)
-        if not os.path.isdir(name):
-            if (PRETRAINED_DIR / name).is_dir():
-                name = str(PRETRAINED_DIR / name)
-            elif pretrained_model_name_or_path is None:
-                raise FileNotFoundError(
-                    f"The shipped model is expected at {PRETRAINED_DIR / DEFAULT_MODEL} (a source checkout of ns2-hf)."
-                )
-            else:
-                from huggingface_hub import snapshot_download
+                own download step refuses out-of-tree component libraries) with only the JSON and safetensors
+                files a pipeline reads.
 
-                name = snapshot_download(
-                    name,
-                    revision=kwargs.pop("revision", None),
-                    cache_dir=kwargs.pop("cache_dir", None),
-                    token=kwargs.pop("token", None),
-                    local_files_only=kwargs.pop("local_files_only", False),
-                )
-        return super().from_pretrained(name, **kwargs)
+        Raises:
+            ModelLoadError: the name is not a folder, shipped model or fetchable repo id; a model's weights
+                are not safetensors, are truncated or corrupt, miss or add keys, or hold NaN/inf (see
+                `ns2_hf.pipelines.loading`).
+        """
+        if pretrained_model_name_or_path is None and not (PRETRAINED_DIR / DEFAULT_MODEL).is_dir():
+            raise ModelLoadError(
+                f"The shipped model is expected at {PRETRAINED_DIR / DEFAULT_MODEL} (a source checkout of ns2-hf)."
+            )
+        name = find_pipeline_folder(pretrained_model_name_or_path or DEFAULT_MODEL, PRETRAINED_DIR, **hub_download_options(kwargs))
+        check_pipeline_folder(name)
+        try:
+            pipeline = super().from_pretrained(name, use_safetensors=True, **kwargs)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"cannot load the pipeline in {name}: {error}") from error
+        check_pipeline_weights(pipeline, name)
+        return pipeline
 
     # 1. check inputs ---------------------------------------------------------------------------
     def check_inputs(self, texts, num_inference_steps, speed, durations, pitch):
@@ -264,6 +265,7 @@ class NS2Pipeline(DiffusionPipeline):
         Returns:
             [`NS2PipelineOutput`] (or `(audios, sampling_rate, durations)`).
         """
+        check_generation_arguments(text, num_inference_steps, speed, temperature)  # same message in the CLI and demo
         texts = [text] if isinstance(text, str) else list(text)
         self.check_inputs(texts, num_inference_steps, speed, durations, pitch)
         if output_type not in ("np", "pt", "latent"):

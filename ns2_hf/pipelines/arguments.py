@@ -1,0 +1,109 @@
+"""The checks of the generation arguments, in one place: `NS2Pipeline.__call__`, `ns2-tts` and the demo
+call :func:`check_generation_arguments` before any heavy work, so a bad value fails early and with the
+same message everywhere.
+
+Documented ranges (README, "Troubleshooting"):
+
+| argument | accepted |
+|---|---|
+| `text` | a string, or a non-empty list of strings, each with a non-space character |
+| `num_inference_steps` | an integer from `MIN_INFERENCE_STEPS` to `MAX_INFERENCE_STEPS` |
+| `speed` | a finite number in `SPEED_RANGE` (> 1 speaks faster) |
+| `temperature` | None (the scheduler's), or a finite number in `TEMPERATURE_RANGE` |
+| `seed` | a whole number in `SEED_RANGE` (what `torch.Generator.manual_seed` takes) |
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from ..audio import AudioInputError
+from ..audio.output import OutputPathError
+from ..text import TextInputError, UnknownPhonemeError
+from .loading import ModelLoadError
+
+#: Speaking-rate factor: beyond these the duration predictor's frame counts round to nothing or to drawl.
+SPEED_RANGE = (0.25, 4.0)
+#: τ of the initial noise N(0, τ⁻¹ I): the paper uses 1.44, the shipped model 25.
+TEMPERATURE_RANGE = (0.01, 1000.0)
+#: Solver steps (the paper uses 150); more only costs time.
+MIN_INFERENCE_STEPS, MAX_INFERENCE_STEPS = 2, 1000
+#: Seeds `torch.Generator.manual_seed` accepts without overflow.
+SEED_RANGE = (0, 2**64 - 1)
+
+
+class GenerationArgumentError(ValueError):
+    """Raised for a generation argument out of its documented range (text, steps, speed, temperature, seed)."""
+
+
+#: Every error bad input or bad files cause, each with a message naming the problem: what `ns2-tts` and the
+#: demo report as one line (anything else is a bug).
+USER_ERRORS = (GenerationArgumentError, AudioInputError, OutputPathError, ModelLoadError, TextInputError, UnknownPhonemeError)
+
+
+def _real_number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise GenerationArgumentError(f"`{name}` must be a number, got {value!r} ({type(value).__name__}).")
+    value = float(value)
+    if not math.isfinite(value):
+        raise GenerationArgumentError(f"`{name}` must be finite, got {value!r}.")
+    return value
+
+
+def _in_range(name: str, value, bounds, meaning: str = "") -> None:
+    value = _real_number(name, value)
+    low, high = bounds
+    if not low <= value <= high:
+        raise GenerationArgumentError(f"`{name}` must be between {low:g} and {high:g}{meaning}, got {value!r}.")
+
+
+def check_text(text) -> None:
+    """`text`: a string or a non-empty list of strings, none empty or only spaces."""
+    texts = [text] if isinstance(text, str) else text
+    if not isinstance(texts, (list, tuple)) or len(texts) == 0:
+        raise GenerationArgumentError(f"`text` must be a string or a non-empty list of strings, got {text!r}.")
+    for item in texts:
+        if not isinstance(item, str):
+            raise GenerationArgumentError(f"`text` items must be strings, got {type(item).__name__}.")
+        if not item.strip():
+            raise GenerationArgumentError("`text` is empty: give at least one word to speak.")
+
+
+def check_seed(seed) -> int:
+    """A seed as an int: a whole number (an integral float is accepted, e.g. from a web form) in `SEED_RANGE`."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Real) or (
+        not isinstance(seed, numbers.Integral) and not (math.isfinite(seed) and float(seed).is_integer())
+    ):
+        raise GenerationArgumentError(f"`seed` must be a whole number, got {seed!r}.")
+    seed = int(seed)
+    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise GenerationArgumentError(f"`seed` must be between 0 and 2**64 - 1, got {seed}.")
+    return seed
+
+
+#: Default of the optional arguments of `check_generation_arguments`: not given, not checked.
+NOT_GIVEN = object()
+
+
+def check_generation_arguments(text, num_inference_steps=NOT_GIVEN, speed=NOT_GIVEN, temperature=None, seed=NOT_GIVEN) -> None:
+    """Checks the arguments given against the documented ranges (`temperature` None = the scheduler's).
+
+    Raises:
+        GenerationArgumentError: naming the argument, the accepted range and the value.
+    """
+    check_text(text)
+    if num_inference_steps is not NOT_GIVEN:
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, numbers.Integral):
+            raise GenerationArgumentError(f"`num_inference_steps` must be an integer, got {num_inference_steps!r}.")
+        if not MIN_INFERENCE_STEPS <= num_inference_steps <= MAX_INFERENCE_STEPS:
+            raise GenerationArgumentError(
+                f"`num_inference_steps` must be between {MIN_INFERENCE_STEPS} and {MAX_INFERENCE_STEPS}, "
+                f"got {num_inference_steps}."
+            )
+    if speed is not NOT_GIVEN:
+        _in_range("speed", speed, SPEED_RANGE, " (> 1 speaks faster)")
+    if temperature is not None:
+        _in_range("temperature", temperature, TEMPERATURE_RANGE, " (τ of the initial noise N(0, 1/τ); paper 1.44)")
+    if seed is not NOT_GIVEN:
+        check_seed(seed)
