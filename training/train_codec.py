@@ -23,8 +23,8 @@ The codes and latents stay bit-identical, so a prepared dataset's codes and an N
 them remain valid: the decoder can keep improving after NS2 training has started.
 
 Every `val_interval` steps the EMA weights reconstruct the validation utterances; the lowest
-validation reconstruction loss is saved (the frame-rate buzz share of the reconstructions is logged
-as `val/buzz_share`, see `ns2_hf.metrics.frame_buzz`) to `output_dir/best` (`NS2CodecModel.save_pretrained` +
+validation reconstruction loss is saved (the frame-rate buzz of the reconstructions is logged as
+`val/buzz_share` and `val/grid_lock`, see `ns2_hf.metrics.frame_buzz`) to `output_dir/best` (`NS2CodecModel.save_pretrained` +
 the feature extractor), ready for `prepare_dataset.py --codec`. `accelerator.save_state` goes to
 `output_dir/checkpoints/step_N` every `save_interval` steps; TensorBoard logs to
 `output_dir/tensorboard`.
@@ -209,7 +209,7 @@ def main():
                     totals[name] = totals.get(name, 0.0) + float(value) / len(val_set)
                 with contextlib.suppress(ValueError):  # an utterance with no voiced frame has no buzz share
                     buzz.append(frame_rate_buzz(output.audio_values[0].float().cpu().numpy(), config.sampling_rate,
-                                                config.frame_rate)["buzz_share"])
+                                                config.frame_rate))
                 if writer is not None and index < recipe["val_log_items"]:
                     mels = [
                         mel_spectrogram(wave[0].float().cpu(), config.sampling_rate, hop_length=config.hop_length)[0].numpy()
@@ -219,8 +219,8 @@ def main():
                     writer.add_audio(f"val/audio_{index}_generated", output.audio_values[0].clamp(-1, 1).cpu(), step,
                                      sample_rate=config.sampling_rate)
                     writer.add_audio(f"val/audio_{index}_real", audio[0].cpu(), step, sample_rate=config.sampling_rate)
-            if buzz:
-                totals["buzz_share"] = sum(buzz) / len(buzz)
+            for name in ("buzz_share", "grid_lock") if buzz else ():
+                totals[name] = sum(measured[name] for measured in buzz) / len(buzz)
             accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
             if totals["loss"] < progress.best_val_loss:
                 progress.best_val_loss = totals["loss"]
