@@ -1,0 +1,99 @@
+"""Codec training data beyond the corpus: real recordings from Debian (scripts/fetch_real_speech.py),
+untranscribed audio folders and per-crop voice augmentation (training/codec_data.py)."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from training.codec_data import UntranscribedAudio, augment  # noqa: E402
+from training.data import collate_batch  # noqa: E402
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def real_speech(tmp_path_factory):
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    import fetch_real_speech
+
+    output = tmp_path_factory.mktemp("real_speech")
+    fetch_real_speech.main(["--output_dir", str(output)])
+    return output
+
+
+def test_real_speech_splits_train_from_test_and_lists_the_transcribed_utterances(real_speech):
+    train = sorted(p.name for p in (real_speech / "train").glob("*.wav"))
+    test = sorted(p.name for p in (real_speech / "test").rglob("*.wav"))
+    assert len(train) == 5 and len(test) == 12 and not set(train) & set(test)
+    for path in (real_speech / "train").glob("*.wav"):
+        info = sf.info(path)
+        assert info.samplerate == RATE and info.channels == 1 and info.duration > 3
+    rows = [json.loads(line) for line in (real_speech / "test_list.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and all(row["text"] and row["prompt_audio"] != row["audio"] for row in rows)
+    for row in rows:
+        for column in ("audio", "prompt_audio", "other_prompt_audio"):
+            assert (real_speech / row[column]).is_file()
+
+
+def test_untranscribed_audio_batches_with_the_corpus_collate(real_speech):
+    dataset = UntranscribedAudio([str(real_speech / "train")], RATE, hop_length=200)
+    assert len(dataset) == 5
+    batch = collate_batch([dataset[0], dataset[1]])
+    lengths = [len(dataset[i]["audio"]) for i in (0, 1)]
+    assert batch["audio"].shape == (2, max(lengths)) and batch["audio_mask"].sum(1).tolist() == lengths
+    assert batch["num_frames"].tolist() == [int(np.ceil(n / 200)) for n in lengths]
+    with pytest.raises(FileNotFoundError, match="no audio files"):
+        UntranscribedAudio([str(real_speech / "nothing_here")], RATE, 200)
+
+
+def _tone_batch():
+    t = torch.arange(8000) / RATE
+    audio = torch.stack([0.3 * torch.sin(2 * torch.pi * 200 * t), 0.3 * torch.sin(2 * torch.pi * 300 * t)])
+    mask = torch.ones_like(audio, dtype=torch.bool)
+    mask[1, 6000:] = False
+    audio[1, 6000:] = 0
+    return audio, mask
+
+
+def _peak_frequency(waveform):
+    spectrum = np.abs(np.fft.rfft(waveform.numpy()))
+    return np.argmax(spectrum) * RATE / waveform.numel()
+
+
+def test_augmentation_moves_pitch_loudness_and_noise_and_keeps_masks_right():
+    audio, mask = _tone_batch()
+    np.random.seed(0)
+    faster, faster_mask = augment(audio, mask, RATE, probability=1.0, speed=(1.2, 1.2), gain_db=None, noise_snr_db=None)
+    valid = int(faster_mask[0].sum())
+    assert valid == pytest.approx(8000 / 1.2, abs=2) and not faster_mask[0, valid:].any()
+    assert _peak_frequency(faster[0, :valid]) == pytest.approx(240, abs=5)  # 200 Hz played 1.2x faster
+    assert torch.all(faster[0, valid:] == 0)
+    assert int(faster_mask[1].sum()) == pytest.approx(6000 / 1.2, abs=2)  # the padded item keeps its own length
+
+    louder, _ = augment(audio, mask, RATE, probability=1.0, speed=None, gain_db=(6.0, 6.0), noise_snr_db=None)
+    assert torch.allclose(louder[0], audio[0] * 10 ** (6 / 20), atol=1e-6)
+    noisy, _ = augment(audio, mask, RATE, probability=1.0, speed=None, gain_db=None, noise_snr_db=(20.0, 20.0))
+    noise = noisy[0] - audio[0]
+    snr = 10 * torch.log10(audio[0].pow(2).mean() / noise.pow(2).mean())
+    assert float(snr) == pytest.approx(20.0, abs=0.5)
+    loud, _ = augment(audio, mask, RATE, probability=1.0, speed=None, gain_db=(20.0, 20.0), noise_snr_db=None)
+    assert float(loud.abs().max()) <= 1.0  # never clipped: peaks are normalised
+    untouched, untouched_mask = augment(audio, mask, RATE, probability=0.0)
+    assert torch.equal(untouched, audio) and torch.equal(untouched_mask, mask)
+
+
+def test_augmentation_is_reproducible_from_the_seed():
+    audio, mask = _tone_batch()
+    results = []
+    for _ in range(2):
+        np.random.seed(7)
+        results.append(augment(audio, mask, RATE))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
