@@ -84,3 +84,26 @@ def test_a_codec_with_other_latents_is_refused_and_the_release_kept(assemble_pip
     with pytest.raises(ValueError, match="encoder/codebooks differ"):
         assemble_pipeline.assemble(str(tmp_path / "ns2"), str(output), codec=str(tmp_path / "codec"))
     assert sorted(str(path.relative_to(output)) for path in output.rglob("*")) == before
+
+
+def test_a_fourier_decoder_on_the_same_latent_space_is_accepted_and_another_latent_space_refused(assemble_pipeline, tmp_path):
+    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
+
+    source = build_untrained_pipeline("tiny")
+    source.save_pretrained(tmp_path / "ns2")
+    trained = source.codec
+    fourier = NS2CodecModel(NS2CodecConfig(**{**trained.config.to_dict(), "decoder_type": "fourier",
+                                              "decoder_hidden_size": 32, "fourier_intermediate_size": 64}))
+    fourier.encoder.load_state_dict(trained.encoder.state_dict())
+    fourier.quantizer.load_state_dict(trained.quantizer.state_dict())
+    fourier.save_pretrained(tmp_path / "fourier")
+    released = assemble_pipeline.assemble(str(tmp_path / "ns2"), str(tmp_path / "release"), codec=str(tmp_path / "fourier"))
+    assert released.codec.config.decoder_type == "fourier"
+    reloaded = NS2Pipeline.from_pretrained(tmp_path / "release")
+    assert reloaded.codec.config.decoder_type == "fourier"
+    np.testing.assert_array_equal(_synthesize(reloaded, "latent"), _synthesize(source, "latent"))  # same latents
+
+    other = NS2CodecModel(NS2CodecConfig(**{**trained.config.to_dict(), "num_quantizers": 4}))
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="encoder or quantizer config differs"):
+        assemble_pipeline.assemble(str(tmp_path / "ns2"), str(tmp_path / "release2"), codec=str(tmp_path / "other"))

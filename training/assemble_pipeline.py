@@ -6,7 +6,8 @@ optionally fine-tuned codec decoder and the sampling temperature chosen on a tun
 
 `--codec` replaces the pipeline's codec. NS2 generates latents of the codec it was trained with, so
 the new codec must have the same encoder and codebooks (as `train_codec.py` with
-`train_decoder_only: true` guarantees); anything else is refused. `--temperature` sets τ of the
+`train_decoder_only: true` guarantees); its decoder may be of another kind (e.g. the Fourier decoder of
+`codec_cpu_fourier_decoder.yaml`); anything else is refused. `--temperature` sets τ of the
 initial noise N(0, τ⁻¹ I) in the saved scheduler (the paper's 1.44 is the default). The output folder
 is swapped in whole (an interrupted run leaves the previous folder); files in it that are not
 pipeline components (a README.md) are kept.
@@ -32,8 +33,8 @@ from training.trainer_utils import write_folder_atomically  # noqa: E402
 def check_same_latent_space(trained_with: NS2CodecModel, replacement: NS2CodecModel) -> None:
     """Raise unless `replacement` encodes to exactly the latents and codes of `trained_with`: every
     weight and buffer outside the decoder must be equal."""
-    if trained_with.config.to_diff_dict() != replacement.config.to_diff_dict():
-        raise ValueError("the codec's config differs from the one the NS2 model was trained with.")
+    if trained_with.config.latent_space() != replacement.config.latent_space():
+        raise ValueError("the codec's encoder or quantizer config differs from the one the NS2 model was trained with.")
     expected, given = trained_with.state_dict(), replacement.state_dict()
     differing = sorted(
         name for name in expected if not name.startswith("decoder.") and not torch.equal(expected[name], given[name])

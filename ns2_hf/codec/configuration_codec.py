@@ -132,6 +132,16 @@ class NS2CodecConfig(PreTrainedConfig):
             raise ValueError(f"`dead_code_threshold` must be > 0, got {self.dead_code_threshold}.")
         super().__post_init__(**kwargs)
 
+    # The fields that fix the latent space (what the encoder and the RVQ produce); the decoder and discriminator
+    # fields can change without invalidating codes, latents or an NS2 model trained on them.
+    LATENT_SPACE_FIELDS = ("sampling_rate", "downsampling_ratios", "encoder_hidden_size", "residual_dilations",
+                           "kernel_size", "latent_dim", "num_quantizers", "codebook_size")
+
+    def latent_space(self) -> dict:
+        """`{field: value}` of `LATENT_SPACE_FIELDS`: two codecs with equal values and equal encoder and codebook
+        weights produce the same codes and latents, whatever their decoders."""
+        return {name: getattr(self, name) for name in self.LATENT_SPACE_FIELDS}
+
     @property
     def hop_length(self) -> int:
         """Audio samples per latent frame: the product of `downsampling_ratios` (200 by default)."""
