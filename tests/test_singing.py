@@ -13,7 +13,11 @@ from ns2_hf.singing import HOLD, Note, ScoreError, load_score, read_midi, score_
 from ns2_hf.text import NS2PhonemeTokenizer, WORD_BOUNDARY
 
 FRAME_RATE = 80.0  # the codec's 16000 / 200
-MELODY = [(60, "sing"), (62, "a"), (64, "song"), (65, "of"), (67, "light"), (69, "and"), (67, "day"), (65, "we")]
+# The shipped model singing MELODY with the unseen voice kok_mix5: median |error| 51.9 cents (a quarter tone
+# is 50), voiced 0.82 of note frames and 0.29 of rest frames.
+MAX_MEDIAN_CENTS = 100.0
+MIN_VOICED_IN_NOTES = 0.6
+MELODY = [(55, "sing"), (57, "a"), (59, "song"), (60, "of"), (62, "light"), (64, "and"), (62, "day"), (60, "we")]
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +57,10 @@ def test_durations_and_f0_follow_the_notes(tokenizer):
     starts = np.cumsum(np.concatenate([[0], conditions.durations]))
     word_starts = [0] + [int(starts[i + 1]) for i in boundaries]
     assert word_starts == conditions.note_frames[:, 0].tolist()
-    # f0 inside each note is that note's equal-tempered frequency (A4 = 440 Hz, middle C = 261.63 Hz).
+    # f0 inside each note is that note's equal-tempered frequency (A4 = 440 Hz, G3 = 196.00 Hz).
     for (start, end), note in zip(conditions.note_frames, notes):
         assert np.allclose(conditions.f0[start:end], 440 * 2 ** ((note.pitch - 69) / 12))
-    assert conditions.f0[conditions.note_frames[0, 0]] == pytest.approx(261.63, abs=0.01)
+    assert conditions.f0[conditions.note_frames[0, 0]] == pytest.approx(196.0, abs=0.01)
 
 
 def test_vowels_carry_the_note_and_consonants_stay_short(tokenizer):
@@ -123,7 +127,9 @@ def test_cli_sings_a_score(tmp_path, corpus_dir):
 
 @pytest.mark.slow
 def test_shipped_model_sings_the_notes(corpus_dir):
-    """Measured (benchmarks/eval_ns2_modes.py sing): see the bounds' comments."""
+    """The unseen voice kok_mix5 sings 8 notes (G3–E4). The tracker searches half an octave around the
+    score's range: the tiny codec buzzes at its 80 Hz frame rate, which an unbounded search often takes for
+    the pitch. Measured: see the bounds' comments (benchmarks/eval_ns2_modes.py sing: 49 cents, 12 notes)."""
     from ns2_hf import NS2Pipeline
 
     pipe = NS2Pipeline.from_pretrained()
@@ -131,7 +137,8 @@ def test_shipped_model_sings_the_notes(corpus_dir):
     conditions = score_to_conditions(melody_notes(), [w for _, w in MELODY], pipe.tokenizer, FRAME_RATE)
     audio = pipe(conditions.text, str(corpus_dir / "audio" / "kok_mix5_0040.flac"), durations=[conditions.durations],
                  pitch=[conditions.f0], num_inference_steps=50, generator=torch.Generator().manual_seed(0)).audios[0]
-    log_f0, voiced = extract_pitch(audio, 16000, 200, num_frames=len(conditions.f0))
+    f0_range = {"f0_min": conditions.note_frequencies.min() / 2**0.5, "f0_max": conditions.note_frequencies.max() * 2**0.5}
+    log_f0, voiced = extract_pitch(audio, 16000, 200, num_frames=len(conditions.f0), **f0_range)
     cents, in_note = [], np.zeros(len(voiced), dtype=bool)
     for (start, end), frequency in zip(conditions.note_frames, conditions.note_frequencies):
         in_note[start:end] = True
@@ -139,4 +146,4 @@ def test_shipped_model_sings_the_notes(corpus_dir):
         cents.extend(np.abs(1200 * np.log2(np.exp(log_f0[middle][voiced[middle]]) / frequency)))
     assert np.median(cents) < MAX_MEDIAN_CENTS
     assert voiced[in_note].mean() > MIN_VOICED_IN_NOTES
-    assert voiced[~in_note].mean() < voiced[in_note].mean()
+    assert voiced[~in_note].mean() < voiced[in_note].mean() - 0.3  # sung where the notes are: the timing follows
