@@ -11,7 +11,14 @@ from .alignment import NS2AlignerConfig, NS2AlignerModel
 from .audio import AudioInputError
 from .codec import NS2CodecConfig, NS2CodecFeatureExtractor, NS2CodecModel
 from .ns2 import NS2Config, NS2Model
-from .pipelines import NS2Pipeline, NS2PipelineOutput, build_untrained_pipeline
+from .pipelines import (
+    NS2Pipeline,
+    NS2PipelineOutput,
+    NS2SpeechEnhancementPipeline,
+    NS2VoiceConversionPipeline,
+    NS2VoiceConversionPipelineOutput,
+    build_untrained_pipeline,
+)
 from .schedulers import NS2Scheduler
 from .text import NS2PhonemeTokenizer, register_auto_tokenizer
 
@@ -32,5 +39,8 @@ __all__ = [
     "NS2Pipeline",
     "NS2PipelineOutput",
     "NS2Scheduler",
+    "NS2SpeechEnhancementPipeline",
+    "NS2VoiceConversionPipeline",
+    "NS2VoiceConversionPipelineOutput",
     "build_untrained_pipeline",
 ]

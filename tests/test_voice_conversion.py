@@ -116,3 +116,12 @@ def test_converted_voice_is_the_target_and_the_words_stay(shipped, corpus_dir, t
     assert word_error_rate(transcribe(audio, SAMPLING_RATE), reference) <= 0.35
     if not transcript_given:
         assert word_error_rate(output.transcripts[0], reference) <= 0.2  # the ASR's transcript of the source
+
+
+def test_aligner_travels_with_from_pipe_and_save_pretrained(shipped, tmp_path):
+    from ns2_hf.pipelines import NS2SpeechEnhancementPipeline
+
+    assert NS2SpeechEnhancementPipeline.from_pipe(shipped).aligner is shipped.aligner
+    shipped.save_pretrained(tmp_path)
+    reloaded = NS2VoiceConversionPipeline.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.aligner.text_encoder.embedding.weight, shipped.aligner.text_encoder.embedding.weight)
