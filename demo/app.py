@@ -190,6 +190,30 @@ def pcm16(audio: np.ndarray):
     return (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
 
 
+def source_mode_tab(title: str, prefix: str, run, aligner: Optional[NS2AlignerModel], intro: str, labels: Tuple[str, ...]) -> None:
+    """A tab for a mode that re-renders a source recording with a voice prompt (conversion, enhancement):
+    source, prompt, optional transcript, strength, steps → audio and status. Elements are `#{prefix}-source`,
+    `-prompt`, `-transcript`, `-button`, `-output`, `-status`; the endpoint is `api_name=prefix`'s mode."""
+    source_label, prompt_label, strength_label, button_label = labels
+    with gr.Tab(title, id=f"tab-{prefix}"):
+        gr.Markdown(intro)
+        with gr.Row():
+            with gr.Column():
+                source = gr.Audio(label=source_label, sources=["upload", "microphone"], type="filepath", elem_id=f"{prefix}-source")
+                prompt = gr.Audio(label=prompt_label, sources=["upload", "microphone"], type="filepath", elem_id=f"{prefix}-prompt")
+                transcript = gr.Textbox(
+                    label="What the speech says (optional: empty = the offline ASR's transcript)", elem_id=f"{prefix}-transcript"
+                )
+                strength = gr.Slider(0.1, 1.0, value=0.8, step=0.05, label=strength_label)
+                steps = gr.Slider(2, 200, value=DEFAULT_STEPS, step=1, label="Diffusion steps")
+                button = gr.Button(button_label, variant="primary", elem_id=f"{prefix}-button")
+            with gr.Column():
+                output = gr.Audio(label="Result", type="numpy", interactive=False, elem_id=f"{prefix}-output")
+                ready = "ready" if aligner else "⚠️ this model folder has no aligner/: this mode is off"
+                status = gr.Markdown(ready, elem_id=f"{prefix}-status")
+        button.click(run, [source, prompt, transcript, strength, steps], [output, status], api_name=run.__name__)
+
+
 def mode_tabs(pipe: NS2Pipeline, aligner: Optional[NS2AlignerModel], model_name: str, weights: str) -> None:
     """Tabs for the paper's other modes, under the text-to-speech form: voice conversion
     (`api_name="convert"`), speech enhancement (`"enhance"`) and singing from a MIDI score (`"sing"`).
@@ -236,36 +260,17 @@ def mode_tabs(pipe: NS2Pipeline, aligner: Optional[NS2AlignerModel], model_name:
 
         return run("singing", call, score, prompt)
 
-    transcript_help = "What the speech says (optional: empty = the offline ASR's transcript)"
     with gr.Tabs():
-        with gr.Tab("Voice conversion", id="tab-convert"):
-            gr.Markdown("Say what the **source** says — its words, timing and melody — in the **target** voice.")
-            with gr.Row():
-                with gr.Column():
-                    source = gr.Audio(label="Source speech", sources=["upload", "microphone"], type="filepath", elem_id="vc-source")
-                    target = gr.Audio(label="Target voice (3–10 s)", sources=["upload", "microphone"], type="filepath", elem_id="vc-prompt")
-                    transcript = gr.Textbox(label=transcript_help, elem_id="vc-transcript")
-                    strength = gr.Slider(0.1, 1.0, value=0.8, step=0.05, label="Strength (how far toward noise the source goes)")
-                    steps = gr.Slider(2, 200, value=DEFAULT_STEPS, step=1, label="Diffusion steps")
-                    button = gr.Button("Convert", variant="primary", elem_id="vc-button")
-                with gr.Column():
-                    output = gr.Audio(label="Converted speech", type="numpy", interactive=False, elem_id="vc-output")
-                    status = gr.Markdown("ready" if aligner else "⚠️ this model folder has no aligner/: conversion is off", elem_id="vc-status")
-            button.click(convert, [source, target, transcript, strength, steps], [output, status], api_name="convert")
-        with gr.Tab("Speech enhancement", id="tab-enhance"):
-            gr.Markdown("Re-render **noisy** speech cleanly, given a few **clean** seconds of the same voice.")
-            with gr.Row():
-                with gr.Column():
-                    noisy = gr.Audio(label="Noisy speech", sources=["upload", "microphone"], type="filepath", elem_id="se-noisy")
-                    clean = gr.Audio(label="Clean voice prompt (3–10 s)", sources=["upload", "microphone"], type="filepath", elem_id="se-prompt")
-                    transcript = gr.Textbox(label=transcript_help, elem_id="se-transcript")
-                    strength = gr.Slider(0.1, 1.0, value=0.8, step=0.05, label="Strength (higher removes more noise)")
-                    steps = gr.Slider(2, 200, value=DEFAULT_STEPS, step=1, label="Diffusion steps")
-                    button = gr.Button("Enhance", variant="primary", elem_id="se-button")
-                with gr.Column():
-                    output = gr.Audio(label="Enhanced speech", type="numpy", interactive=False, elem_id="se-output")
-                    status = gr.Markdown("ready" if aligner else "⚠️ this model folder has no aligner/: enhancement is off", elem_id="se-status")
-            button.click(enhance, [noisy, clean, transcript, strength, steps], [output, status], api_name="enhance")
+        source_mode_tab(
+            "Voice conversion", "vc", convert, aligner,
+            intro="Say what the **source** says — its words, timing and melody — in the **target** voice.",
+            labels=("Source speech", "Target voice (3–10 s)", "Strength (how far toward noise the source goes)", "Convert"),
+        )
+        source_mode_tab(
+            "Speech enhancement", "se", enhance, aligner,
+            intro="Re-render **noisy** speech cleanly, given a few **clean** seconds of the same voice.",
+            labels=("Noisy speech", "Clean voice prompt (3–10 s)", "Strength (higher removes more noise)", "Enhance"),
+        )
         with gr.Tab("Singing", id="tab-sing"):
             gr.Markdown("Sing a **MIDI** melody (first instrument, one note at a time) with one lyric word per note; "
                         "`-` holds the previous word over a further note.")

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from demo.app import build_demo
+from ns2_hf.alignment import NS2AlignerConfig, NS2AlignerModel
 from ns2_hf.pipelines import build_untrained_pipeline
 
 pytestmark = pytest.mark.slow
@@ -60,7 +61,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def demo_url():
-    demo = build_demo(build_untrained_pipeline("tiny", seed=0), "ns2-tiny-random")
+    pipe = build_untrained_pipeline("tiny", seed=0)
+    aligner = NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(pipe.tokenizer))).eval()  # random, as the pipeline
+    demo = build_demo(pipe, "ns2-tiny-random", aligner=aligner)
     demo.queue(default_concurrency_limit=1, max_size=16)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -98,22 +101,7 @@ def test_type_upload_click_and_hear_the_speech(browser, demo_url, tmp_path):
     assert sampling_rate == 16000 and 0.1 < len(audio) / sampling_rate < 60
 
 
-@pytest.fixture(scope="module")
-def modes_demo_url():
-    """The demo with an aligner (random weights, like the pipeline), so every tab can run."""
-    from ns2_hf.alignment import NS2AlignerConfig, NS2AlignerModel
-
-    pipe = build_untrained_pipeline("tiny", seed=0)
-    aligner = NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(pipe.tokenizer))).eval()
-    demo = build_demo(pipe, "ns2-tiny-random", aligner=aligner)
-    demo.queue(default_concurrency_limit=1, max_size=16)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-def test_conversion_enhancement_and_singing_tabs(browser, modes_demo_url, tmp_path):
+def test_conversion_enhancement_and_singing_tabs(browser, demo_url, tmp_path):
     """Each mode's tab: upload its inputs, click its button, get playable audio and a status line."""
     import pretty_midi
     from selenium.webdriver.common.by import By
@@ -142,7 +130,7 @@ def test_conversion_enhancement_and_singing_tabs(browser, modes_demo_url, tmp_pa
     midi.instruments.append(voice)
     midi.write(str(tmp_path / "song.mid"))
 
-    browser.get(modes_demo_url)
+    browser.get(demo_url)
     open_tab("Voice conversion")
     upload("vc-source", EXAMPLE_PROMPT)
     upload("vc-prompt", EXAMPLE_PROMPT.with_name("flite_slt.wav"))
@@ -150,7 +138,7 @@ def test_conversion_enhancement_and_singing_tabs(browser, modes_demo_url, tmp_pa
     run_and_hear("vc-button", "vc-output", "vc-status", "conversion")
 
     open_tab("Speech enhancement")
-    upload("se-noisy", EXAMPLE_PROMPT)
+    upload("se-source", EXAMPLE_PROMPT)
     upload("se-prompt", EXAMPLE_PROMPT)
     wait_for("#se-transcript textarea").send_keys(TEXT)
     run_and_hear("se-button", "se-output", "se-status", "enhancement")

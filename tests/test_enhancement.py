@@ -1,8 +1,6 @@
 """NS2SpeechEnhancementPipeline: its defaults (source pitch kept, fresh-noise inversion), input errors, the
 CLI flag, and the shipped model on speech mixed with white noise at 5 dB SNR."""
 
-import csv
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -24,12 +22,6 @@ def shipped():
     return pipe
 
 
-@pytest.fixture(scope="module")
-def texts(corpus_dir):
-    with open(corpus_dir / "metadata.csv", encoding="utf-8") as handle:
-        return {row["file_name"].split("/")[-1].rsplit(".", 1)[0]: row["text"] for row in csv.DictReader(handle)}
-
-
 def noisy_version(corpus_dir, utterance, seed, snr_db=5.0):
     clean, _ = sf.read(corpus_dir / "audio" / f"{utterance}.flac", dtype="float32")
     noise = np.random.default_rng(seed).standard_normal(clean.shape).astype(np.float32)
@@ -41,10 +33,10 @@ def prompt_of(corpus_dir, utterance):
     return str(corpus_dir / "audio" / f"{utterance.rsplit('_', 1)[0]}_0040.flac")
 
 
-def test_keeps_the_source_pitch_and_is_seeded(shipped, corpus_dir, texts):
+def test_keeps_the_source_pitch_and_is_seeded(shipped, corpus_dir, corpus_texts):
     utterance, seed = ITEMS[0]
     noisy = noisy_version(corpus_dir, utterance, seed)
-    kwargs = dict(transcript=texts[utterance], noisy_sampling_rate=SAMPLING_RATE, num_inference_steps=10)
+    kwargs = dict(transcript=corpus_texts[utterance], noisy_sampling_rate=SAMPLING_RATE, num_inference_steps=10)
     first = shipped(noisy, prompt_of(corpus_dir, utterance), generator=torch.Generator().manual_seed(0), **kwargs)
     again = shipped(noisy, prompt_of(corpus_dir, utterance), generator=torch.Generator().manual_seed(0), **kwargs)
     other = shipped(noisy, prompt_of(corpus_dir, utterance), generator=torch.Generator().manual_seed(1), **kwargs)
@@ -56,12 +48,12 @@ def test_keeps_the_source_pitch_and_is_seeded(shipped, corpus_dir, texts):
         shipped(noisy, prompt_of(corpus_dir, utterance), inversion="sde", **kwargs)
 
 
-def test_cli_enhances(tmp_path, corpus_dir, texts):
+def test_cli_enhances(tmp_path, corpus_dir, corpus_texts):
     utterance, seed = ITEMS[0]
     noisy_path = tmp_path / "noisy.wav"
     sf.write(noisy_path, noisy_version(corpus_dir, utterance, seed), SAMPLING_RATE)
     out = tmp_path / "clean.wav"
-    code = cli_main(["--enhance", str(noisy_path), "--prompt", prompt_of(corpus_dir, utterance), "--text", texts[utterance],
+    code = cli_main(["--enhance", str(noisy_path), "--prompt", prompt_of(corpus_dir, utterance), "--text", corpus_texts[utterance],
                      "--out", str(out), "--steps", "10"])
     assert code == 0
     assert abs(len(sf.read(out)[0]) - len(sf.read(noisy_path)[0])) < 200
@@ -69,13 +61,13 @@ def test_cli_enhances(tmp_path, corpus_dir, texts):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("utterance, seed", ITEMS)
-def test_output_sounds_cleaner_than_the_noisy_input(shipped, corpus_dir, texts, utterance, seed):
+def test_output_sounds_cleaner_than_the_noisy_input(shipped, corpus_dir, corpus_texts, utterance, seed):
     """Measured on 8 sentences (benchmarks/eval_ns2_modes.py enhance, strength 0.8, 50 steps): DNSMOS OVRL
     1.81 noisy → 2.28 enhanced (better on 8/8; clean recordings 3.15); these two: 1.59 → 2.43, 1.84 → 2.73."""
     from ns2_hf.metrics.mos import dnsmos
 
     noisy = noisy_version(corpus_dir, utterance, seed)
-    audio = shipped(noisy, prompt_of(corpus_dir, utterance), transcript=texts[utterance], noisy_sampling_rate=SAMPLING_RATE,
+    audio = shipped(noisy, prompt_of(corpus_dir, utterance), transcript=corpus_texts[utterance], noisy_sampling_rate=SAMPLING_RATE,
                     num_inference_steps=50, generator=torch.Generator().manual_seed(0)).audios[0]
     assert dnsmos(audio, SAMPLING_RATE)["dnsmos_ovrl"] > dnsmos(noisy, SAMPLING_RATE)["dnsmos_ovrl"] + 0.3
 
@@ -83,15 +75,15 @@ def test_output_sounds_cleaner_than_the_noisy_input(shipped, corpus_dir, texts, 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="not met by the shipped tiny model: WER 1.03 enhanced vs 0.29 noisy on 8 sentences; "
                    "the aligner's durations on noisy audio are the main loss (see README, 'Other modes')")
-def test_output_is_better_understood_than_the_noisy_input(shipped, corpus_dir, texts):
+def test_output_is_better_understood_than_the_noisy_input(shipped, corpus_dir, corpus_texts):
     from ns2_hf.metrics.asr import transcribe, word_error_rate
 
     references, noisy_hypotheses, enhanced_hypotheses = [], [], []
     for utterance, seed in ITEMS:
         noisy = noisy_version(corpus_dir, utterance, seed)
-        audio = shipped(noisy, prompt_of(corpus_dir, utterance), transcript=texts[utterance], noisy_sampling_rate=SAMPLING_RATE,
+        audio = shipped(noisy, prompt_of(corpus_dir, utterance), transcript=corpus_texts[utterance], noisy_sampling_rate=SAMPLING_RATE,
                         num_inference_steps=50, generator=torch.Generator().manual_seed(0)).audios[0]
-        references.append(texts[utterance])
+        references.append(corpus_texts[utterance])
         noisy_hypotheses.append(transcribe(noisy, SAMPLING_RATE))
         enhanced_hypotheses.append(transcribe(audio, SAMPLING_RATE))
     assert word_error_rate(enhanced_hypotheses, references) < word_error_rate(noisy_hypotheses, references)

@@ -1,8 +1,6 @@
 """NS2VoiceConversionPipeline: the forward ODE round trip, pitch moved into the target's range, clear input
 errors, the CLI flag, and the shipped model converting voices it never trained on."""
 
-import csv
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -22,12 +20,6 @@ def shipped():
     return pipe
 
 
-@pytest.fixture(scope="module")
-def texts(corpus_dir):
-    with open(corpus_dir / "metadata.csv", encoding="utf-8") as handle:
-        return {row["file_name"].split("/")[-1].rsplit(".", 1)[0]: row["text"] for row in csv.DictReader(handle)}
-
-
 def audio_of(corpus_dir, utterance):
     return str(corpus_dir / "audio" / f"{utterance}.flac")
 
@@ -42,18 +34,18 @@ def test_the_release_folder_brings_its_aligner(shipped):
     assert shipped.aligner.config.hop_length == shipped.hop_length
 
 
-def test_forward_then_reverse_ode_with_the_same_voice_returns_the_source(shipped, corpus_dir, texts):
+def test_forward_then_reverse_ode_with_the_same_voice_returns_the_source(shipped, corpus_dir, corpus_texts):
     """Carried all the way to t = 1 and back with its own voice and pitch, the source comes back: the first
     forward step must not divide the model's error at t_min by σ² (it turned speech into babble)."""
     source = audio_of(corpus_dir, "kok_mix5_0003")
     waveform = shipped.load_source(source, None)
     with torch.no_grad():
         source_latents = shipped.model.denormalize_latents(shipped.encode_source(waveform))[0]
-    output = shipped(source, source, transcript=texts["kok_mix5_0003"], strength=1.0, num_inference_steps=50,
+    output = shipped(source, source, transcript=corpus_texts["kok_mix5_0003"], strength=1.0, num_inference_steps=50,
                      shift_pitch=False, output_type="latent")
     error = (output.audios[0] - source_latents).norm() / source_latents.norm()
     assert error < 0.2  # measured 0.10 (relative L2); the target voice's prompt moves it to 0.64 (below)
-    other = shipped(source, audio_of(corpus_dir, "piper_joe_0040"), transcript=texts["kok_mix5_0003"], strength=1.0,
+    other = shipped(source, audio_of(corpus_dir, "piper_joe_0040"), transcript=corpus_texts["kok_mix5_0003"], strength=1.0,
                     num_inference_steps=50, output_type="latent")
     assert (other.audios[0] - source_latents).norm() / source_latents.norm() > 0.4
     assert output.durations[0].sum() == source_latents.shape[-1]  # the aligner fills every source frame
@@ -82,13 +74,13 @@ def test_bad_inputs_raise_clear_errors(shipped, corpus_dir):
         without_aligner(source, prompt, transcript="a")
 
 
-def test_cli_converts_and_reports_errors(tmp_path, corpus_dir, texts):
+def test_cli_converts_and_reports_errors(tmp_path, corpus_dir, corpus_texts):
     out = tmp_path / "converted.wav"
     source = audio_of(corpus_dir, "kok_mix5_0005")
     args = ["--source", source, "--prompt", audio_of(corpus_dir, "kok_kumo_0040"), "--out", str(out), "--steps", "10"]
-    assert cli_main(args + ["--text", texts["kok_mix5_0005"]]) == 0
+    assert cli_main(args + ["--text", corpus_texts["kok_mix5_0005"]]) == 0
     assert abs(len(sf.read(out)[0]) - len(sf.read(source)[0])) < 200  # the source's length, to a frame
-    assert cli_main(args + ["--text", texts["kok_mix5_0005"], "--strength", "1.5"]) == 2
+    assert cli_main(args + ["--text", corpus_texts["kok_mix5_0005"], "--strength", "1.5"]) == 2
     assert cli_main(["--untrained"] + args + ["--text", "a"]) == 2  # no aligner in a random pipeline
     with pytest.raises(SystemExit):
         cli_main(["--prompt", source, "--strength", "0.5", "--text", "hi"])  # --strength without --source
@@ -99,14 +91,14 @@ def test_cli_converts_and_reports_errors(tmp_path, corpus_dir, texts):
     "source, target, transcript_given",
     [("kok_mix5_0004", "flite_slt_0040", True), ("flite_slt_0021", "kok_mix5_0040", True), ("kok_mix5_0005", "kok_kumo_0040", False)],
 )
-def test_converted_voice_is_the_target_and_the_words_stay(shipped, corpus_dir, texts, source, target, transcript_given):
+def test_converted_voice_is_the_target_and_the_words_stay(shipped, corpus_dir, corpus_texts, source, target, transcript_given):
     """kok_mix5 never trained (NS2, codec decoder, aligner); flite_slt_0021 is a held-out sentence.
     Measured with benchmarks/eval_ns2_modes.py vc (8 pairs, strength 0.8, 50 steps): SIM to the target
     0.798 vs 0.586 to the source, target closer in 8/8, WER 0.18 (the sources themselves: see the README)."""
     from ns2_hf.metrics.asr import transcribe, word_error_rate
     from ns2_hf.metrics.speaker import speaker_similarity
 
-    reference = texts[source]
+    reference = corpus_texts[source]
     output = shipped(audio_of(corpus_dir, source), audio_of(corpus_dir, target),
                      transcript=reference if transcript_given else None, num_inference_steps=50)
     audio = output.audios[0]
