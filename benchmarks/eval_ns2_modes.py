@@ -1,13 +1,15 @@
 """Measure the paper's other modes on voices the shipped model never trained on (issue 14's "done when").
 
-    python benchmarks/eval_ns2_modes.py vc      [--strengths 0.4 0.6 0.8 1.0] [--steps 50]
+    python benchmarks/eval_ns2_modes.py vc      [--strengths 0.4 0.6 0.8 1.0] [--steps 50] [--real]
     python benchmarks/eval_ns2_modes.py enhance [--strengths 0.6 0.8 1.0] [--snr 5] [--inversion ode]
     python benchmarks/eval_ns2_modes.py sing
     (add --model FOLDER for another release folder, --out_dir DIR to keep the audio)
 
 - **vc**: sources from `kok_mix5` (the speaker held out of training) converted to four training voices,
   and held-out sentences of those voices converted to `kok_mix5`. Reports SIM (Resemblyzer) of the output
-  to the target prompt and to the source, and WER of its transcript against the source's text.
+  to the target prompt and to the source, and WER of its transcript against the source's text. `--real`
+  uses real read speech instead (Debian `pocketsphinx-testdata`: one LibriVox reader, 5 sentences), as
+  sources converted to training voices and as the target voice of corpus sources.
 - **enhance**: held-out sentences mixed with white noise at `--snr` dB; the prompt is another clean
   recording of the speaker. Reports DNSMOS OVRL and WER of the noisy input and of the output.
 - **sing**: a 12-note melody (G3–E4, 0.45 s notes, 0.1 s rests) with one word per note, sung with a
@@ -43,13 +45,34 @@ def corpus_text() -> dict:
         return {row["file_name"].split("/")[-1].rsplit(".", 1)[0]: row["text"] for row in csv.DictReader(handle)}
 
 
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
 def read(utterance: str) -> np.ndarray:
-    audio, _ = sf.read(CORPUS / "audio" / f"{utterance}.flac", dtype="float32")
+    """A corpus utterance by id, or a LibriVox one (`librivox_0870`)."""
+    if utterance.startswith("librivox_"):
+        path = LIBRIVOX / f"sense_and_sensibility_01_austen_64kb-{utterance.split('_')[1]}.wav"
+    else:
+        path = CORPUS / "audio" / f"{utterance}.flac"
+    audio, _ = sf.read(path, dtype="float32")
     return audio
 
 
-def vc_items() -> list:
+def librivox_text() -> dict:
+    """Transcripts of the LibriVox test sentences, by `librivox_<number>`."""
+    texts = {}
+    for line in (LIBRIVOX / "transcription").read_text(encoding="utf-8").splitlines():
+        words, file_id = line.rsplit("(", 1)
+        texts[f"librivox_{file_id.rstrip(')').rsplit('-', 1)[1]}"] = words.replace("<s>", "").replace("</s>", "").strip()
+    return texts
+
+
+def vc_items(real: bool = False) -> list:
     """(source id, target prompt id) pairs: unseen → seen voices, then seen → the unseen voice."""
+    if real:
+        items = [(f"librivox_{n}", f"{speaker}_0040") for n, speaker in zip(("0870", "0880", "0890", "0930"), SEEN_SPEAKERS)]
+        return items + [(f"{UNSEEN_SPEAKER}_{3 + index:04d}", "librivox_0920") for index in range(2)] + [
+            (f"{speaker}_{HELD_OUT[speaker]:04d}", "librivox_0920") for speaker in SEEN_SPEAKERS[:2]]
     items = [(f"{UNSEEN_SPEAKER}_{3 + index:04d}", f"{speaker}_0040") for index, speaker in enumerate(SEEN_SPEAKERS)]
     items += [(f"{speaker}_{HELD_OUT[speaker]:04d}", f"{UNSEEN_SPEAKER}_0040") for speaker in SEEN_SPEAKERS]
     return items
@@ -65,7 +88,7 @@ def evaluate_vc(args, texts) -> dict:
     results = {}
     for strength in args.strengths:
         rows = []
-        for source, target in vc_items():
+        for source, target in vc_items(args.real):
             output = pipe(read(source), read(target), transcript=texts[source], source_sampling_rate=16000,
                           prompt_sampling_rate=16000, strength=strength, num_inference_steps=args.steps)
             audio = output.audios[0]
@@ -194,6 +217,7 @@ def main() -> None:
     parser.add_argument("--strengths", type=float, nargs="+", default=None)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--snr", type=float, default=5.0)
+    parser.add_argument("--real", action="store_true", help="vc: real LibriVox speech as sources and target voice")
     parser.add_argument("--inversion", choices=["noise", "ode"], default="noise", help="enhance: how the source reaches t_s")
     parser.add_argument("--out_dir", default=None, help="keep the audio and the JSON results here")
     args = parser.parse_args()
@@ -201,6 +225,8 @@ def main() -> None:
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
     texts = corpus_text()
+    if LIBRIVOX.is_dir():
+        texts.update(librivox_text())
     if args.mode == "vc":
         args.strengths = args.strengths or [0.6]
         results = evaluate_vc(args, texts)
