@@ -113,6 +113,8 @@ def main(argv=None) -> int:
     seconds = len(audio) / output.sampling_rate
     elapsed = time.perf_counter() - started
     print(f"[ns2-tts] wrote {args.out}: {seconds:.2f} s of audio at {output.sampling_rate} Hz in {elapsed:.1f} s")
+    if getattr(output, "transcripts", None):  # --source / --enhance: the text whose phonemes were kept
+        print(f"[ns2-tts] phonemes of: {output.transcripts[0]!r}")
     return 0
 
 

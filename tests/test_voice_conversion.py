@@ -74,12 +74,14 @@ def test_bad_inputs_raise_clear_errors(shipped, corpus_dir):
         without_aligner(source, prompt, transcript="a")
 
 
-def test_cli_converts_and_reports_errors(tmp_path, corpus_dir, corpus_texts):
+def test_cli_converts_and_reports_errors(tmp_path, corpus_dir, corpus_texts, capsys):
     out = tmp_path / "converted.wav"
     source = audio_of(corpus_dir, "kok_mix5_0005")
     args = ["--source", source, "--prompt", audio_of(corpus_dir, "kok_kumo_0040"), "--out", str(out), "--steps", "10"]
     assert cli_main(args + ["--text", corpus_texts["kok_mix5_0005"]]) == 0
     assert abs(len(sf.read(out)[0]) - len(sf.read(source)[0])) < 200  # the source's length, to a frame
+    assert cli_main(args) == 0  # no transcript: the ASR's, reported
+    assert "phonemes of: 'I was working on a case.'" in capsys.readouterr().out
     assert cli_main(args + ["--text", corpus_texts["kok_mix5_0005"], "--strength", "1.5"]) == 2
     assert cli_main(["--untrained"] + args + ["--text", "a"]) == 2  # no aligner in a random pipeline
     with pytest.raises(SystemExit):
