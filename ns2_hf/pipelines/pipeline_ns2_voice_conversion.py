@@ -12,7 +12,8 @@ speaker's prompt, keeping the source's phonemes, durations and pitch. Here:
    it is moved into the prompt's range by adding the difference of the two voiced medians in
    log-f0 (the contour keeps its shape; ours — the paper does not say how);
 4. forward ODE from the source latents with the *source* as prompt and the source pitch, for
-   `round(strength · (steps − 1))` steps (`strength` 1 = all the way to t = 1);
+   `round(strength · (steps − 1))` steps (`strength` 1 = all the way to t = 1); or, with
+   `inversion="noise"` (ours, the enhancement default), the VP marginal at that time with fresh noise;
 5. reverse ODE from there to t = 0 with the *target* prompt and the moved pitch;
 6. codec decoder.
 
