@@ -29,7 +29,10 @@ install_requires = [
 
 extras = {
     "train": ["tensorboard>=2.14", "matplotlib>=3.7"],
-    "demo": ["gradio>=5.0,<7", "matplotlib>=3.7"],
+    "demo": ["gradio>=5.0,<7", "matplotlib>=3.7", "pretty_midi>=0.2.10"],
+    # singing from a MIDI score (ns2_hf.singing): pretty-midi reads notes and lyric events in seconds,
+    # small and pure Python over mido; music21 (MusicXML) would be a far larger dependency.
+    "sing": ["pretty_midi>=0.2.10"],
     # resemblyzer is installed separately with --no-deps (its old `typing`/`webrtcvad` pins break
     # Python 3.11); `make setup` does it. See ../shared/ENVIRONMENT.md.
     "eval": [
@@ -43,7 +46,7 @@ extras = {
     ],
 }
 extras["dev"] = sorted(
-    set(extras["train"] + extras["demo"] + extras["eval"] + ["pytest>=7", "pytest-timeout", "gradio_client", "selenium>=4.10"])
+    set(extras["train"] + extras["demo"] + extras["eval"] + extras["sing"] + ["pytest>=7", "pytest-timeout", "gradio_client", "selenium>=4.10"])
 )
 
 setup(

@@ -21,9 +21,17 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ns2_hf.alignment import NS2AlignerModel
 from ns2_hf.audio import AudioInputError, mel_spectrogram
 from ns2_hf.audio.output import check_generated_audio
-from ns2_hf.pipelines import DEFAULT_MODEL, NS2Pipeline, build_untrained_pipeline
+from ns2_hf.pipelines import (
+    DEFAULT_MODEL,
+    NS2Pipeline,
+    NS2SpeechEnhancementPipeline,
+    NS2VoiceConversionPipeline,
+    build_untrained_pipeline,
+)
+from ns2_hf.pipelines.pipeline_ns2_voice_conversion import ALIGNER_SUBFOLDER
 from ns2_hf.pipelines.arguments import USER_ERRORS, check_generation_arguments
 from ns2_hf.pipelines.loading import ModelLoadError
 
@@ -94,7 +102,12 @@ def whole(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def build_demo(pipe: Optional[NS2Pipeline], model_name: str = DEFAULT_MODEL, problem: Optional[str] = None) -> gr.Blocks:
+def build_demo(
+    pipe: Optional[NS2Pipeline],
+    model_name: str = DEFAULT_MODEL,
+    problem: Optional[str] = None,
+    aligner: Optional[NS2AlignerModel] = None,
+) -> gr.Blocks:
     """The demo's `gr.Blocks` around `pipe`. The synthesis endpoint is `api_name="synthesize"`:
     `(text, prompt_path, steps, seed, speed, temperature)` → `(audio, mel figure, status markdown)`.
 
@@ -103,6 +116,8 @@ def build_demo(pipe: Optional[NS2Pipeline], model_name: str = DEFAULT_MODEL, pro
             every request is answered with it).
         model_name: what the status line calls the model.
         problem: set when `pipe` is the random-weight stand-in or None; shown as a warning on the page.
+        aligner: the release folder's aligner, which the voice conversion and enhancement tabs need (see
+            `mode_tabs`); without one those tabs say so.
     """
     if pipe is None:
         weights, default_temperature = "not loaded", 1.44
@@ -182,7 +197,116 @@ def build_demo(pipe: Optional[NS2Pipeline], model_name: str = DEFAULT_MODEL, pro
         button.click(
             synthesize, inputs=[text, prompt, steps, seed, speed, temperature], outputs=[speech, mel, status], api_name="synthesize"
         )
+        if pipe is not None:
+            mode_tabs(pipe, aligner, model_name, weights)
     return demo
+
+
+def load_aligner(pipe: NS2Pipeline) -> Optional[NS2AlignerModel]:
+    """The aligner in the loaded release folder's `aligner/` subfolder, or None."""
+    folder = Path(pipe.config._name_or_path or "") / ALIGNER_SUBFOLDER
+    return NS2AlignerModel.from_pretrained(folder).eval() if folder.is_dir() else None
+
+
+def pcm16(audio: np.ndarray):
+    return (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def source_mode_tab(title: str, prefix: str, run, aligner: Optional[NS2AlignerModel], intro: str, labels: Tuple[str, ...]) -> None:
+    """A tab for a mode that re-renders a source recording with a voice prompt (conversion, enhancement):
+    source, prompt, optional transcript, strength, steps → audio and status. Elements are `#{prefix}-source`,
+    `-prompt`, `-transcript`, `-button`, `-output`, `-status`; the endpoint is `api_name=prefix`'s mode."""
+    source_label, prompt_label, strength_label, button_label = labels
+    with gr.Tab(title, id=f"tab-{prefix}"):
+        gr.Markdown(intro)
+        with gr.Row():
+            with gr.Column():
+                source = gr.Audio(label=source_label, sources=["upload", "microphone"], type="filepath", elem_id=f"{prefix}-source")
+                prompt = gr.Audio(label=prompt_label, sources=["upload", "microphone"], type="filepath", elem_id=f"{prefix}-prompt")
+                transcript = gr.Textbox(
+                    label="What the speech says (optional: empty = the offline ASR's transcript)", elem_id=f"{prefix}-transcript"
+                )
+                strength = gr.Slider(0.1, 1.0, value=0.8, step=0.05, label=strength_label)
+                steps = gr.Slider(2, 200, value=DEFAULT_STEPS, step=1, label="Diffusion steps")
+                button = gr.Button(button_label, variant="primary", elem_id=f"{prefix}-button")
+            with gr.Column():
+                output = gr.Audio(label="Result", type="numpy", interactive=False, elem_id=f"{prefix}-output")
+                ready = "ready" if aligner else "⚠️ this model folder has no aligner/: this mode is off"
+                status = gr.Markdown(ready, elem_id=f"{prefix}-status")
+        button.click(run, [source, prompt, transcript, strength, steps], [output, status], api_name=run.__name__)
+
+
+def mode_tabs(pipe: NS2Pipeline, aligner: Optional[NS2AlignerModel], model_name: str, weights: str) -> None:
+    """Tabs for the paper's other modes, under the text-to-speech form: voice conversion
+    (`api_name="convert"`), speech enhancement (`"enhance"`) and singing from a MIDI score (`"sing"`).
+    Each returns `(audio, status markdown)`."""
+    converter = NS2VoiceConversionPipeline.from_pipe(pipe, aligner=aligner)
+    enhancer = NS2SpeechEnhancementPipeline.from_pipe(pipe, aligner=aligner)
+
+    def run(mode, call, *paths):
+        """`call()`'s audio and a status line; bad input becomes a message on the page."""
+        if not all(paths):
+            raise gr.Error("Please give every audio input (upload or record).")
+        started = time.perf_counter()
+        try:
+            output = call()
+        except (*USER_ERRORS, ValueError) as error:
+            message = str(error)
+            for path in paths:
+                message = message.replace(str(path), Path(path).name)
+            raise gr.Error(message) from error
+        audio = output.audios[0]
+        status = f"**Model:** `{model_name}` · {weights} · **{mode}:** {time.perf_counter() - started:.2f} s"
+        if getattr(output, "transcripts", None):
+            status += f" · phonemes of: “{output.transcripts[0]}”"
+        return (output.sampling_rate, pcm16(audio)), status
+
+    def convert(source, prompt, transcript, strength, steps):
+        return run("conversion", lambda: converter(
+            source, prompt, transcript=(transcript or "").strip() or None, strength=float(strength), num_inference_steps=int(steps)
+        ), source, prompt)
+
+    def enhance(noisy, prompt, transcript, strength, steps):
+        return run("enhancement", lambda: enhancer(
+            noisy, prompt, transcript=(transcript or "").strip() or None, strength=float(strength),
+            num_inference_steps=int(steps), generator=torch.Generator().manual_seed(0),
+        ), noisy, prompt)
+
+    def sing(score, lyrics, prompt, steps):
+        from ns2_hf.singing import load_score
+
+        def call():
+            conditions = load_score(score, pipe.tokenizer, pipe.sampling_rate / pipe.hop_length, lyrics=(lyrics or "").strip() or None)
+            return pipe(conditions.text, prompt_audio=prompt, durations=[conditions.durations], pitch=[conditions.f0],
+                        num_inference_steps=int(steps), generator=torch.Generator().manual_seed(0))
+
+        return run("singing", call, score, prompt)
+
+    with gr.Tabs():
+        source_mode_tab(
+            "Voice conversion", "vc", convert, aligner,
+            intro="Say what the **source** says — its words, timing and melody — in the **target** voice.",
+            labels=("Source speech", "Target voice (3–10 s)", "Strength (how far toward noise the source goes)", "Convert"),
+        )
+        source_mode_tab(
+            "Speech enhancement", "se", enhance, aligner,
+            intro="Re-render **noisy** speech cleanly, given a few **clean** seconds of the same voice.",
+            labels=("Noisy speech", "Clean voice prompt (3–10 s)", "Strength (higher removes more noise)", "Enhance"),
+        )
+        with gr.Tab("Singing", id="tab-sing"):
+            gr.Markdown("Sing a **MIDI** melody (first instrument, one note at a time) with one lyric word per note; "
+                        "`-` holds the previous word over a further note.")
+            with gr.Row():
+                with gr.Column():
+                    score = gr.File(label="Score (.mid)", file_types=[".mid", ".midi"], type="filepath", elem_id="sing-score")
+                    lyrics = gr.Textbox(label="Lyrics, one word per note (empty = the file's lyric events)", elem_id="sing-lyrics")
+                    voice = gr.Audio(label="Voice prompt (3–10 s)", sources=["upload", "microphone"], type="filepath", elem_id="sing-prompt")
+                    steps = gr.Slider(2, 200, value=DEFAULT_STEPS, step=1, label="Diffusion steps")
+                    button = gr.Button("Sing", variant="primary", elem_id="sing-button")
+                with gr.Column():
+                    output = gr.Audio(label="Song", type="numpy", interactive=False, elem_id="sing-output")
+                    status = gr.Markdown("ready", elem_id="sing-status")
+            button.click(sing, [score, lyrics, voice, steps], [output, status], api_name="sing")
 
 
 def main(argv=None) -> None:
@@ -201,7 +325,7 @@ def main(argv=None) -> None:
     pipe, model_name, problem = load_pipeline(args.model, untrained=args.untrained)
     if pipe is not None:
         pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
-    demo = build_demo(pipe, model_name, problem)
+    demo = build_demo(pipe, model_name, problem, aligner=load_aligner(pipe) if pipe is not None else None)
     demo.queue(default_concurrency_limit=1, max_size=16)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share)
 

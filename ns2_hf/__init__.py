@@ -12,7 +12,16 @@ from .audio import AudioInputError
 from .audio.output import OutputPathError
 from .codec import NS2CodecConfig, NS2CodecFeatureExtractor, NS2CodecModel
 from .ns2 import NS2Config, NS2Model
-from .pipelines import GenerationArgumentError, ModelLoadError, NS2Pipeline, NS2PipelineOutput, build_untrained_pipeline
+from .pipelines import (
+    GenerationArgumentError,
+    ModelLoadError,
+    NS2Pipeline,
+    NS2PipelineOutput,
+    NS2SpeechEnhancementPipeline,
+    NS2VoiceConversionPipeline,
+    NS2VoiceConversionPipelineOutput,
+    build_untrained_pipeline,
+)
 from .schedulers import NS2Scheduler
 from .text import NS2PhonemeTokenizer, register_auto_tokenizer
 
@@ -36,5 +45,8 @@ __all__ = [
     "NS2PipelineOutput",
     "NS2Scheduler",
     "OutputPathError",
+    "NS2SpeechEnhancementPipeline",
+    "NS2VoiceConversionPipeline",
+    "NS2VoiceConversionPipelineOutput",
     "build_untrained_pipeline",
 ]

@@ -22,6 +22,15 @@ def corpus_dir() -> Path:
     return CORPUS_DIR
 
 
+@pytest.fixture(scope="session")
+def corpus_texts(corpus_dir) -> dict:
+    """Transcript of every corpus utterance, by its id (`kok_mix5_0003`)."""
+    import csv
+
+    with open(corpus_dir / "metadata.csv", encoding="utf-8") as handle:
+        return {row["file_name"].split("/")[-1].rsplit(".", 1)[0]: row["text"] for row in csv.DictReader(handle)}
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from demo.app import build_demo
+from ns2_hf.alignment import NS2AlignerConfig, NS2AlignerModel
 from ns2_hf.pipelines import build_untrained_pipeline
 
 pytestmark = pytest.mark.slow
@@ -60,7 +61,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def demo_url():
-    demo = build_demo(build_untrained_pipeline("tiny", seed=0), "ns2-tiny-random")
+    pipe = build_untrained_pipeline("tiny", seed=0)
+    aligner = NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(pipe.tokenizer))).eval()  # random, as the pipeline
+    demo = build_demo(pipe, "ns2-tiny-random", aligner=aligner)
     demo.queue(default_concurrency_limit=1, max_size=16)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -96,3 +99,52 @@ def test_type_upload_click_and_hear_the_speech(browser, demo_url, tmp_path):
         (tmp_path / "speech.wav").write_bytes(response.read())
     audio, sampling_rate = sf.read(tmp_path / "speech.wav")
     assert sampling_rate == 16000 and 0.1 < len(audio) / sampling_rate < 60
+
+
+def test_conversion_enhancement_and_singing_tabs(browser, demo_url, tmp_path):
+    """Each mode's tab: upload its inputs, click its button, get playable audio and a status line."""
+    import pretty_midi
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait_for(selector, timeout=120):
+        return WebDriverWait(browser, timeout).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, selector))[0]
+
+    def open_tab(title):
+        xpath = f"//button[@role='tab' and contains(., '{title}')]"
+        WebDriverWait(browser, 60).until(lambda driver: driver.find_elements(By.XPATH, xpath))[0].click()
+
+    def upload(elem_id, path):
+        wait_for(f"#{elem_id} input[type=file]").send_keys(str(path))
+
+    def run_and_hear(button_id, output_id, status_id, word):
+        wait_for(f"#{button_id}").click()
+        output = wait_for(f"#{output_id}")
+        sources = WebDriverWait(browser, 240).until(lambda driver: driver.execute_script(AUDIO_SOURCES_JS, output))
+        assert sources[0].startswith(("blob:", "http"))
+        assert word in browser.find_element(By.CSS_SELECTOR, f"#{status_id}").text
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120)
+    voice = pretty_midi.Instrument(program=0)
+    voice.notes += [pretty_midi.Note(velocity=90, pitch=pitch, start=0.5 * i, end=0.5 * i + 0.4) for i, pitch in enumerate([60, 64, 67])]
+    midi.instruments.append(voice)
+    midi.write(str(tmp_path / "song.mid"))
+
+    browser.get(demo_url)
+    open_tab("Voice conversion")
+    upload("vc-source", EXAMPLE_PROMPT)
+    upload("vc-prompt", EXAMPLE_PROMPT.with_name("flite_slt.wav"))
+    wait_for("#vc-transcript textarea").send_keys(TEXT)
+    run_and_hear("vc-button", "vc-output", "vc-status", "conversion")
+
+    open_tab("Speech enhancement")
+    upload("se-source", EXAMPLE_PROMPT)
+    upload("se-prompt", EXAMPLE_PROMPT)
+    wait_for("#se-transcript textarea").send_keys(TEXT)
+    run_and_hear("se-button", "se-output", "se-status", "enhancement")
+
+    open_tab("Singing")
+    upload("sing-score", tmp_path / "song.mid")
+    wait_for("#sing-lyrics textarea").send_keys("sing a song")
+    upload("sing-prompt", EXAMPLE_PROMPT)
+    run_and_hear("sing-button", "sing-output", "sing-status", "singing")

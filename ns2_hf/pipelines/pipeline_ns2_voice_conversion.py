@@ -1,0 +1,301 @@
+"""`NS2VoiceConversionPipeline`: someone's speech, re-spoken in another voice (NaturalSpeech 2, §5.3).
+
+The paper's recipe: encode the source speech to codec latents z₀, carry them *forward* along the
+probability-flow ODE to an informative z_s, then solve the ODE back to t = 0 with the target
+speaker's prompt, keeping the source's phonemes, durations and pitch. Here:
+
+1. source phonemes: a transcript given by the caller, or (ours) the offline ASR's transcript
+   (`ns2_hf.metrics.asr.transcribe`, Whisper tiny.en) when none is given → the tokenizer's phonemes;
+2. source durations: the built-in aligner (`NS2AlignerModel.align`, forward-sum + MAS) on the
+   source audio, summing exactly to its codec frame count;
+3. source pitch: parselmouth on the source at the codec hop (`extract_pitch`); for the target
+   it is moved into the prompt's range by adding the difference of the two voiced medians in
+   log-f0 (the contour keeps its shape; ours — the paper does not say how);
+4. forward ODE from the source latents with the *source* as prompt and the source pitch, for
+   `round(strength · (steps − 1))` steps (`strength` 1 = all the way to t = 1); or, with
+   `inversion="noise"` (ours, the enhancement default), the VP marginal at that time with fresh noise;
+5. reverse ODE from there to t = 0 with the *target* prompt and the moved pitch;
+6. codec decoder.
+
+The aligner ships in the release folder's `aligner/` subfolder (loaded by `from_pretrained` when
+present) or is passed as the `aligner` component.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Union
+
+import numpy as np
+import torch
+
+from ..alignment import NS2AlignerModel
+from ..audio.io import check_waveform, load_audio
+from ..audio.pitch import extract_pitch
+from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
+from ..ns2 import NS2Model
+from ..schedulers import NS2Scheduler
+from ..text import NS2PhonemeTokenizer
+from .pipeline_ns2 import NS2Pipeline, NS2PipelineOutput, PromptAudio
+
+#: Subfolder of a release folder holding the aligner.
+ALIGNER_SUBFOLDER = "aligner"
+#: How the source reaches t_s: the paper's forward ODE, or fresh noise at the scheduler's temperature.
+INVERSIONS = ("ode", "noise")
+
+
+@dataclass
+class NS2VoiceConversionPipelineOutput(NS2PipelineOutput):
+    """Output of [`NS2VoiceConversionPipeline`] and [`NS2SpeechEnhancementPipeline`].
+
+    Args:
+        audios: one waveform `(samples,)` (`np.ndarray` or `torch.Tensor`), or the codec latents
+            `(latent_dim, frames)` for `output_type="latent"`; as long as the source.
+        sampling_rate: the codec's rate.
+        durations: the source's phoneme durations in codec frames, `(num_phonemes,)` long.
+        transcripts: the text whose phonemes were used (the caller's, or the ASR's).
+        pitch: the f0 contour in Hz given to the reverse ODE, `(frames,)` float32.
+    """
+
+    transcripts: List[str] = None
+    pitch: List[np.ndarray] = None
+
+
+class NS2VoiceConversionPipeline(NS2Pipeline):
+    r"""Zero-shot voice conversion with NaturalSpeech 2: source speech + a target voice prompt →
+    the source's words, timing and melody in the target voice.
+
+    Components: those of [`NS2Pipeline`] plus `aligner` ([`NS2AlignerModel`], optional at load time,
+    required at call time) for the source's phoneme durations. Build it from a loaded TTS pipeline
+    with `NS2VoiceConversionPipeline.from_pipe(pipe, aligner=aligner)`, or load a release folder
+    (its `aligner/` subfolder is picked up).
+    """
+
+    _optional_components = ["aligner"]
+    #: Longest source accepted, in seconds (one item is converted at a time; memory grows with it).
+    max_source_seconds = 30.0
+
+    def __init__(
+        self,
+        tokenizer: NS2PhonemeTokenizer,
+        model: NS2Model,
+        codec: NS2CodecModel,
+        scheduler: NS2Scheduler,
+        feature_extractor: NS2CodecFeatureExtractor,
+        aligner: Optional[NS2AlignerModel] = None,
+    ):
+        super().__init__(tokenizer=tokenizer, model=model, codec=codec, scheduler=scheduler, feature_extractor=feature_extractor)
+        self.register_modules(aligner=aligner)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Optional[Union[str, os.PathLike]] = None, **kwargs):
+        """As [`NS2Pipeline.from_pretrained`]; an `aligner/` subfolder of the loaded folder becomes the
+        `aligner` component unless one is passed."""
+        pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        aligner_folder = Path(pipeline.config._name_or_path) / ALIGNER_SUBFOLDER
+        if pipeline.aligner is None and aligner_folder.is_dir():
+            pipeline.register_modules(aligner=NS2AlignerModel.from_pretrained(aligner_folder).eval())
+        return pipeline
+
+    # 1. check inputs -----------------------------------------------------------------------------
+    def check_conversion_inputs(self, strength: float, num_inference_steps: int, transcript: Optional[str], inversion: str):
+        if inversion not in INVERSIONS:
+            raise ValueError(f"`inversion` must be one of {INVERSIONS}, got {inversion!r}.")
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 2:
+            raise ValueError(f"`num_inference_steps` must be an integer >= 2, got {num_inference_steps!r}.")
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"`strength` (how far the forward ODE carries the source, t_s) must be in (0, 1], got {strength!r}.")
+        if transcript is not None and (not isinstance(transcript, str) or not transcript.strip()):
+            raise ValueError("`transcript` must be a non-empty string (or None to transcribe the source with the ASR).")
+        if self.aligner is None:
+            raise ValueError(
+                "this pipeline has no aligner for the source's phoneme durations: load a release folder with an "
+                "`aligner/` subfolder, or pass `aligner=NS2AlignerModel.from_pretrained(...)` (see training/train_aligner.py)."
+            )
+        if self.aligner.config.hop_length != self.hop_length or self.aligner.config.sampling_rate != self.sampling_rate:
+            raise ValueError(
+                f"the aligner works at {self.aligner.config.sampling_rate} Hz / hop {self.aligner.config.hop_length}, "
+                f"the codec at {self.sampling_rate} Hz / hop {self.hop_length}: its durations would not fit the latents."
+            )
+
+    # 2. the source: audio, transcript, phonemes, durations, pitch, latents ------------------------
+    def load_source(self, source_audio: PromptAudio, source_sampling_rate: Optional[int], name: str = "source_audio") -> np.ndarray:
+        """Reads, downmixes, resamples and checks the source (not trimmed: the output keeps its timing).
+        Returns `(samples,)` float32 at the codec rate."""
+        waveform = load_audio(source_audio, sampling_rate=source_sampling_rate, target_sampling_rate=self.sampling_rate, name=name)
+        min_samples = int(self.min_prompt_seconds * self.sampling_rate)
+        waveform = check_waveform(waveform, None, self.sampling_rate, name=name, min_samples=min_samples, allow_silence=False)
+        max_samples = int(self.max_source_seconds * self.sampling_rate)
+        if waveform.shape[0] > max_samples:
+            raise ValueError(
+                f"{name} is {waveform.shape[0] / self.sampling_rate:.1f} s long; at most {self.max_source_seconds:.0f} s "
+                "is converted at once: cut it into sentences."
+            )
+        return waveform
+
+    def transcribe_source(self, source_waveform: np.ndarray) -> str:
+        """The offline ASR's transcript of the source (Whisper tiny.en, the `eval` extra)."""
+        try:
+            from ..metrics.asr import transcribe
+        except ImportError as error:  # pragma: no cover - depends on the installed extras
+            raise ValueError("no `transcript` given and the offline ASR is not installed (pip install 'ns2-hf[eval]').") from error
+        text = transcribe(source_waveform, sampling_rate=self.sampling_rate)
+        if not text.strip():
+            raise ValueError("the ASR heard no words in the source; pass its `transcript`.")
+        return text
+
+    def align_source(self, phoneme_ids: torch.Tensor, source_waveform: np.ndarray) -> torch.Tensor:
+        """Phoneme durations `(1, phonemes)` long from the aligner, summing to the source's codec frames."""
+        waveform = torch.from_numpy(source_waveform).to(self.aligner.device)
+        return self.aligner.align(phoneme_ids.to(self.aligner.device), waveform=waveform).to(self.device)
+
+    def source_pitch(self, source_waveform: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """Source log-f0 and voicing per codec frame, each `(num_frames,)`."""
+        return extract_pitch(source_waveform, self.sampling_rate, self.hop_length, num_frames=num_frames)
+
+    def move_pitch(self, source_log_f0: np.ndarray, source_voiced: np.ndarray, prompt_waveform: np.ndarray) -> np.ndarray:
+        """The source contour moved into the prompt's range: `+ median(prompt voiced log-f0) −
+        median(source voiced log-f0)`. Unchanged when either has no voiced frame. `(frames,)` log-f0."""
+        prompt_log_f0, prompt_voiced = extract_pitch(prompt_waveform, self.sampling_rate, self.hop_length)
+        if not source_voiced.any() or not prompt_voiced.any():
+            return source_log_f0
+        return source_log_f0 + float(np.median(prompt_log_f0[prompt_voiced]) - np.median(source_log_f0[source_voiced]))
+
+    def encode_source(self, source_waveform: np.ndarray) -> torch.Tensor:
+        """Normalised codec latents of the source, `(1, latent_dim, frames)` — the ODE's z₀."""
+        features = self.feature_extractor(source_waveform, sampling_rate=self.sampling_rate, return_tensors="pt")
+        input_values = features["input_values"].to(self.device, self.codec.dtype)
+        latents = self.codec.encode(input_values).quantized_latents.to(self.model.dtype)
+        return self.model.normalize_latents(latents)
+
+    # 4. the two ODE legs ---------------------------------------------------------------------------
+    def _denoise(self, latents, timestep, condition, frame_mask, prompt_hidden, prompt_mask):
+        timesteps = timestep.expand(latents.shape[0]).to(self.device, latents.dtype)
+        return self.model.denoise(latents, timesteps, condition, frame_mask, prompt_hidden, prompt_mask)
+
+    def invert_latents(self, latents, num_forward_steps, condition, frame_mask, prompt_hidden, prompt_mask):
+        """Forward probability-flow ODE: z₀ `(batch, latent_dim, frames)` → z at `timesteps[-1 - num_forward_steps]`.
+
+        The first step, at t_min, takes z₀ itself as ẑ₀ (ours): the clean latent is known there, and the
+        score divides any error of a predicted ẑ₀ by σ²(t_min) ≈ β_min · t_min (5e-6), which throws the
+        trajectory far off (seen with the shipped model: the output became babble)."""
+        for index, timestep in enumerate(self.progress_bar(self.scheduler.forward_timesteps[:num_forward_steps])):
+            if index == 0:
+                predicted = latents
+            else:
+                predicted = self._denoise(latents, timestep, condition, frame_mask, prompt_hidden, prompt_mask)
+            latents = self.scheduler.forward_step(predicted, timestep, latents).prev_sample
+        return latents
+
+    def renoise_latents(self, latents, start_index, generator):
+        """z₀ `(batch, latent_dim, frames)` → z at `timesteps[start_index]` by the VP marginal with fresh noise
+        (SDEdit; ours): α_t z₀ + σ_t · τ^(−½) ε, the noise narrowed by the temperature as the initial noise of
+        sampling is. Unlike the ODE it keeps nothing of the source's fine detail, its noise included."""
+        noise = torch.randn(latents.shape, generator=generator, device="cpu", dtype=torch.float32)
+        noise = noise.to(self.device, latents.dtype) * self.scheduler.init_noise_sigma
+        return self.scheduler.add_noise(latents, noise, self.scheduler.timesteps[start_index])
+
+    def sample_latents(self, latents, start_index, condition, frame_mask, prompt_hidden, prompt_mask):
+        """Reverse probability-flow ODE from `timesteps[start_index]` to t = 0; `(batch, latent_dim, frames)`."""
+        for timestep in self.progress_bar(self.scheduler.timesteps[start_index:]):
+            predicted = self._denoise(latents, timestep, condition, frame_mask, prompt_hidden, prompt_mask)
+            latents = self.scheduler.step(predicted, timestep, latents).prev_sample
+        return latents
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        source_audio: PromptAudio,
+        prompt_audio: PromptAudio,
+        transcript: Optional[str] = None,
+        source_sampling_rate: Optional[int] = None,
+        prompt_sampling_rate: Optional[int] = None,
+        strength: float = 0.8,
+        num_inference_steps: int = 150,
+        shift_pitch: bool = True,
+        inversion: str = "ode",
+        generator: Optional[torch.Generator] = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+    ):
+        r"""Say what `source_audio` says, with its timing and melody, in the voice of `prompt_audio`.
+
+        Args:
+            source_audio: the speech to convert (path, or array/tensor with `source_sampling_rate`), 0.5–30 s.
+            prompt_audio: a few seconds of the target voice (as in [`NS2Pipeline`]).
+            transcript: what the source says; None transcribes it with the offline ASR (Whisper tiny.en).
+            strength: t_s, how far the forward ODE carries the source before the target prompt takes over:
+                1 goes all the way to t = 1, small values keep more of the source (its voice too).
+            num_inference_steps: steps of the full schedule; the forward and reverse legs each take
+                `round(strength · (num_inference_steps − 1))` of them (plus the final ẑ₀ step).
+            shift_pitch: move the source pitch into the prompt's range (False keeps it as it is).
+            inversion: `"ode"` (the paper: the forward probability-flow ODE, deterministic, keeps the most of the
+                source) or `"noise"` (the VP marginal with fresh noise: keeps only what survives the noise).
+            generator: the random source of `inversion="noise"`.
+            output_type: `"np"`, `"pt"` or `"latent"`.
+            return_dict: return an [`NS2VoiceConversionPipelineOutput`] instead of a tuple.
+
+        Returns:
+            [`NS2VoiceConversionPipelineOutput`] (or `(audios, sampling_rate, durations, transcripts, pitch)`).
+        """
+        self.check_conversion_inputs(strength, num_inference_steps, transcript, inversion)
+        if output_type not in ("np", "pt", "latent"):
+            raise ValueError(f"`output_type` must be 'np', 'pt' or 'latent', got {output_type!r}.")
+
+        # 2. the source: phonemes, durations, pitch, latents; the two prompts
+        source_waveform = self.load_source(source_audio, source_sampling_rate)
+        transcript = transcript if transcript is not None else self.transcribe_source(source_waveform)
+        phoneme_ids, phoneme_mask = self.encode_text([transcript])
+        source_latents = self.encode_source(source_waveform)
+        num_frames = source_latents.shape[-1]
+        if int(phoneme_mask.sum()) > num_frames:
+            raise ValueError(
+                f"the transcript has {int(phoneme_mask.sum())} phonemes but the source only {num_frames} codec frames; "
+                "is it the right transcript?"
+            )
+        durations = self.align_source(phoneme_ids, source_waveform)
+        phoneme_hidden = self.model.encode_phonemes(phoneme_ids, phoneme_mask)
+        frame_hidden, frame_mask = self.model.length_regulate(phoneme_hidden, durations)
+        source_log_f0, source_voiced = self.source_pitch(source_waveform, num_frames)
+        target_prompt = self.load_prompt(prompt_audio, prompt_sampling_rate)
+        target_log_f0 = self.move_pitch(source_log_f0, source_voiced, target_prompt) if shift_pitch else source_log_f0
+
+        def condition_for(log_f0):
+            return self.model.build_condition(frame_hidden, torch.from_numpy(log_f0).to(self.device, frame_hidden.dtype)[None])
+
+        target_prompt_hidden, target_prompt_mask = self.encode_prompt(target_prompt, 1)
+
+        # 3.–4. the source to t_s (forward ODE with its own voice, or fresh noise), then back with the target's
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        num_forward_steps = round(strength * (num_inference_steps - 1))
+        start_index = num_inference_steps - 1 - num_forward_steps
+        if inversion == "ode":  # with the source's own voice as the prompt
+            source_prompt_hidden, source_prompt_mask = self.encode_prompt(self.load_prompt(source_waveform, self.sampling_rate), 1)
+            latents = self.invert_latents(
+                source_latents, num_forward_steps, condition_for(source_log_f0), frame_mask, source_prompt_hidden, source_prompt_mask
+            )
+        else:
+            latents = self.renoise_latents(source_latents, start_index, generator)
+        latents = self.sample_latents(
+            latents,
+            start_index,
+            condition_for(target_log_f0),
+            frame_mask,
+            target_prompt_hidden,
+            target_prompt_mask,
+        )
+
+        # 5. decode
+        if output_type == "latent":
+            audios = [self.model.denormalize_latents(latents[0])]
+        else:
+            audios = self.decode_latents(latents, frame_mask)
+            if output_type == "np":
+                audios = [audio.cpu().numpy() for audio in audios]
+        self.maybe_free_model_hooks()
+        outputs = (audios, self.sampling_rate, [durations[0].cpu()], [transcript], [np.exp(target_log_f0).astype(np.float32)])
+        if not return_dict:
+            return outputs
+        return NS2VoiceConversionPipelineOutput(*outputs)

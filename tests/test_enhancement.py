@@ -1,0 +1,89 @@
+"""NS2SpeechEnhancementPipeline: its defaults (source pitch kept, fresh-noise inversion), input errors, the
+CLI flag, and the shipped model on speech mixed with white noise at 5 dB SNR."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ns2_hf.cli import main as cli_main
+from ns2_hf.pipelines import NS2SpeechEnhancementPipeline
+
+SAMPLING_RATE = 16000
+# (utterance, noise seed) as in benchmarks/eval_ns2_modes.py enhance: the unseen speaker kok_mix5 and a
+# held-out sentence of piper_joe.
+ITEMS = [("kok_mix5_0005", 2), ("piper_joe_0024", 4)]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    pipe = NS2SpeechEnhancementPipeline.from_pretrained()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def noisy_version(corpus_dir, utterance, seed, snr_db=5.0):
+    clean, _ = sf.read(corpus_dir / "audio" / f"{utterance}.flac", dtype="float32")
+    noise = np.random.default_rng(seed).standard_normal(clean.shape).astype(np.float32)
+    scale = np.sqrt(np.mean(clean**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    return clean + scale * noise
+
+
+def prompt_of(corpus_dir, utterance):
+    return str(corpus_dir / "audio" / f"{utterance.rsplit('_', 1)[0]}_0040.flac")
+
+
+def test_keeps_the_source_pitch_and_is_seeded(shipped, corpus_dir, corpus_texts):
+    utterance, seed = ITEMS[0]
+    noisy = noisy_version(corpus_dir, utterance, seed)
+    kwargs = dict(transcript=corpus_texts[utterance], noisy_sampling_rate=SAMPLING_RATE, num_inference_steps=10)
+    first = shipped(noisy, prompt_of(corpus_dir, utterance), generator=torch.Generator().manual_seed(0), **kwargs)
+    again = shipped(noisy, prompt_of(corpus_dir, utterance), generator=torch.Generator().manual_seed(0), **kwargs)
+    other = shipped(noisy, prompt_of(corpus_dir, utterance), generator=torch.Generator().manual_seed(1), **kwargs)
+    source_log_f0, _ = shipped.source_pitch(noisy, len(first.pitch[0]))
+    assert np.allclose(first.pitch[0], np.exp(source_log_f0), rtol=1e-5)  # not moved: the prompt is the same voice
+    assert np.array_equal(first.audios[0], again.audios[0])
+    assert not np.allclose(first.audios[0], other.audios[0])
+    with pytest.raises(ValueError, match="inversion"):
+        shipped(noisy, prompt_of(corpus_dir, utterance), inversion="sde", **kwargs)
+
+
+def test_cli_enhances(tmp_path, corpus_dir, corpus_texts):
+    utterance, seed = ITEMS[0]
+    noisy_path = tmp_path / "noisy.wav"
+    sf.write(noisy_path, noisy_version(corpus_dir, utterance, seed), SAMPLING_RATE)
+    out = tmp_path / "clean.wav"
+    code = cli_main(["--enhance", str(noisy_path), "--prompt", prompt_of(corpus_dir, utterance), "--text", corpus_texts[utterance],
+                     "--out", str(out), "--steps", "10"])
+    assert code == 0
+    assert abs(len(sf.read(out)[0]) - len(sf.read(noisy_path)[0])) < 200
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("utterance, seed", ITEMS)
+def test_output_sounds_cleaner_than_the_noisy_input(shipped, corpus_dir, corpus_texts, utterance, seed):
+    """Measured on 8 sentences (benchmarks/eval_ns2_modes.py enhance, strength 0.8, 50 steps): DNSMOS OVRL
+    1.81 noisy → 2.28 enhanced (better on 8/8; clean recordings 3.15); these two: 1.59 → 2.43, 1.84 → 2.73."""
+    from ns2_hf.metrics.mos import dnsmos
+
+    noisy = noisy_version(corpus_dir, utterance, seed)
+    audio = shipped(noisy, prompt_of(corpus_dir, utterance), transcript=corpus_texts[utterance], noisy_sampling_rate=SAMPLING_RATE,
+                    num_inference_steps=50, generator=torch.Generator().manual_seed(0)).audios[0]
+    assert dnsmos(audio, SAMPLING_RATE)["dnsmos_ovrl"] > dnsmos(noisy, SAMPLING_RATE)["dnsmos_ovrl"] + 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="not met by the shipped tiny model: WER 1.03 enhanced vs 0.29 noisy on 8 sentences; "
+                   "the aligner's durations on noisy audio are the main loss (see README, 'Other modes')")
+def test_output_is_better_understood_than_the_noisy_input(shipped, corpus_dir, corpus_texts):
+    from ns2_hf.metrics.asr import transcribe, word_error_rate
+
+    references, noisy_hypotheses, enhanced_hypotheses = [], [], []
+    for utterance, seed in ITEMS:
+        noisy = noisy_version(corpus_dir, utterance, seed)
+        audio = shipped(noisy, prompt_of(corpus_dir, utterance), transcript=corpus_texts[utterance], noisy_sampling_rate=SAMPLING_RATE,
+                        num_inference_steps=50, generator=torch.Generator().manual_seed(0)).audios[0]
+        references.append(corpus_texts[utterance])
+        noisy_hypotheses.append(transcribe(noisy, SAMPLING_RATE))
+        enhanced_hypotheses.append(transcribe(audio, SAMPLING_RATE))
+    assert word_error_rate(enhanced_hypotheses, references) < word_error_rate(noisy_hypotheses, references)
