@@ -20,6 +20,7 @@ import numbers
 
 from ..audio import AudioInputError
 from ..audio.output import OutputPathError
+from ..singing.score import ScoreError
 from ..text import TextInputError, UnknownPhonemeError
 from .loading import ModelLoadError
 
@@ -39,7 +40,8 @@ class GenerationArgumentError(ValueError):
 
 #: Every error bad input or bad files cause, each with a message naming the problem: what `ns2-tts` and the
 #: demo report as one line (anything else is a bug).
-USER_ERRORS = (GenerationArgumentError, AudioInputError, OutputPathError, ModelLoadError, TextInputError, UnknownPhonemeError)
+USER_ERRORS = (GenerationArgumentError, AudioInputError, OutputPathError, ModelLoadError, TextInputError, UnknownPhonemeError,
+               ScoreError)
 
 
 def _real_number(name: str, value) -> float:

@@ -38,6 +38,7 @@ from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler
 from ..text import NS2PhonemeTokenizer
+from .arguments import GenerationArgumentError
 from .pipeline_ns2 import NS2Pipeline, NS2PipelineOutput, PromptAudio
 
 #: Subfolder of a release folder holding the aligner.
@@ -102,20 +103,20 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
     # 1. check inputs -----------------------------------------------------------------------------
     def check_conversion_inputs(self, strength: float, num_inference_steps: int, transcript: Optional[str], inversion: str):
         if inversion not in INVERSIONS:
-            raise ValueError(f"`inversion` must be one of {INVERSIONS}, got {inversion!r}.")
+            raise GenerationArgumentError(f"`inversion` must be one of {INVERSIONS}, got {inversion!r}.")
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 2:
-            raise ValueError(f"`num_inference_steps` must be an integer >= 2, got {num_inference_steps!r}.")
+            raise GenerationArgumentError(f"`num_inference_steps` must be an integer >= 2, got {num_inference_steps!r}.")
         if not 0.0 < strength <= 1.0:
-            raise ValueError(f"`strength` (how far the forward ODE carries the source, t_s) must be in (0, 1], got {strength!r}.")
+            raise GenerationArgumentError(f"`strength` (how far the forward ODE carries the source, t_s) must be in (0, 1], got {strength!r}.")
         if transcript is not None and (not isinstance(transcript, str) or not transcript.strip()):
-            raise ValueError("`transcript` must be a non-empty string (or None to transcribe the source with the ASR).")
+            raise GenerationArgumentError("`transcript` must be a non-empty string (or None to transcribe the source with the ASR).")
         if self.aligner is None:
-            raise ValueError(
+            raise GenerationArgumentError(
                 "this pipeline has no aligner for the source's phoneme durations: load a release folder with an "
                 "`aligner/` subfolder, or pass `aligner=NS2AlignerModel.from_pretrained(...)` (see training/train_aligner.py)."
             )
         if self.aligner.config.hop_length != self.hop_length or self.aligner.config.sampling_rate != self.sampling_rate:
-            raise ValueError(
+            raise GenerationArgumentError(
                 f"the aligner works at {self.aligner.config.sampling_rate} Hz / hop {self.aligner.config.hop_length}, "
                 f"the codec at {self.sampling_rate} Hz / hop {self.hop_length}: its durations would not fit the latents."
             )
@@ -129,7 +130,7 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
         waveform = check_waveform(waveform, None, self.sampling_rate, name=name, min_samples=min_samples, allow_silence=False)
         max_samples = int(self.max_source_seconds * self.sampling_rate)
         if waveform.shape[0] > max_samples:
-            raise ValueError(
+            raise GenerationArgumentError(
                 f"{name} is {waveform.shape[0] / self.sampling_rate:.1f} s long; at most {self.max_source_seconds:.0f} s "
                 "is converted at once: cut it into sentences."
             )
@@ -140,10 +141,10 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
         try:
             from ..metrics.asr import transcribe
         except ImportError as error:  # pragma: no cover - depends on the installed extras
-            raise ValueError("no `transcript` given and the offline ASR is not installed (pip install 'ns2-hf[eval]').") from error
+            raise GenerationArgumentError("no `transcript` given and the offline ASR is not installed (pip install 'ns2-hf[eval]').") from error
         text = transcribe(source_waveform, sampling_rate=self.sampling_rate)
         if not text.strip():
-            raise ValueError("the ASR heard no words in the source; pass its `transcript`.")
+            raise GenerationArgumentError("the ASR heard no words in the source; pass its `transcript`.")
         return text
 
     def align_source(self, phoneme_ids: torch.Tensor, source_waveform: np.ndarray) -> torch.Tensor:
