@@ -193,7 +193,7 @@ def test_sde_generator_reproducible():
 
 
 def test_save_and_load_config(tmp_path):
-    scheduler = NS2Scheduler(beta_min=0.1, beta_max=15.0, solver="sde", temperature=2.0, t_min=1e-3)
+    scheduler = NS2Scheduler(beta_min=0.1, beta_max=15.0, solver="sde", temperature=2.0, t_min=1e-3, t_eps=1e-3)
     scheduler.save_pretrained(tmp_path)
     loaded = NS2Scheduler.from_pretrained(tmp_path)
     assert dict(loaded.config) == dict(scheduler.config)

@@ -117,7 +117,8 @@ class PitchEmbedding(nn.Module):
 
     def forward(self, log_f0: torch.Tensor) -> torch.Tensor:
         """`log_f0 (batch, F)` (natural log of Hz, 0 = unvoiced) → `(batch, F, H)`."""
+        # bins in float32 whatever the model's dtype: bf16 would move log-f0 by up to a bin's width
         boundaries = torch.linspace(
-            self.log_f0_min, self.log_f0_max, self.pitch_bins - 1, device=log_f0.device, dtype=log_f0.dtype
+            self.log_f0_min, self.log_f0_max, self.pitch_bins - 1, device=log_f0.device, dtype=torch.float32
         )
-        return self.embedding(torch.bucketize(log_f0.contiguous(), boundaries))
+        return self.embedding(torch.bucketize(log_f0.float().contiguous(), boundaries))

@@ -328,6 +328,6 @@ def build_untrained_pipeline(size: str = "tiny", seed: int = 0) -> NS2Pipeline:
         tokenizer=tokenizer,
         model=NS2Model(model_config).eval(),
         codec=NS2CodecModel(codec_config).eval(),
-        scheduler=NS2Scheduler(beta_min=model_config.beta_min, beta_max=model_config.beta_max),
+        scheduler=NS2Scheduler(),
         feature_extractor=NS2CodecFeatureExtractor(sampling_rate=codec_config.sampling_rate),
     )
