@@ -25,7 +25,7 @@ from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler, temperature_to_sigma
 from ..text import NS2PhonemeTokenizer
-from .voice import NS2Voice, codebook_norm
+from .voice import NS2Voice, codebook_probe
 
 #: Where the model that ships with the repository lives (a source checkout).
 PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
@@ -237,7 +237,7 @@ class NS2Pipeline(DiffusionPipeline):
         with self.codec_in_float32():
             input_values = features["input_values"].to(self.device, torch.float32)
             prompt_latents = self.codec.encode(input_values).quantized_latents[0]
-            return NS2Voice(prompt_latents, self.sampling_rate, self.hop_length, codebook_norm(self.codec))
+            return NS2Voice(prompt_latents, self.sampling_rate, self.hop_length, codebook_probe(self.codec))
 
     @contextlib.contextmanager
     def codec_in_float32(self):

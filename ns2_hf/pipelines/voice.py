@@ -9,7 +9,6 @@ The file is plain safetensors (one tensor and string metadata): loading it runs 
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Union
@@ -20,18 +19,19 @@ from safetensors.torch import save_file
 
 #: `format` entry of a voice file's metadata.
 VOICE_FORMAT = "ns2-voice"
-#: Relative difference of codebook norms above which a voice counts as encoded by another codec.
-CODEBOOK_NORM_RTOL = 1e-2
+#: Relative tolerance of the codebook probe: bf16/fp16 weights stay within it, another codec does not.
+CODEBOOK_PROBE_RTOL = 1e-2
 
 
 class VoiceError(ValueError):
     """Raised for a voice the pipeline cannot use: not a voice file, malformed, or encoded by another codec."""
 
 
-def codebook_norm(codec) -> float:
-    """Frobenius norm of the codec's RVQ codebooks in float32: a voice's tie to the codec whose quantizer
-    made its latents (unchanged by decoder fine-tuning, which keeps the codes; close across dtypes)."""
-    return float(codec.get_codebooks().detach().float().norm())
+def codebook_probe(codec) -> torch.Tensor:
+    """The first vector of each RVQ codebook, `(num_quantizers, latent_dim)` float32 on the CPU: a voice's tie to
+    the codec whose quantizer made its latents (unchanged by decoder fine-tuning, which keeps the codes; equal
+    up to rounding across dtypes)."""
+    return codec.get_codebooks()[:, 0].detach().float().cpu()
 
 
 @dataclass
@@ -43,13 +43,13 @@ class NS2Voice:
             normalised by the model's `latent_scale`).
         sampling_rate: the codec's sampling rate.
         hop_length: the codec's samples per latent frame.
-        codebook_norm: :func:`codebook_norm` of the codec that encoded the prompt.
+        codebook_probe: `(num_quantizers, latent_dim)`, :func:`codebook_probe` of the codec that encoded the prompt.
     """
 
     prompt_latents: torch.Tensor
     sampling_rate: int
     hop_length: int
-    codebook_norm: float
+    codebook_probe: torch.Tensor
 
     def __post_init__(self):
         latents = self.prompt_latents
@@ -58,12 +58,12 @@ class NS2Voice:
             raise VoiceError(f"prompt_latents must be a (latent_dim, frames) tensor with frames > 0, got {shape}.")
         if not latents.is_floating_point() or not torch.isfinite(latents).all():
             raise VoiceError("prompt_latents must hold finite floating-point values.")
-        if self.sampling_rate <= 0 or self.hop_length <= 0 or not math.isfinite(self.codebook_norm):
-            raise VoiceError(
-                f"bad voice metadata: sampling_rate={self.sampling_rate}, hop_length={self.hop_length}, "
-                f"codebook_norm={self.codebook_norm}."
-            )
+        if self.sampling_rate <= 0 or self.hop_length <= 0:
+            raise VoiceError(f"bad voice metadata: sampling_rate={self.sampling_rate}, hop_length={self.hop_length}.")
+        if not isinstance(self.codebook_probe, torch.Tensor) or self.codebook_probe.ndim != 2:
+            raise VoiceError("codebook_probe must be a (num_quantizers, latent_dim) tensor.")
         self.prompt_latents = latents.detach().float().cpu()
+        self.codebook_probe = self.codebook_probe.detach().float().cpu()
 
     @property
     def seconds(self) -> float:
@@ -80,22 +80,19 @@ class NS2Voice:
                 f"the voice was encoded by a codec with (latent_dim, sampling_rate, hop_length) = {found}; this "
                 f"pipeline's codec has {expected}. Encode the prompt again with this pipeline's `encode_voice`."
             )
-        norm = codebook_norm(codec)
-        if abs(norm - self.codebook_norm) > CODEBOOK_NORM_RTOL * norm:
+        probe = codebook_probe(codec)
+        tolerance = CODEBOOK_PROBE_RTOL * float(probe.abs().max())
+        if probe.shape != self.codebook_probe.shape or not torch.allclose(probe, self.codebook_probe, atol=tolerance, rtol=0):
             raise VoiceError(
-                f"the voice was encoded by another codec (codebook norm {self.codebook_norm:.4g}, this pipeline's "
-                f"{norm:.4g}). Encode the prompt again with this pipeline's `encode_voice`."
+                "the voice was encoded by another codec (its codebooks differ from this pipeline's). Encode the "
+                "prompt again with this pipeline's `encode_voice`."
             )
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the voice to a `.safetensors` file."""
-        metadata = {
-            "format": VOICE_FORMAT,
-            "sampling_rate": str(self.sampling_rate),
-            "hop_length": str(self.hop_length),
-            "codebook_norm": repr(self.codebook_norm),
-        }
-        save_file({"prompt_latents": self.prompt_latents.contiguous()}, os.fspath(path), metadata=metadata)
+        metadata = {"format": VOICE_FORMAT, "sampling_rate": str(self.sampling_rate), "hop_length": str(self.hop_length)}
+        tensors = {"prompt_latents": self.prompt_latents.contiguous(), "codebook_probe": self.codebook_probe.contiguous()}
+        save_file(tensors, os.fspath(path), metadata=metadata)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "NS2Voice":
@@ -110,9 +107,9 @@ class NS2Voice:
         try:
             with safe_open(path, framework="pt") as handle:
                 metadata = handle.metadata() or {}
-                if metadata.get("format") != VOICE_FORMAT or "prompt_latents" not in handle.keys():
+                if metadata.get("format") != VOICE_FORMAT or set(handle.keys()) != {"prompt_latents", "codebook_probe"}:
                     raise VoiceError(f"{path} is not a voice file written by NS2Voice.save.")
-                prompt_latents = handle.get_tensor("prompt_latents")
+                prompt_latents, probe = handle.get_tensor("prompt_latents"), handle.get_tensor("codebook_probe")
         except SafetensorError as error:
             raise VoiceError(f"{path} is not a readable safetensors file: {error}") from error
         try:
@@ -120,7 +117,7 @@ class NS2Voice:
                 prompt_latents=prompt_latents,
                 sampling_rate=int(metadata["sampling_rate"]),
                 hop_length=int(metadata["hop_length"]),
-                codebook_norm=float(metadata["codebook_norm"]),
+                codebook_probe=probe,
             )
         except (KeyError, ValueError) as error:
             if isinstance(error, VoiceError):
