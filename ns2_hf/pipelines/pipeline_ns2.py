@@ -27,8 +27,9 @@ from ..schedulers import NS2Scheduler, temperature_to_sigma
 from ..text import NS2PhonemeTokenizer
 from .voice import NS2Voice, codebook_probe
 
-#: Where the model that ships with the repository lives (a source checkout).
-PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
+#: Where the models that ship with ns2-hf live: inside the installed package (a wheel carries the repository's
+#: `pretrained/` folder as `ns2_hf/pretrained/`, see setup.py), else in the source checkout's `pretrained/`.
+PRETRAINED_DIRS = (Path(__file__).resolve().parents[1] / "pretrained", Path(__file__).resolve().parents[2] / "pretrained")
 #: Name of the shipped default model, loaded by `NS2Pipeline.from_pretrained()` with no argument.
 DEFAULT_MODEL = "ns2-tiny-en"
 
@@ -102,17 +103,19 @@ class NS2Pipeline(DiffusionPipeline):
 
         Args:
             pretrained_model_name_or_path: a local folder written by `save_pretrained`; the short name of
-                a model in the repository's `pretrained/` folder (default: `"ns2-tiny-en"`, the shipped
-                model); or a Hub repo id, fetched with `huggingface_hub.snapshot_download` (diffusers'
+                a shipped model (default: `"ns2-tiny-en"`, found in the installed package or the source
+                checkout's `pretrained/` folder); or a Hub repo id, fetched with `huggingface_hub.snapshot_download` (diffusers'
                 own download step refuses out-of-tree component libraries).
         """
         name = os.fspath(pretrained_model_name_or_path or DEFAULT_MODEL)
         if not os.path.isdir(name):
-            if (PRETRAINED_DIR / name).is_dir():
-                name = str(PRETRAINED_DIR / name)
+            shipped = [folder / name for folder in PRETRAINED_DIRS if (folder / name).is_dir()]
+            if shipped:
+                name = str(shipped[0])
             elif pretrained_model_name_or_path is None:
                 raise FileNotFoundError(
-                    f"The shipped model is expected at {PRETRAINED_DIR / DEFAULT_MODEL} (a source checkout of ns2-hf)."
+                    f"The shipped model {DEFAULT_MODEL} is expected in {' or '.join(map(str, PRETRAINED_DIRS))} (an "
+                    "installed ns2-hf wheel, or a source checkout)."
                 )
             else:
                 from huggingface_hub import snapshot_download
@@ -528,6 +531,18 @@ class NS2Pipeline(DiffusionPipeline):
         if isinstance(prompt_audio, (list, tuple)):
             return [self.encode_voice(item, prompt_sampling_rate) for item in prompt_audio]
         return [self.encode_voice(prompt_audio, prompt_sampling_rate)] * len(texts)
+
+
+def register_with_diffusers() -> None:
+    """Make `diffusers.DiffusionPipeline.from_pretrained(folder)` load NS2 pipeline folders (run by `import ns2_hf`).
+
+    diffusers finds a folder's pipeline class as the attribute of its own module named by `_class_name` in
+    `model_index.json`, and has no registry for pipelines defined outside it (transformers' Auto* classes have
+    `register`, which `ns2_hf` uses for its tokenizer); so the class is bound there under its own name.
+    """
+    import diffusers
+
+    setattr(diffusers, NS2Pipeline.__name__, NS2Pipeline)
 
 
 def build_untrained_pipeline(size: str = "tiny", seed: int = 0) -> NS2Pipeline:
