@@ -7,9 +7,10 @@ For each temperature τ and each item (text + a prompt of its speaker, seed fixe
 output is the reference; every other solver runs with the same voice, durations and initial noise, and is
 scored by its log-mel L1 to the reference (`multi_resolution_mel_distance`), by the ASR word error rate of its
 output (Whisper tiny.en, `ns2_hf.metrics`) and by its real-time factor (pipeline wall time / audio seconds, voice
-encoded beforehand). Solvers alternate within each item, so load on the machine hits them alike. The items are
-the three held-out test sentences of `tests/test_shipped_model.py` and three more corpus sentences (a solver is
-judged by how close it gets to the reference, not by generalisation).
+encoded beforehand). Solvers alternate within each item, so load on the machine hits them alike. The first six
+items are the three held-out test sentences of `tests/test_shipped_model.py` and three more sentences (a solver is
+judged by how close it gets to the reference, not by generalisation); `--items 16` adds ten corpus sentences,
+since one word in six sentences moves the WER by 0.02.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ ITEMS = [  # (text, prompt utterance of the same speaker)
     ("The birch canoe slid on the smooth planks.", "kok_alpha_0065"),
     ("Glue the sheet to the dark blue background.", "flite_slt_0001"),
     ("It is easy to tell the depth of a well.", "fes_kal_0010"),
+    # ten more corpus sentences, each prompted by another utterance of its speaker, for a steadier WER (--items 16)
+    ("You will find a question of mine.", "fes_ked_0028"),
+    ("You have a strong desire for a home and your family interests come first.", "flite_awb_0046"),
+    ("Writing about music is like dancing about architecture.", "flite_rms_0072"),
+    ("A violent man will die a violent death.", "flite_slt_0016"),
+    ("Breakfast in London, dinner in New York, luggage in Brazil.", "kok_alpha_0003"),
+    ("Whenever I feel like exercise, I lie down until the feeling passes.", "kok_gongitsune_0036"),
+    ("I never deny, I never contradict.", "kok_kumo_0067"),
+    ("Proper control of exclamation points can add new meaning to your life!", "kok_mix2_0041"),
+    ("Defeat is worse than death because you have to live with defeat.", "kok_mix4_0072"),
+    ("It lets people read all the replies without annoying newsreaders getting in the way.", "piper_joe_0011"),
 ]
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "ns2-offline-en"
 REFERENCE_STEPS = 150
@@ -104,7 +116,7 @@ def main(argv=None):
     parser.add_argument("--temperatures", type=float, nargs="+", default=[25.0, 1.44])
     parser.add_argument("--euler-steps", type=int, nargs="*", default=[10, 25, 50])
     parser.add_argument("--dpm-steps", type=int, nargs="*", default=[6, 8, 10])
-    parser.add_argument("--items", type=int, default=len(ITEMS), choices=range(1, len(ITEMS) + 1))
+    parser.add_argument("--items", type=int, default=6, choices=range(1, len(ITEMS) + 1))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)

@@ -213,3 +213,29 @@ def test_bf16_and_fp16_speak_like_fp32_on_the_shipped_model(shipped, corpus_dir)
         assert output.audios[0].dtype == np.float32 and half.codec.dtype == dtype  # decoded in float32, then back
         distance = multi_resolution_mel_distance(output.audios[0], reference.audios[0], shipped.sampling_rate)
         assert distance < bound < seed_distance, (dtype, distance, seed_distance)
+
+
+def test_the_few_step_solver_swaps_in_and_nears_the_150_step_output(shipped, corpus_dir, monkeypatch):
+    """`NS2DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)`: N steps are N denoiser calls, and 10
+    of them come nearer the 150-step Euler output than 25 Euler steps (benchmarks/bench_solvers.py measures
+    0.037 against Euler-25's 0.083 and Euler-50's 0.044 on six sentences)."""
+    from ns2_hf.schedulers import NS2DPMSolverMultistepScheduler
+
+    euler = shipped.scheduler
+    voice = shipped.encode_voice(*read(corpus_dir, "flite_slt_0040"))
+    text = "In person, they are like enormous hooved rats."
+    reference = shipped(text, voice=voice, num_inference_steps=150, generator=seeded(0))
+    euler_25 = shipped(text, voice=voice, num_inference_steps=25, generator=seeded(0), durations=reference.durations)
+    calls = []
+    denoise = shipped.model.denoise
+    monkeypatch.setattr(shipped.model, "denoise", lambda *args: calls.append(1) or denoise(*args))
+    shipped.scheduler = NS2DPMSolverMultistepScheduler.from_config(euler.config)
+    try:
+        assert shipped.scheduler.init_noise_sigma == euler.init_noise_sigma  # the shipped τ = 25 carries over
+        fast = shipped(text, voice=voice, num_inference_steps=10, generator=seeded(0), durations=reference.durations)
+    finally:
+        shipped.scheduler = euler
+    assert len(calls) == 10
+    distance = {name: multi_resolution_mel_distance(output.audios[0], reference.audios[0], shipped.sampling_rate)
+                for name, output in (("dpm-10", fast), ("euler-25", euler_25))}
+    assert distance["dpm-10"] < distance["euler-25"], distance

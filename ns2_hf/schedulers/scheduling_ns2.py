@@ -24,6 +24,9 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 SOLVERS = ("ode", "sde")
+#: β(0) and β(1) of the linear noise rate (the paper does not state them; reimplementations use β_min 0.05 or 0.1
+#: and β_max 20), and the paper's τ = 1.2²: the defaults of every NS2 scheduler.
+DEFAULT_BETA_MIN, DEFAULT_BETA_MAX, DEFAULT_TEMPERATURE = 0.05, 20.0, 1.44
 
 
 def vp_sde_beta(t: torch.Tensor | float, beta_min: float, beta_max: float) -> torch.Tensor:
@@ -61,6 +64,32 @@ def vp_sde_marginal(t: torch.Tensor | float, beta_min: float, beta_max: float) -
     alpha_t = torch.exp(log_alpha)
     sigma_t = torch.sqrt(-torch.expm1(2.0 * log_alpha))
     return alpha_t, sigma_t
+
+
+def check_beta_schedule(beta_min: float, beta_max: float) -> None:
+    """Raise `ValueError` unless 0 ≤ β_min ≤ β_max and β_max > 0 (a VP SDE the schedulers can solve)."""
+    if not 0.0 <= beta_min <= beta_max or beta_max <= 0.0:
+        raise ValueError(f"need 0 <= beta_min <= beta_max and beta_max > 0, got {beta_min=}, {beta_max=}")
+
+
+def timestep_index(times: list | None, timestep: float | torch.Tensor) -> int:
+    """Index of `timestep` in a scheduler's `times` (the floats of its `timesteps`), within 1e-6.
+
+    Raises:
+        ValueError: before `set_timesteps` (`times` None), for a tensor of several times, or for a time not
+            in the schedule.
+    """
+    if times is None:
+        raise ValueError("call `set_timesteps(num_inference_steps)` before stepping")
+    if isinstance(timestep, torch.Tensor):
+        if timestep.numel() != 1:
+            raise ValueError(f"timestep must be a single time from `scheduler.timesteps`, got shape {tuple(timestep.shape)}")
+        timestep = timestep.item()
+    distances = [abs(t - float(timestep)) for t in times]
+    index = min(range(len(distances)), key=distances.__getitem__)
+    if distances[index] > 1e-6:
+        raise ValueError(f"timestep {timestep} is not in the schedule set by `set_timesteps`")
+    return index
 
 
 def temperature_to_sigma(temperature: float) -> float:
@@ -159,15 +188,14 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
     @register_to_config
     def __init__(
         self,
-        beta_min: float = 0.05,
-        beta_max: float = 20.0,
+        beta_min: float = DEFAULT_BETA_MIN,
+        beta_max: float = DEFAULT_BETA_MAX,
         solver: str = "ode",
-        temperature: float = 1.44,
+        temperature: float = DEFAULT_TEMPERATURE,
         t_min: float = 1e-4,
         t_eps: float = 1e-5,
     ):
-        if not 0.0 <= beta_min <= beta_max or beta_max <= 0.0:
-            raise ValueError(f"need 0 <= beta_min <= beta_max and beta_max > 0, got {beta_min=}, {beta_max=}")
+        check_beta_schedule(beta_min, beta_max)
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         if not 0.0 < t_min < 1.0:
@@ -388,18 +416,7 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
         return timesteps
 
     def _index_for_timestep(self, timestep: float | torch.Tensor) -> int:
-        self._check_timesteps_set()
-        if isinstance(timestep, torch.Tensor):
-            if timestep.numel() != 1:
-                raise ValueError(
-                    f"timestep must be a single time from `scheduler.timesteps`, got shape {tuple(timestep.shape)}"
-                )
-            timestep = timestep.item()
-        distances = [abs(t - float(timestep)) for t in self._times]
-        index = min(range(len(distances)), key=distances.__getitem__)
-        if distances[index] > 1e-6:
-            raise ValueError(f"timestep {timestep} is not in the schedule set by `set_timesteps`")
-        return index
+        return timestep_index(self._times, timestep)
 
     def _check_timesteps_set(self) -> None:
         if self.timesteps is None:

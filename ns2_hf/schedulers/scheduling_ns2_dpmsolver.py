@@ -23,7 +23,16 @@ import torch
 from diffusers import ConfigMixin, SchedulerMixin
 from diffusers.configuration_utils import register_to_config
 
-from .scheduling_ns2 import NS2SchedulerOutput, temperature_to_sigma, vp_sde_marginal
+from .scheduling_ns2 import (
+    DEFAULT_BETA_MAX,
+    DEFAULT_BETA_MIN,
+    DEFAULT_TEMPERATURE,
+    NS2SchedulerOutput,
+    check_beta_schedule,
+    temperature_to_sigma,
+    timestep_index,
+    vp_sde_marginal,
+)
 
 TIMESTEP_SPACINGS = ("quadratic", "logsnr")
 
@@ -61,15 +70,14 @@ class NS2DPMSolverMultistepScheduler(SchedulerMixin, ConfigMixin):
     @register_to_config
     def __init__(
         self,
-        beta_min: float = 0.05,
-        beta_max: float = 20.0,
-        temperature: float = 1.44,
+        beta_min: float = DEFAULT_BETA_MIN,
+        beta_max: float = DEFAULT_BETA_MAX,
+        temperature: float = DEFAULT_TEMPERATURE,
         t_final: float = 1e-3,
         solver_order: int = 2,
         timestep_spacing: str = "quadratic",
     ):
-        if not 0.0 <= beta_min <= beta_max or beta_max <= 0.0:
-            raise ValueError(f"need 0 <= beta_min <= beta_max and beta_max > 0, got {beta_min=}, {beta_max=}")
+        check_beta_schedule(beta_min, beta_max)
         if not 0.0 < t_final < 1.0:
             raise ValueError(f"t_final must lie in (0, 1), got {t_final}")
         if solver_order not in (1, 2):
@@ -141,7 +149,7 @@ class NS2DPMSolverMultistepScheduler(SchedulerMixin, ConfigMixin):
             generator: unused (the solver is deterministic); accepted for the diffusers step signature.
             return_dict: return an `NS2SchedulerOutput` instead of a tuple.
         """
-        index = self._index_for_timestep(timestep)
+        index = timestep_index(self._times, timestep)
         if model_output.shape != sample.shape:
             raise ValueError(
                 f"model_output (ẑ₀) {tuple(model_output.shape)} and sample {tuple(sample.shape)} differ in shape"
@@ -162,16 +170,3 @@ class NS2DPMSolverMultistepScheduler(SchedulerMixin, ConfigMixin):
         if not return_dict:
             return prev_sample, model_output
         return NS2SchedulerOutput(prev_sample=prev_sample, pred_original_sample=model_output)
-
-    def _index_for_timestep(self, timestep: float | torch.Tensor) -> int:
-        if self.timesteps is None:
-            raise ValueError("call `set_timesteps(num_inference_steps)` before stepping")
-        if isinstance(timestep, torch.Tensor):
-            if timestep.numel() != 1:
-                raise ValueError(f"timestep must be a single time from `scheduler.timesteps`, got shape {tuple(timestep.shape)}")
-            timestep = timestep.item()
-        distances = [abs(t - float(timestep)) for t in self._times]
-        index = min(range(len(distances)), key=distances.__getitem__)
-        if distances[index] > 1e-6:
-            raise ValueError(f"timestep {timestep} is not in the schedule set by `set_timesteps`")
-        return index
