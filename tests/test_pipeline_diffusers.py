@@ -204,7 +204,7 @@ def test_bf16_and_fp16_speak_like_fp32_on_the_shipped_model(shipped, corpus_dir)
     reference = shipped(TEXT, voice=voice, num_inference_steps=25, generator=seeded(0))
     other_seed = shipped(TEXT, voice=voice, num_inference_steps=25, generator=seeded(1), durations=reference.durations)
     seed_distance = multi_resolution_mel_distance(other_seed.audios[0], reference.audios[0], shipped.sampling_rate)
-    half = NS2Pipeline.from_pretrained(dtype=torch.bfloat16)
+    half = NS2Pipeline.from_pretrained(torch_dtype=torch.bfloat16)  # the spelling; diffusers now prefers dtype=
     half.set_progress_bar_config(disable=True)
     for dtype, bound in ((torch.bfloat16, 0.09), (torch.float16, 0.05)):
         half.to(dtype=dtype)

@@ -8,7 +8,6 @@ latent diffusion (probability-flow ODE from noise, denoiser attending to the pro
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +103,9 @@ class NS2Pipeline(DiffusionPipeline):
         Args:
             pretrained_model_name_or_path: a local folder written by `save_pretrained`; the short name of
                 a shipped model (default: `"ns2-tiny-en"`, found in the installed package or the source
-                checkout's `pretrained/` folder); or a Hub repo id, fetched with `huggingface_hub.snapshot_download` (diffusers'
-                own download step refuses out-of-tree component libraries).
+                checkout's `pretrained/` folder); or a Hub repo id, fetched with
+                `huggingface_hub.snapshot_download` (diffusers' own download step refuses out-of-tree
+                component libraries).
         """
         name = os.fspath(pretrained_model_name_or_path or DEFAULT_MODEL)
         if not os.path.isdir(name):
@@ -176,10 +176,8 @@ class NS2Pipeline(DiffusionPipeline):
                 f"Got {len(generator)} generators for {len(texts)} texts × {num_waveforms_per_prompt} waveforms = "
                 f"{batch_size} waveforms: give one generator per waveform, or a single one."
             )
-        if temperature is not None and (
-            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0
-        ):
-            raise ValueError(f"`temperature` (τ of the initial noise N(0, τ⁻¹ I)) must be a finite number > 0, got {temperature!r}.")
+        if temperature is not None:
+            temperature_to_sigma(temperature)  # raises ValueError naming `temperature` unless finite and > 0
         if not speed > 0:
             raise ValueError(f"`speed` must be > 0, got {speed!r}.")
         for name, given in (("durations", durations), ("pitch", pitch)):
@@ -235,7 +233,10 @@ class NS2Pipeline(DiffusionPipeline):
         Returns:
             [`NS2Voice`] holding the prompt's quantized codec latents `(latent_dim, frames)`.
         """
-        waveform = self.load_prompt(prompt_audio, prompt_sampling_rate)
+        return self._encode_waveform(self.load_prompt(prompt_audio, prompt_sampling_rate))
+
+    def _encode_waveform(self, waveform: np.ndarray) -> NS2Voice:
+        """A prompt waveform `(samples,)` at the codec rate, as [`load_prompt`] returns it → [`NS2Voice`]."""
         features = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_tensors="pt")
         with self.codec_in_float32():
             input_values = features["input_values"].to(self.device, torch.float32)
@@ -271,7 +272,7 @@ class NS2Pipeline(DiffusionPipeline):
             `(batch, prompt_frames)`.
         """
         if isinstance(prompt, np.ndarray):
-            prompt = self.encode_voice(prompt)
+            prompt = self._encode_waveform(prompt)
         voices = [prompt] if isinstance(prompt, NS2Voice) else list(prompt)
         if len(voices) not in (1, batch_size):
             raise ValueError(f"Got {len(voices)} prompts for a batch of {batch_size}.")
