@@ -12,6 +12,10 @@ Generation starts from N(0, τ⁻¹ I) at t = 1 and integrates the probability-f
 
 backwards to t ≈ 0 with Euler steps (the paper: τ = 1.2², 150 steps), or the reverse SDE with
 Euler–Maruyama. Voice conversion runs the same ODE forwards, from a latent to an informative z₁.
+
+This module is the one place the SDE lives: β(t), α_t / σ_t, τ → σ and the training side (time draws,
+noising, the noise implied by ẑ₀, the SNR) are here; `NS2Model.forward` takes an `NS2Scheduler` to train
+with, and the few-step solver (`scheduling_ns2_dpmsolver.py`) imports the SDE from here.
 """
 
 import math
