@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from diffusers.callbacks import PipelineCallback
 
 from ns2_hf import NS2Pipeline
 from ns2_hf.metrics.reconstruction import multi_resolution_mel_distance
@@ -86,6 +87,19 @@ def test_callback_edits_latents_sees_predictions_and_stops_the_run(pipeline, pro
     calls.clear()
     speak(pipeline, TEXT, prompts[0], num_inference_steps=3)
     assert len(calls) == 3  # the flag is reset for the next run
+
+    class StopHalfway(PipelineCallback):
+        """A diffusers callback object: its `tensor_inputs` replace `callback_on_step_end_tensor_inputs`."""
+
+        tensor_inputs = ["predicted_latents"]
+
+        def callback_fn(self, pipe, step_index, timestep, tensors):
+            pipe._interrupt = step_index + 1 >= pipe.num_timesteps * self.config.cutoff_step_ratio
+            return {}
+
+    calls.clear()
+    speak(pipeline, TEXT, prompts[0], num_inference_steps=8, callback_on_step_end=StopHalfway(cutoff_step_ratio=0.5))
+    assert len(calls) == 4
     with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs"):
         speak(pipeline, TEXT, prompts[0], callback_on_step_end=stop_after_two, callback_on_step_end_tensor_inputs=["noise"])
 

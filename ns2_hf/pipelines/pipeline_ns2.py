@@ -87,6 +87,7 @@ class NS2Pipeline(DiffusionPipeline):
             tokenizer=tokenizer, model=model, codec=codec, scheduler=scheduler, feature_extractor=feature_extractor
         )
         self._interrupt = False
+        self._num_timesteps = 0
 
     @property
     def sampling_rate(self) -> int:
@@ -128,6 +129,11 @@ class NS2Pipeline(DiffusionPipeline):
                     local_files_only=kwargs.pop("local_files_only", False),
                 )
         return super().from_pretrained(name, **kwargs)
+
+    @property
+    def num_timesteps(self) -> int:
+        """Solver steps of the current (or last) run, for callbacks (diffusers' convention)."""
+        return self._num_timesteps
 
     @property
     def interrupt(self) -> bool:
@@ -387,6 +393,7 @@ class NS2Pipeline(DiffusionPipeline):
         """
         self._interrupt = False
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        self._num_timesteps = len(self.scheduler.timesteps)
         latent_mask = frame_mask.unsqueeze(1).to(torch.float32)
         batch_size = latents.shape[0]
         stochastic = getattr(self.scheduler, "stochastic", False)
