@@ -2,8 +2,6 @@
 per text, an encoded voice reused from a safetensors file, the SDE with one generator per item, input checks, and
 bf16/fp16 on the shipped model."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
