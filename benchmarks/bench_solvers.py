@@ -1,7 +1,7 @@
 """Few-step sampling on the shipped model: Euler (NS2Scheduler) against DPM-Solver++(2M), side by side.
 
     python benchmarks/bench_solvers.py [--model ns2-tiny-en] [--temperatures 25 1.44] [--euler-steps 10 25 50]
-        [--dpm-steps 6 8 10] [--items 6] [--threads 1] [--json out.json]
+        [--dpm-steps 6 8 10] [--items 6] [--seed 0] [--threads 1] [--json out.json]
 
 For each temperature τ and each item (text + a prompt of its speaker, seed fixed per item) the 150-step Euler
 output is the reference; every other solver runs with the same voice, durations and initial noise, and is
@@ -80,7 +80,7 @@ def run(args) -> list:
                 pipe.scheduler = scheduler
                 start = time.perf_counter()
                 output = pipe(text, voice=voice, num_inference_steps=steps, temperature=temperature,
-                              generator=torch.Generator().manual_seed(index), durations=durations)
+                              generator=torch.Generator().manual_seed(args.seed + index), durations=durations)
                 elapsed = time.perf_counter() - start
                 audio = output.audios[0]
                 if reference is None:
@@ -117,6 +117,7 @@ def main(argv=None):
     parser.add_argument("--euler-steps", type=int, nargs="*", default=[10, 25, 50])
     parser.add_argument("--dpm-steps", type=int, nargs="*", default=[6, 8, 10])
     parser.add_argument("--items", type=int, default=6, choices=range(1, len(ITEMS) + 1))
+    parser.add_argument("--seed", type=int, default=0, help="item i draws its noise with seed + i")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)

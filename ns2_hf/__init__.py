@@ -12,7 +12,7 @@ from .alignment import NS2AlignerConfig, NS2AlignerModel
 from .audio import AudioInputError
 from .codec import NS2CodecConfig, NS2CodecFeatureExtractor, NS2CodecModel
 from .ns2 import NS2Config, NS2Model
-from .pipelines import NS2Pipeline, NS2PipelineOutput, NS2Voice, build_untrained_pipeline, register_with_diffusers
+from .pipelines import NS2Pipeline, NS2PipelineOutput, NS2Voice, VoiceError, build_untrained_pipeline, register_with_diffusers
 from .schedulers import NS2DPMSolverMultistepScheduler, NS2Scheduler
 from .text import NS2PhonemeTokenizer, register_auto_tokenizer
 
@@ -36,5 +36,6 @@ __all__ = [
     "NS2PipelineOutput",
     "NS2Scheduler",
     "NS2Voice",
+    "VoiceError",
     "build_untrained_pipeline",
 ]
