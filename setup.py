@@ -56,8 +56,14 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    packages=find_packages(include=["ns2_hf", "ns2_hf.*"]),
-    package_data={"ns2_hf": ["metrics/*/*.py", "text/vocab.json"]},
+    # the shipped model (pretrained/) travels in the wheel as ns2_hf/pretrained/, where
+    # NS2Pipeline.from_pretrained() looks first
+    packages=find_packages(include=["ns2_hf", "ns2_hf.*"]) + ["ns2_hf.pretrained"],
+    package_dir={"ns2_hf.pretrained": "pretrained"},
+    package_data={
+        "ns2_hf": ["metrics/*/*.py", "text/vocab.json"],
+        "ns2_hf.pretrained": ["*/*.json", "*/*.md", "*/*/*.json", "*/*/*.safetensors"],
+    },
     python_requires=">=3.10",
     install_requires=install_requires,
     extras_require=extras,

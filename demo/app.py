@@ -124,7 +124,7 @@ def build_demo(
     else:
         pipe.set_progress_bar_config(disable=True)
         weights = "random weights (untrained stand-in)" if problem else "trained weights"
-        default_temperature = round(float(pipe.scheduler.init_noise_sigma) ** -2, 2)
+        default_temperature = round(float(pipe.scheduler.config.temperature), 2)
 
     def synthesize(text, prompt_path, steps, seed, speed, temperature):
         if pipe is None:

@@ -4,7 +4,8 @@
     pipe = NS2Pipeline.from_pretrained()          # the small model that ships with the repository
     speech = pipe("Hello there.", prompt_audio="examples/prompt.wav").audios[0]
 
-Importing the package registers its classes with transformers' Auto* factories.
+Importing the package registers its classes with transformers' Auto* factories, and `NS2Pipeline` with
+diffusers, so `diffusers.DiffusionPipeline.from_pretrained(folder)` loads an NS2 pipeline folder.
 """
 
 from .alignment import NS2AlignerConfig, NS2AlignerModel
@@ -18,14 +19,18 @@ from .pipelines import (
     NS2Pipeline,
     NS2PipelineOutput,
     NS2SpeechEnhancementPipeline,
+    NS2Voice,
     NS2VoiceConversionPipeline,
     NS2VoiceConversionPipelineOutput,
+    VoiceError,
     build_untrained_pipeline,
+    register_with_diffusers,
 )
-from .schedulers import NS2Scheduler
+from .schedulers import NS2DPMSolverMultistepScheduler, NS2Scheduler
 from .text import NS2PhonemeTokenizer, register_auto_tokenizer
 
 register_auto_tokenizer(NS2Config)
+register_with_diffusers()
 
 __version__ = "0.1.0"
 
@@ -39,6 +44,7 @@ __all__ = [
     "NS2CodecFeatureExtractor",
     "NS2CodecModel",
     "NS2Config",
+    "NS2DPMSolverMultistepScheduler",
     "NS2Model",
     "NS2PhonemeTokenizer",
     "NS2Pipeline",
@@ -48,5 +54,7 @@ __all__ = [
     "NS2SpeechEnhancementPipeline",
     "NS2VoiceConversionPipeline",
     "NS2VoiceConversionPipelineOutput",
+    "NS2Voice",
+    "VoiceError",
     "build_untrained_pipeline",
 ]

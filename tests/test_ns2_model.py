@@ -1,6 +1,6 @@
 """NS2Model: padding never leaks, save/load round trip, each loss trains what it should, overfitting."""
 
-import math
+import json
 
 import pytest
 import torch
@@ -8,9 +8,10 @@ from transformers import AutoConfig, AutoModel
 
 from ns2_hf.ns2 import NS2Config, NS2Model
 from ns2_hf.ns2 import losses
-from ns2_hf.schedulers.scheduling_ns2 import vp_sde_marginal
+from ns2_hf.schedulers import NS2Scheduler
 
 NUM_QUANTIZERS, CODEBOOK_SIZE = 4, 64
+NOISE_SCHEDULER = NS2Scheduler()  # the VP SDE training noises with
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +84,7 @@ def test_save_load_round_trip_reproduces_denoise_and_losses(tmp_path):
     batch, codebooks = make_batch(config)
     diffusion = fixed_diffusion_inputs(batch)
     with torch.no_grad():
-        before = model(**batch, codebooks=codebooks, **diffusion)
+        before = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
     model.save_pretrained(tmp_path)
     assert AutoConfig.from_pretrained(tmp_path).latent_scale == 2.5
     loaded, info = AutoModel.from_pretrained(tmp_path, output_loading_info=True)
@@ -91,7 +92,7 @@ def test_save_load_round_trip_reproduces_denoise_and_losses(tmp_path):
     assert not info["missing_keys"] and not info["unexpected_keys"]
     loaded.eval()
     with torch.no_grad():
-        after = loaded(**batch, codebooks=codebooks, **diffusion)
+        after = loaded(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
         prompt_hidden = loaded.encode_prompt(batch["prompt_latents"], batch["prompt_mask"])
         condition = torch.randn(2, config.hidden_size, batch["latents"].shape[-1])
         args = (diffusion["noise"], diffusion["timesteps"], condition, batch["latent_mask"], prompt_hidden)
@@ -177,7 +178,7 @@ def test_loss_is_the_weighted_sum_of_finite_terms():
     config = NS2Config.tiny(**weights)
     model = NS2Model(config)
     batch, codebooks = make_batch(config)
-    output = model(**batch, codebooks=codebooks)
+    output = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
     expected = sum(weights[f"{name}_weight"] * output[name] for name in LOSS_TERMS)
     for name in LOSS_TERMS:
         assert torch.isfinite(output[name]) and output[name] > 0, name
@@ -216,7 +217,7 @@ def test_each_loss_alone_trains_its_modules_and_only_them(term):
     config = NS2Config.tiny()
     model = NS2Model(config)
     batch, codebooks = make_batch(config)
-    output = model(**batch, codebooks=codebooks)
+    output = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
     output[term].backward()
     norms = _gradient_norms(model)
     for name, norm in norms.items():
@@ -237,7 +238,7 @@ def test_padding_receives_no_loss_gradient():
     batch, codebooks = make_batch(config)
     batch["latents"].requires_grad_(True)
     batch["prompt_latents"].requires_grad_(True)
-    model(**batch, codebooks=codebooks).loss.backward()
+    model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER).loss.backward()
     padded_frames = ~batch["latent_mask"]
     assert batch["latents"].grad.transpose(1, 2)[~padded_frames].abs().sum() > 0
     assert not batch["latents"].grad.transpose(1, 2)[padded_frames].any()
@@ -285,14 +286,38 @@ def test_score_loss_is_the_min_snr_weighted_data_error():
     predicted = clean + 0.1 * torch.randn(3, 4, 10, generator=generator)
     noise = torch.randn(3, 4, 10, generator=generator)
     timesteps = torch.tensor([1e-5, 0.1, 0.9])
-    alpha, sigma = vp_sde_marginal(timesteps, 0.05, 20.0)
-    noisy = alpha.view(-1, 1, 1) * clean + sigma.view(-1, 1, 1) * noise
+    noisy = NOISE_SCHEDULER.add_noise(clean, noise, timesteps)
+    predicted_noise = NOISE_SCHEDULER.noise_from_data_prediction(predicted, noisy, timesteps)
     mask = torch.ones(3, 10, dtype=torch.bool)
-    value = losses.score_loss(predicted, noisy, noise, alpha, sigma, mask, snr_clamp=5.0)
-    snr = (alpha / sigma) ** 2
+    snr = NOISE_SCHEDULER.snr(timesteps)
+    value = losses.score_loss(predicted_noise, noise, snr, mask, snr_clamp=5.0)
     expected = (snr.clamp(max=5.0).view(-1, 1, 1) * (predicted - clean) ** 2).mean()
     assert torch.isfinite(value)
     torch.testing.assert_close(value, expected, rtol=1e-3, atol=1e-5)
+
+
+def test_the_scheduler_given_to_forward_sets_the_noise():
+    """The loss follows the SDE of the scheduler it is given (β and t_eps live only there)."""
+    config = NS2Config.tiny()
+    model = NS2Model(config).eval()
+    batch, codebooks = make_batch(config)
+    diffusion = fixed_diffusion_inputs(batch)
+    with torch.no_grad():
+        default = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
+        other = model(**batch, codebooks=codebooks, noise_scheduler=NS2Scheduler(beta_max=5.0), **diffusion)
+    assert not torch.allclose(default.data_loss, other.data_loss)
+    assert not hasattr(config, "beta_min") and not hasattr(config, "t_eps")
+
+
+def test_a_config_saved_with_the_old_sde_keys_still_loads(tmp_path):
+    config = NS2Config.tiny()
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved.update(beta_min=0.05, beta_max=20.0, t_eps=1e-5)  # what folders saved before issue 17 hold
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, NS2Config) and loaded.hidden_size == config.hidden_size
+    assert "beta_min" not in loaded.to_dict() and "t_eps" not in loaded.to_dict()
 
 
 def test_mismatched_duration_sums_raise():
@@ -301,15 +326,15 @@ def test_mismatched_duration_sums_raise():
     batch, codebooks = make_batch(config)
     batch["durations"][1, 0] += 1
     with pytest.raises(ValueError, match="sum to the number of valid latent frames"):
-        model(**batch, codebooks=codebooks)
+        model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
     batch, codebooks = make_batch(config)
     batch["latent_mask"][0, 0] = False
     batch["durations"][0, 0] -= 1
     with pytest.raises(ValueError, match="valid frames first"):
-        model(**batch, codebooks=codebooks)
+        model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
     batch, codebooks = make_batch(config)
     with pytest.raises(ValueError, match="codes"):
-        model(**batch, codebooks=codebooks[:2])
+        model(**batch, codebooks=codebooks[:2], noise_scheduler=NOISE_SCHEDULER)
 
 
 def test_durations_from_log_rounds_scales_and_keeps_a_frame():
@@ -339,7 +364,7 @@ def _train(model, batch, codebooks, steps, learning_rate, diffusion=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     model.train()
     for _ in range(steps):
-        loss = model(**batch, codebooks=codebooks, **(diffusion or {})).loss
+        loss = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **(diffusion or {})).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -352,10 +377,10 @@ def test_overfits_a_tiny_batch_with_fixed_diffusion_time_and_noise():
     batch, codebooks = make_batch(config)
     diffusion = fixed_diffusion_inputs(batch)
     with torch.no_grad():
-        before = model(**batch, codebooks=codebooks, **diffusion)
+        before = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
     _train(model, batch, codebooks, steps=150, learning_rate=3e-3, diffusion=diffusion)
     with torch.no_grad():
-        after = model(**batch, codebooks=codebooks, **diffusion)
+        after = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
     assert after.loss < before.loss / 5
     assert after.data_loss < before.data_loss / 5
     for name in LOSS_TERMS:
@@ -375,7 +400,7 @@ def test_data_loss_falls_when_training_with_random_diffusion_times():
 
     def probe_data_loss():
         with torch.no_grad():
-            return sum(float(model(**batch, codebooks=codebooks, **p).data_loss) for p in probes) / len(probes)
+            return sum(float(model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **p).data_loss) for p in probes) / len(probes)
 
     before = probe_data_loss()
     _train(model, batch, codebooks, steps=150, learning_rate=1e-2)
@@ -391,4 +416,3 @@ def test_base_config_has_the_paper_sizes():
     num_parameters = sum(p.numel() for p in model.parameters())
     # the paper reports ~435M including a ~27M codec
     assert 380e6 < num_parameters < 480e6, num_parameters
-    assert math.isclose(config.beta_min, 0.05) and config.beta_max == 20.0

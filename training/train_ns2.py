@@ -169,6 +169,7 @@ def main():
         config.latent_scale = float(recipe["latent_scale"])
     accelerator.print(f"latent_scale = {config.latent_scale:.4f}")
     model = build_model(config, recipe["seed"])
+    noise_scheduler = NS2Scheduler()  # the VP SDE: noises training latents, weights the loss, is saved for sampling
     prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], pad_token_id=config.pad_token_id)
 
     # ---- optimizer, schedule, EMA ---------------------------------------------------------------------------
@@ -194,7 +195,7 @@ def main():
             tokenizer=tokenizer,
             model=unwrapped_model,
             codec=codec,
-            scheduler=NS2Scheduler(beta_min=config.beta_min, beta_max=config.beta_max),
+            scheduler=NS2Scheduler.from_config(noise_scheduler.config),
             feature_extractor=NS2CodecFeatureExtractor(sampling_rate=codec.config.sampling_rate),
         )
         pipeline.set_progress_bar_config(disable=True)
@@ -265,9 +266,10 @@ def main():
                 batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 inputs = val_prompter(utterances_of(batch, codec))
                 batch_size = inputs["latents"].shape[0]
-                timesteps = config.t_eps + (1 - config.t_eps) * torch.rand(batch_size, generator=generator)
+                timesteps = noise_scheduler.sample_timesteps(batch_size, generator=generator)
                 noise = torch.randn(inputs["latents"].shape, generator=generator)
-                output = unwrapped_model(**inputs, codebooks=codebooks, timesteps=timesteps.to(accelerator.device),
+                output = unwrapped_model(**inputs, codebooks=codebooks, noise_scheduler=noise_scheduler,
+                                         timesteps=timesteps.to(accelerator.device),
                                          noise=noise.to(accelerator.device))
                 batch_frames = int(batch["num_frames"].sum())
                 for name in LOSS_NAMES:
@@ -300,7 +302,7 @@ def main():
         seed_step(recipe["seed"], progress.step)
         for batch in step_batches:
             with accelerator.accumulate(model):
-                output = model(**prompter(utterances_of(batch, codec)), codebooks=codebooks)
+                output = model(**prompter(utterances_of(batch, codec)), codebooks=codebooks, noise_scheduler=noise_scheduler)
                 accelerator.backward(output.loss)
                 if accelerator.sync_gradients:
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe["max_grad_norm"])

@@ -5,12 +5,18 @@ import math
 from transformers import PreTrainedConfig
 
 
+#: Config keys of older folders that now belong to the scheduler (`NS2Scheduler`).
+LEGACY_SDE_KEYS = ("beta_min", "beta_max", "t_eps")
+
+
 class NS2Config(PreTrainedConfig):
     r"""Sizes and training constants of :class:`~ns2_hf.ns2.NS2Model`.
 
     The defaults are the paper's `base` model (NaturalSpeech 2, arXiv 2304.09116, Table 8);
     :meth:`tiny` gives a CPU-fast model for tests. Sampling rate and hop length are not here:
-    they belong to the codec config, and the model only sees codec frames.
+    they belong to the codec config, and the model only sees codec frames. Nor is the VP SDE (β,
+    the training time floor): it belongs to the scheduler, which training passes to
+    :meth:`NS2Model.forward`.
 
     Args:
         vocab_size: number of phoneme token ids (the tokenizer's vocabulary size).
@@ -43,8 +49,6 @@ class NS2Config(PreTrainedConfig):
         wavenet_attention_heads: heads of the query-token and FiLM attentions.
         film_every: the WaveNet hidden attends to the query tokens and gets a FiLM scale/shift
             every this many layers (layers 0, film_every, 2·film_every, ...).
-        beta_min, beta_max: the linear noise schedule β(t) of the VP SDE.
-        t_eps: training samples diffusion time t ~ U(t_eps, 1); keeps σ_t away from 0.
         latent_scale: the denoiser works on `latents * latent_scale` (data normalisation; the
             training script sets it from data so normalised latents have unit variance).
         score_loss_snr_clamp: the score loss is the noise-space error ‖ε̂ − ε‖² weighted by
@@ -85,9 +89,6 @@ class NS2Config(PreTrainedConfig):
         num_query_tokens: int = 32,
         wavenet_attention_heads: int = 8,
         film_every: int = 3,
-        beta_min: float = 0.05,
-        beta_max: float = 20.0,
-        t_eps: float = 1e-5,
         latent_scale: float = 1.0,
         score_loss_snr_clamp: float = 5.0,
         data_loss_weight: float = 1.0,
@@ -103,8 +104,6 @@ class NS2Config(PreTrainedConfig):
             raise ValueError(f"hidden_size {hidden_size} must be divisible by wavenet_attention_heads")
         if wavenet_filter_size % 2:
             raise ValueError(f"wavenet_filter_size must be even (the gate halves it), got {wavenet_filter_size}")
-        if not 0.0 < t_eps < 1.0:
-            raise ValueError(f"t_eps must lie in (0, 1), got {t_eps}")
         if latent_scale <= 0:
             raise ValueError(f"latent_scale must be positive, got {latent_scale}")
         if log_f0_max <= log_f0_min:
@@ -136,9 +135,6 @@ class NS2Config(PreTrainedConfig):
         self.num_query_tokens = num_query_tokens
         self.wavenet_attention_heads = wavenet_attention_heads
         self.film_every = film_every
-        self.beta_min = beta_min
-        self.beta_max = beta_max
-        self.t_eps = t_eps
         self.latent_scale = latent_scale
         self.score_loss_snr_clamp = score_loss_snr_clamp
         self.data_loss_weight = data_loss_weight
@@ -146,6 +142,10 @@ class NS2Config(PreTrainedConfig):
         self.ce_rvq_loss_weight = ce_rvq_loss_weight
         self.duration_loss_weight = duration_loss_weight
         self.pitch_loss_weight = pitch_loss_weight
+        # folders saved before the scheduler owned the VP SDE carry its β and t_eps here; the saved
+        # scheduler holds the same values, so they are dropped rather than kept as a second copy
+        for key in LEGACY_SDE_KEYS:
+            kwargs.pop(key, None)
         super().__init__(**kwargs)
 
     @classmethod

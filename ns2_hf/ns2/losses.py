@@ -23,33 +23,28 @@ def data_loss(predicted_latents: torch.Tensor, latents: torch.Tensor, frame_mask
 
 
 def score_loss(
-    predicted_latents: torch.Tensor,
-    noisy_latents: torch.Tensor,
+    predicted_noise: torch.Tensor,
     noise: torch.Tensor,
-    alpha: torch.Tensor,
-    sigma: torch.Tensor,
+    snr: torch.Tensor,
     frame_mask: torch.Tensor,
     snr_clamp: float,
 ) -> torch.Tensor:
     """The score implied by ẑ₀ against the true score, in noise space, with Min-SNR weighting.
 
-    The score of z_t given z₀ is −ε/σ; the prediction implies ε̂ = (z_t − α ẑ₀)/σ, so
-    ε̂ − ε = (α/σ)(z₀ − ẑ₀) and the raw error is SNR-times the data error (SNR = α²/σ²), which
-    explodes as t → 0. Each item's error is weighted by min(SNR, snr_clamp) / SNR, which leaves
-    noisy steps untouched and caps the weight of clean ones (Hang et al. 2023, "Min-SNR").
+    The score of z_t given z₀ is −ε/σ; the prediction implies ε̂ = (z_t − α ẑ₀)/σ (the
+    scheduler's `noise_from_data_prediction`), so ε̂ − ε = (α/σ)(z₀ − ẑ₀) and the raw error is
+    SNR-times the data error (SNR = α²/σ²), which explodes as t → 0. Each item's error is weighted
+    by min(SNR, snr_clamp) / SNR, which leaves noisy steps untouched and caps the weight of clean
+    ones (Hang et al. 2023, "Min-SNR").
 
     Args:
-        predicted_latents: `(batch, D, F)` ẑ₀.
-        noisy_latents: `(batch, D, F)` z_t = α z₀ + σ ε.
+        predicted_noise: `(batch, D, F)` ε̂ implied by ẑ₀.
         noise: `(batch, D, F)` ε.
-        alpha, sigma: `(batch,)` marginal scale and standard deviation at each item's t.
+        snr: `(batch,)` α²/σ² at each item's t (the scheduler's `snr`).
         frame_mask: `(batch, F)` bool.
         snr_clamp: γ of the weighting.
     """
-    alpha = alpha.view(-1, 1, 1)
-    sigma = sigma.view(-1, 1, 1)
-    predicted_noise = (noisy_latents - alpha * predicted_latents) / sigma
-    snr = (alpha / sigma) ** 2
+    snr = snr.view(-1, 1, 1).to(predicted_noise.dtype)
     weight = snr.clamp(max=snr_clamp) / snr
     return _masked_mean(weight * (predicted_noise - noise) ** 2, frame_mask)
 

@@ -14,7 +14,6 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..schedulers.scheduling_ns2 import vp_sde_marginal
 from . import losses
 from .configuration_ns2 import NS2Config
 from .phoneme_encoder import PhonemeEncoder
@@ -263,6 +262,7 @@ class NS2Model(NS2PreTrainedModel):
         prompt_mask: torch.Tensor,
         codes: torch.Tensor,
         codebooks: torch.Tensor,
+        noise_scheduler,
         timesteps: Optional[torch.Tensor] = None,
         noise: Optional[torch.Tensor] = None,
         return_dict: bool = True,
@@ -280,7 +280,10 @@ class NS2Model(NS2PreTrainedModel):
             prompt_mask: `(batch, P)` bool.
             codes: `(batch, n_q, F)` long, the target's RVQ codes.
             codebooks: `(n_q, K, D)` the codec's codebooks.
-            timesteps: `(batch,)` diffusion times; default t ~ U(t_eps, 1).
+            noise_scheduler: the owner of the VP SDE (an :class:`~ns2_hf.schedulers.NS2Scheduler`): it
+                draws t, noises the latents and gives the SNR and the noise implied by ẑ₀ for the
+                score loss; save it with the model so sampling uses the same SDE.
+            timesteps: `(batch,)` diffusion times; default `noise_scheduler.sample_timesteps` (t ~ U(t_eps, 1)).
             noise: `(batch, D, F)` ε; default standard normal.
             return_dict: return an :class:`NS2ModelOutput` (else a tuple of its fields).
 
@@ -304,19 +307,19 @@ class NS2Model(NS2PreTrainedModel):
         channel_mask = latent_mask.unsqueeze(1).to(latents.dtype)
         clean_latents = self.normalize_latents(latents) * channel_mask
         if timesteps is None:
-            timesteps = config.t_eps + (1.0 - config.t_eps) * torch.rand(batch, device=latents.device)
+            timesteps = noise_scheduler.sample_timesteps(batch, device=latents.device)
         if noise is None:
             noise = torch.randn_like(clean_latents)
         noise = noise * channel_mask
-        alpha, sigma = vp_sde_marginal(timesteps, config.beta_min, config.beta_max)
-        noisy_latents = alpha.view(-1, 1, 1) * clean_latents + sigma.view(-1, 1, 1) * noise
+        noisy_latents = noise_scheduler.add_noise(clean_latents, noise, timesteps)
         predicted_latents = self.denoise(
             noisy_latents, timesteps, condition, latent_mask, prompt_hidden, prompt_mask
         )
 
         data_loss = losses.data_loss(predicted_latents, clean_latents, latent_mask)
+        predicted_noise = noise_scheduler.noise_from_data_prediction(predicted_latents, noisy_latents, timesteps)
         score_loss = losses.score_loss(
-            predicted_latents, noisy_latents, noise, alpha, sigma, latent_mask, config.score_loss_snr_clamp
+            predicted_noise, noise, noise_scheduler.snr(timesteps), latent_mask, config.score_loss_snr_clamp
         )
         # CE-RVQ in the denoiser's normalised space: distances scale with latent_scale², so the loss
         # (and its weight λ) does not depend on the codec's latent magnitude (ours; the paper is silent).

@@ -68,7 +68,10 @@ class VariancePredictor(nn.Module):
                 block = index // self.attention_every
                 attended = self.attentions[block](self.attention_norms[block](hidden), prompt_hidden, prompt_mask)
                 hidden = (hidden + self.dropout(attended)) * value_mask
-        return self.output_proj(hidden).squeeze(-1) * mask.to(hidden.dtype)
+        # the last projection in float32 whatever the model's dtype: a bf16 log-f0 near 5 moves by up to
+        # 0.03, more than a pitch bin (and log-durations round to other frame counts)
+        weight, bias = self.output_proj.weight.float(), self.output_proj.bias.float()
+        return nn.functional.linear(hidden.float(), weight, bias).squeeze(-1) * mask
 
 
 def length_regulate(hidden: torch.Tensor, durations: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -117,7 +120,8 @@ class PitchEmbedding(nn.Module):
 
     def forward(self, log_f0: torch.Tensor) -> torch.Tensor:
         """`log_f0 (batch, F)` (natural log of Hz, 0 = unvoiced) → `(batch, F, H)`."""
+        # bins in float32 whatever the model's dtype: bf16 would move log-f0 by up to a bin's width
         boundaries = torch.linspace(
-            self.log_f0_min, self.log_f0_max, self.pitch_bins - 1, device=log_f0.device, dtype=log_f0.dtype
+            self.log_f0_min, self.log_f0_max, self.pitch_bins - 1, device=log_f0.device, dtype=torch.float32
         )
-        return self.embedding(torch.bucketize(log_f0.contiguous(), boundaries))
+        return self.embedding(torch.bucketize(log_f0.float().contiguous(), boundaries))

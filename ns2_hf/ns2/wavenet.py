@@ -31,7 +31,9 @@ class DiffusionTimeEmbedding(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
 
     def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
-        return self.mlp(sinusoidal_embedding(timesteps * TIME_EMBEDDING_SCALE, self.hidden_size))
+        # the features are computed in float32 (t needs its precision), then cast to the weights' dtype
+        features = sinusoidal_embedding(timesteps * TIME_EMBEDDING_SCALE, self.hidden_size)
+        return self.mlp(features.to(self.mlp[0].weight.dtype))
 
 
 class PromptQueryTokens(nn.Module):

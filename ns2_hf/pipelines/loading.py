@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Type, Union
+from typing import Dict, List, Optional, Sequence, Type, Union
 
 import torch
 
@@ -34,9 +34,9 @@ class ModelLoadError(OSError):
     pickle weights, truncated/corrupt safetensors, missing or unexpected keys, non-finite values."""
 
 
-def find_pipeline_folder(name: Union[str, os.PathLike], shipped_dir: Path, **hub_kwargs) -> str:
-    """The local folder of a pipeline given by a folder path, a shipped model's short name (a folder in
-    `shipped_dir`) or a Hub repo id (fetched with `huggingface_hub.snapshot_download`, only
+def find_pipeline_folder(name: Union[str, os.PathLike], shipped_dirs: Sequence[Path], **hub_kwargs) -> str:
+    """The local folder of a pipeline given by a folder path, a shipped model's short name (a folder in one of
+    `shipped_dirs`, the first that has it) or a Hub repo id (fetched with `huggingface_hub.snapshot_download`, only
     `PIPELINE_FILE_PATTERNS`; `hub_kwargs`: revision, cache_dir, token, local_files_only).
 
     Raises:
@@ -45,9 +45,11 @@ def find_pipeline_folder(name: Union[str, os.PathLike], shipped_dir: Path, **hub
     name = os.fspath(name)
     if os.path.isdir(name):
         return name
-    if (shipped_dir / name).is_dir():
-        return str(shipped_dir / name)
-    shipped = ", ".join(sorted(path.name for path in shipped_dir.iterdir() if path.is_dir())) if shipped_dir.is_dir() else "none"
+    for shipped_dir in shipped_dirs:
+        if (shipped_dir / name).is_dir():
+            return str(shipped_dir / name)
+    shipped = ", ".join(sorted({path.name for folder in shipped_dirs if folder.is_dir() for path in folder.iterdir()
+                                if path.is_dir()})) or "none"
     not_found = f"model {name!r} not found: there is no such folder, it is not a shipped model ({shipped})"
     if os.path.exists(name):
         raise ModelLoadError(f"model {name!r} is a file, not a pipeline folder (one written by `save_pretrained`).")

@@ -7,26 +7,30 @@ latent diffusion (probability-flow ODE from noise, denoiser attending to the pro
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
 
 from ..audio.io import check_waveform, load_audio
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
-from ..schedulers import NS2Scheduler
+from ..schedulers import NS2Scheduler, temperature_to_sigma
 from ..text import NS2PhonemeTokenizer
 from .arguments import check_generation_arguments
 from .loading import ModelLoadError, check_pipeline_folder, check_pipeline_weights, find_pipeline_folder, hub_download_options
+from .voice import NS2Voice, codebook_probe
 
-#: Where the model that ships with the repository lives (a source checkout).
-PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
+#: Where the models that ship with ns2-hf live: inside the installed package (a wheel carries the repository's
+#: `pretrained/` folder as `ns2_hf/pretrained/`, see setup.py), else in the source checkout's `pretrained/`.
+PRETRAINED_DIRS = (Path(__file__).resolve().parents[1] / "pretrained", Path(__file__).resolve().parents[2] / "pretrained")
 #: Name of the shipped default model, loaded by `NS2Pipeline.from_pretrained()` with no argument.
 DEFAULT_MODEL = "ns2-tiny-en"
 
@@ -67,6 +71,7 @@ class NS2Pipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "model->codec"
+    _callback_tensor_inputs = ["latents", "predicted_latents", "condition", "prompt_hidden"]
     min_prompt_seconds = 0.5
     max_prompt_seconds = 10.0
     prompt_trim_db = 40.0
@@ -83,6 +88,8 @@ class NS2Pipeline(DiffusionPipeline):
         self.register_modules(
             tokenizer=tokenizer, model=model, codec=codec, scheduler=scheduler, feature_extractor=feature_extractor
         )
+        self._interrupt = False
+        self._num_timesteps = 0
 
     @property
     def sampling_rate(self) -> int:
@@ -98,21 +105,23 @@ class NS2Pipeline(DiffusionPipeline):
 
         Args:
             pretrained_model_name_or_path: a local folder written by `save_pretrained`; the short name of
-                a model in the repository's `pretrained/` folder (default: `"ns2-tiny-en"`, the shipped
-                model); or a Hub repo id, fetched with `huggingface_hub.snapshot_download` (diffusers'
-                own download step refuses out-of-tree component libraries) with only the JSON and safetensors
-                files a pipeline reads.
+                a shipped model (default: `"ns2-tiny-en"`, found in the installed package or the source
+                checkout's `pretrained/` folder); or a Hub repo id, fetched with
+                `huggingface_hub.snapshot_download` (diffusers' own download step refuses out-of-tree
+                component libraries) with only the JSON and safetensors files a pipeline reads.
 
         Raises:
             ModelLoadError: the name is not a folder, shipped model or fetchable repo id; a model's weights
                 are not safetensors, are truncated or corrupt, miss or add keys, or hold NaN/inf (see
                 `ns2_hf.pipelines.loading`).
         """
-        if pretrained_model_name_or_path is None and not (PRETRAINED_DIR / DEFAULT_MODEL).is_dir():
+        if pretrained_model_name_or_path is None and not any((folder / DEFAULT_MODEL).is_dir() for folder in PRETRAINED_DIRS):
             raise ModelLoadError(
-                f"The shipped model is expected at {PRETRAINED_DIR / DEFAULT_MODEL} (a source checkout of ns2-hf)."
+                f"The shipped model {DEFAULT_MODEL} is expected in {' or '.join(map(str, PRETRAINED_DIRS))} (an "
+                "installed ns2-hf wheel, or a source checkout)."
             )
-        name = find_pipeline_folder(pretrained_model_name_or_path or DEFAULT_MODEL, PRETRAINED_DIR, **hub_download_options(kwargs))
+        name = find_pipeline_folder(pretrained_model_name_or_path or DEFAULT_MODEL, PRETRAINED_DIRS,
+                                    **hub_download_options(kwargs))
         check_pipeline_folder(name)
         try:
             pipeline = super().from_pretrained(name, use_safetensors=True, **kwargs)
@@ -121,20 +130,83 @@ class NS2Pipeline(DiffusionPipeline):
         check_pipeline_weights(pipeline, name)
         return pipeline
 
+    @property
+    def num_timesteps(self) -> int:
+        """Solver steps of the current (or last) run, for callbacks (diffusers' convention)."""
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        """Set `pipe._interrupt = True` in `callback_on_step_end` to stop the denoising loop (diffusers' convention)."""
+        return self._interrupt
+
     # 1. check inputs ---------------------------------------------------------------------------
-    def check_inputs(self, texts, num_inference_steps, speed, durations, pitch):
+    def check_inputs(
+        self,
+        texts,
+        prompt_audio,
+        voice,
+        num_inference_steps,
+        num_waveforms_per_prompt,
+        generator,
+        temperature,
+        speed,
+        durations,
+        pitch,
+        latents,
+        output_type,
+        callback_on_step_end_tensor_inputs,
+    ):
+        """Raise `ValueError`/`TypeError` naming the first argument that cannot work (before any model runs)."""
         if len(texts) == 0:
             raise ValueError("`text` is empty: give a string or a non-empty list of strings.")
         for text in texts:
             if not isinstance(text, str):
                 raise TypeError(f"`text` items must be strings, got {type(text).__name__}.")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 2:
+        if (prompt_audio is None) == (voice is None):
+            raise ValueError("Give exactly one of `prompt_audio` (audio of the voice) and `voice` (from `encode_voice`).")
+        for name, given in (("prompt_audio", prompt_audio), ("voice", voice)):
+            if isinstance(given, (list, tuple)) and len(given) != len(texts):
+                raise ValueError(f"`{name}` is a list of {len(given)} for {len(texts)} texts: give one per text, or one for all.")
+        if voice is not None:
+            for item in voice if isinstance(voice, (list, tuple)) else [voice]:
+                if not isinstance(item, NS2Voice):
+                    raise TypeError(f"`voice` must be an NS2Voice (from `encode_voice` or `NS2Voice.load`), got {type(item).__name__}.")
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 2:
             raise ValueError(f"`num_inference_steps` must be an integer >= 2, got {num_inference_steps!r}.")
+        if isinstance(num_waveforms_per_prompt, bool) or not isinstance(num_waveforms_per_prompt, int) or num_waveforms_per_prompt < 1:
+            raise ValueError(f"`num_waveforms_per_prompt` must be an integer >= 1, got {num_waveforms_per_prompt!r}.")
+        batch_size = len(texts) * num_waveforms_per_prompt
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(
+                f"Got {len(generator)} generators for {len(texts)} texts × {num_waveforms_per_prompt} waveforms = "
+                f"{batch_size} waveforms: give one generator per waveform, or a single one."
+            )
+        if temperature is not None:
+            temperature_to_sigma(temperature)  # raises ValueError naming `temperature` unless finite and > 0
         if not speed > 0:
             raise ValueError(f"`speed` must be > 0, got {speed!r}.")
         for name, given in (("durations", durations), ("pitch", pitch)):
             if given is not None and len(given) != len(texts):
                 raise ValueError(f"`{name}` has {len(given)} entries for {len(texts)} texts.")
+        if latents is not None:
+            if not isinstance(latents, torch.Tensor) or not latents.is_floating_point():
+                raise TypeError(f"`latents` must be a floating-point torch.Tensor, got {type(latents).__name__}.")
+            latent_dim = self.model.config.latent_dim
+            if latents.ndim != 3 or latents.shape[:2] != (batch_size, latent_dim):
+                raise ValueError(
+                    f"`latents` must have shape (texts × num_waveforms_per_prompt, latent_dim, frames) = "
+                    f"({batch_size}, {latent_dim}, frames), got {tuple(latents.shape)}."
+                )
+            if not torch.isfinite(latents).all():
+                raise ValueError("`latents` contain NaN or infinite values.")
+        if output_type not in ("np", "pt", "latent"):
+            raise ValueError(f"`output_type` must be 'np', 'pt' or 'latent', got {output_type!r}.")
+        unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"`callback_on_step_end_tensor_inputs` has {unknown}; the callback can get {self._callback_tensor_inputs}."
+            )
 
     # 2. encode conditions ------------------------------------------------------------------------
     def encode_text(self, texts: List[str]):
@@ -155,17 +227,73 @@ class NS2Pipeline(DiffusionPipeline):
         waveform = check_waveform(waveform, None, self.sampling_rate, name="prompt_audio (silence trimmed)", min_samples=min_samples)
         return waveform[: int(self.max_prompt_seconds * self.sampling_rate)]
 
-    def encode_prompt(self, prompt_waveform: np.ndarray, batch_size: int):
-        """Codec latents of the prompt through the prompt encoder.
+    @torch.no_grad()
+    def encode_voice(self, prompt_audio: PromptAudio, prompt_sampling_rate: Optional[int] = None) -> NS2Voice:
+        """Encode a voice once: [`load_prompt`] then the codec encoder. Save the result with `voice.save(path)`
+        and pass it back as `pipe(text, voice=...)` (the same audio as `prompt_audio=`, without re-reading it).
+
+        Args:
+            prompt_audio: a file path, or an array/tensor (`(samples,)` or `(channels, samples)`).
+            prompt_sampling_rate: rate of an array/tensor prompt.
 
         Returns:
-            prompt_hidden `(batch, prompt_frames, hidden)` and prompt_mask `(batch, prompt_frames)`.
+            [`NS2Voice`] holding the prompt's quantized codec latents `(latent_dim, frames)`.
         """
-        features = self.feature_extractor(prompt_waveform, sampling_rate=self.sampling_rate, return_tensors="pt")
-        input_values = features["input_values"].to(self.device, self.codec.dtype)
-        prompt_latents = self.codec.encode(input_values).quantized_latents.to(self.model.dtype)
-        prompt_mask = torch.ones(prompt_latents.shape[0], prompt_latents.shape[-1], dtype=torch.bool, device=self.device)
-        prompt_hidden = self.model.encode_prompt(prompt_latents, prompt_mask)
+        return self._encode_waveform(self.load_prompt(prompt_audio, prompt_sampling_rate))
+
+    def _encode_waveform(self, waveform: np.ndarray) -> NS2Voice:
+        """A prompt waveform `(samples,)` at the codec rate, as [`load_prompt`] returns it → [`NS2Voice`]."""
+        features = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_tensors="pt")
+        with self.codec_in_float32():
+            input_values = features["input_values"].to(self.device, torch.float32)
+            prompt_latents = self.codec.encode(input_values).quantized_latents[0]
+            return NS2Voice(prompt_latents, self.sampling_rate, self.hop_length, codebook_probe(self.codec))
+
+    @contextlib.contextmanager
+    def codec_in_float32(self):
+        """Run the codec in float32 inside this block, whatever the pipeline's dtype (as diffusers upcasts
+        SDXL's VAE): the codec is small, and in bf16 its decoder alone moves the output by 0.16 log-mel L1
+        on the shipped model (the model in bf16: 0.05)."""
+        dtype = self.codec.dtype
+        if dtype == torch.float32:
+            yield
+            return
+        self.codec.to(dtype=torch.float32)
+        try:
+            yield
+        finally:
+            self.codec.to(dtype=dtype)
+
+    def encode_prompt(self, prompt: Union[np.ndarray, NS2Voice, Sequence[NS2Voice]], batch_size: int):
+        """Codec latents of the prompt through the prompt encoder.
+
+        Args:
+            prompt: one prompt for the whole batch — a waveform `(samples,)` at the codec rate (from
+                [`load_prompt`]) or an [`NS2Voice`] — or a list of `batch_size` voices, one per item
+                (different lengths are padded and masked).
+            batch_size: items in the batch.
+
+        Returns:
+            prompt_hidden `(batch, prompt_frames, hidden)` in the model's dtype and prompt_mask
+            `(batch, prompt_frames)`.
+        """
+        if isinstance(prompt, np.ndarray):
+            prompt = self._encode_waveform(prompt)
+        voices = [prompt] if isinstance(prompt, NS2Voice) else list(prompt)
+        if len(voices) not in (1, batch_size):
+            raise ValueError(f"Got {len(voices)} prompts for a batch of {batch_size}.")
+        if all(voice is voices[0] for voice in voices):  # one voice for all: encode it once
+            voices = voices[:1]
+        for voice in voices:
+            voice.check_codec(self.codec)
+        num_frames = max(voice.prompt_latents.shape[1] for voice in voices)
+        prompt_latents = torch.zeros(len(voices), self.model.config.latent_dim, num_frames)
+        prompt_mask = torch.zeros(len(voices), num_frames, dtype=torch.bool)
+        for index, voice in enumerate(voices):
+            prompt_latents[index, :, : voice.prompt_latents.shape[1]] = voice.prompt_latents
+            prompt_mask[index, : voice.prompt_latents.shape[1]] = True
+        prompt_mask = prompt_mask.to(self.device)
+        prompt_hidden = self.model.encode_prompt(prompt_latents.to(self.device, self.model.dtype), prompt_mask)
         return prompt_hidden.expand(batch_size, -1, -1), prompt_mask.expand(batch_size, -1)
 
     def predict_durations(self, phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, speed, durations):
@@ -183,15 +311,15 @@ class NS2Pipeline(DiffusionPipeline):
                 given[index, :num_phonemes] = item
             return given
         log_durations = self.model.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask)
-        return self.model.durations_from_log(log_durations, phoneme_mask, speed=speed)
+        return self.model.durations_from_log(log_durations.float(), phoneme_mask, speed=speed)
 
     def predict_pitch(self, frame_hidden, frame_mask, prompt_hidden, prompt_mask, pitch):
         """Frame log-f0 `(batch, frames)`: given contours (Hz > 0, one value per frame), or the pitch predictor's."""
         if pitch is None:
             return self.model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
-        log_f0 = torch.zeros(frame_mask.shape, dtype=frame_hidden.dtype, device=self.device)
+        log_f0 = torch.zeros(frame_mask.shape, dtype=torch.float32, device=self.device)
         for index, item in enumerate(pitch):
-            item = torch.as_tensor(item, dtype=frame_hidden.dtype, device=self.device)
+            item = torch.as_tensor(item, dtype=torch.float32, device=self.device)
             num_frames = int(frame_mask[index].sum())
             if item.shape != (num_frames,) or not torch.isfinite(item).all() or (item <= 0).any():
                 raise ValueError(
@@ -202,99 +330,193 @@ class NS2Pipeline(DiffusionPipeline):
         return log_f0
 
     # 3. prepare latents --------------------------------------------------------------------------
-    def prepare_latents(self, frame_mask, generator, temperature):
-        """Initial noise `(batch, latent_dim, frames)` from N(0, τ⁻¹ I); one generator per item keeps a batch
-        equal to its items run alone."""
+    def randn_per_item(self, frame_mask, generator) -> torch.Tensor:
+        """Standard normal noise `(batch, latent_dim, frames)` float32, zero at padding: each item's noise is
+        drawn (on the CPU) for its own frames from its own generator, so a batch equals its items run alone.
+
+        Args:
+            frame_mask: `(batch, frames)` bool.
+            generator: one `torch.Generator` per item, or one (or None) drawn from item after item.
+        """
         batch_size, num_frames = frame_mask.shape
         generators = generator if isinstance(generator, list) else [generator] * batch_size
-        if len(generators) != batch_size:
-            raise ValueError(f"Got {len(generators)} generators for a batch of {batch_size}.")
-        noise_std = self.scheduler.init_noise_sigma if temperature is None else float(temperature) ** -0.5
-        latents = torch.zeros(batch_size, self.model.config.latent_dim, num_frames, device=self.device, dtype=self.model.dtype)
-        for index, item_generator in enumerate(generators):
-            item_frames = int(frame_mask[index].sum())
-            noise = torch.randn(
-                (self.model.config.latent_dim, item_frames), generator=item_generator, device="cpu", dtype=torch.float32
-            )
-            latents[index, :, :item_frames] = noise.to(self.device, self.model.dtype)
+        noise = torch.zeros(batch_size, self.model.config.latent_dim, num_frames)
+        for index, (item_generator, item_frames) in enumerate(zip(generators, frame_mask.sum(dim=1).tolist())):
+            noise[index, :, :item_frames] = torch.randn((self.model.config.latent_dim, item_frames), generator=item_generator)
+        return noise.to(self.device)
+
+    def prepare_latents(self, frame_mask, generator, temperature, latents=None):
+        """Initial noise `(batch, latent_dim, frames)` float32 from N(0, τ⁻¹ I): `latents` (standard normal,
+        as diffusers pipelines take them) or fresh [`randn_per_item`], times the scheduler's σ for τ."""
+        noise_std = self.scheduler.init_noise_sigma if temperature is None else temperature_to_sigma(temperature)
+        if latents is None:
+            latents = self.randn_per_item(frame_mask, generator)
+        else:
+            if latents.shape[-1] != frame_mask.shape[1]:
+                raise ValueError(
+                    f"`latents` have {latents.shape[-1]} frames, the durations give {frame_mask.shape[1]} (the longest "
+                    "item's total); pass `durations=` to fix the length, or take the frame count from a run's `durations`."
+                )
+            latents = latents.to(self.device, torch.float32) * frame_mask.unsqueeze(1)
         return latents * noise_std
+
+    # 4. denoise --------------------------------------------------------------------------------------
+    def denoise_latents(
+        self,
+        latents,
+        condition,
+        frame_mask,
+        prompt_hidden,
+        prompt_mask,
+        num_inference_steps,
+        generator=None,
+        callback_on_step_end=None,
+        callback_on_step_end_tensor_inputs=("latents",),
+    ) -> torch.Tensor:
+        """The solver loop from z₁ to ẑ₀: the scheduler's steps with the denoiser's clean-latent predictions.
+
+        Latents stay in float32 (the solver's arithmetic); the denoiser runs in the model's dtype.
+
+        Args:
+            latents: `(batch, latent_dim, frames)` z at t = 1, float32.
+            condition: `(batch, hidden, frames)` from `model.build_condition`.
+            frame_mask: `(batch, frames)` bool.
+            prompt_hidden, prompt_mask: from [`encode_prompt`].
+            num_inference_steps: model calls.
+            generator: per-item generators (or one) for the noise of a stochastic scheduler.
+            callback_on_step_end: `callback(pipe, step_index, timestep, callback_kwargs) -> dict` after each step;
+                the returned tensors replace the loop's; setting `pipe._interrupt = True` stops the loop.
+            callback_on_step_end_tensor_inputs: names from `_callback_tensor_inputs` put in `callback_kwargs`.
+
+        Returns:
+            `(batch, latent_dim, frames)` float32 latents (normalised space), zero at padding.
+        """
+        self._interrupt = False
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        self._num_timesteps = len(self.scheduler.timesteps)
+        latent_mask = frame_mask.unsqueeze(1).to(torch.float32)
+        batch_size = latents.shape[0]
+        stochastic = getattr(self.scheduler, "stochastic", False)
+        for step_index, timestep in enumerate(self.progress_bar(self.scheduler.timesteps)):
+            if self.interrupt:
+                break
+            model_input = self.scheduler.scale_model_input(latents, timestep).to(self.model.dtype)
+            timesteps = timestep.expand(batch_size).to(self.device, torch.float32)
+            predicted_latents = self.model.denoise(model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask)
+            predicted_latents = predicted_latents.float()
+            step_kwargs = {"variance_noise": self.randn_per_item(frame_mask, generator)} if stochastic else {}
+            latents = self.scheduler.step(predicted_latents, timestep, latents, **step_kwargs).prev_sample * latent_mask
+            if callback_on_step_end is not None:
+                step_tensors = {"latents": latents, "predicted_latents": predicted_latents, "condition": condition,
+                                "prompt_hidden": prompt_hidden}
+                callback_kwargs = {name: step_tensors[name] for name in callback_on_step_end_tensor_inputs}
+                callback_outputs = callback_on_step_end(self, step_index, timestep, callback_kwargs) or {}
+                latents = callback_outputs.pop("latents", latents)
+                condition = callback_outputs.pop("condition", condition)
+                prompt_hidden = callback_outputs.pop("prompt_hidden", prompt_hidden)
+        return latents
 
     # 5. decode ---------------------------------------------------------------------------------------
     def decode_latents(self, latents, frame_mask) -> List[torch.Tensor]:
         """Codec decoder on each item's valid frames, one item at a time (the decoder's convolutions would
-        otherwise read the padding of shorter items). Returns waveforms `(frames * hop,)`."""
+        otherwise read the padding of shorter items), in float32 ([`codec_in_float32`]). Returns float32
+        waveforms `(frames * hop,)`."""
         audios = []
-        for index, num_frames in enumerate(frame_mask.sum(dim=1).tolist()):
-            item_latents = self.model.denormalize_latents(latents[index : index + 1, :, :num_frames])
-            audio = self.codec.decode(quantized_latents=item_latents.to(self.codec.dtype)).audio_values[0]
-            audios.append(audio[: num_frames * self.hop_length].float())
+        with self.codec_in_float32():
+            for index, num_frames in enumerate(frame_mask.sum(dim=1).tolist()):
+                item_latents = self.model.denormalize_latents(latents[index : index + 1, :, :num_frames].float())
+                audio = self.codec.decode(quantized_latents=item_latents).audio_values[0]
+                audios.append(audio[: num_frames * self.hop_length])
         return audios
 
     @torch.no_grad()
     def __call__(
         self,
         text: Union[str, List[str]],
-        prompt_audio: PromptAudio,
+        prompt_audio: Optional[Union[PromptAudio, List[PromptAudio]]] = None,
         prompt_sampling_rate: Optional[int] = None,
+        voice: Optional[Union[NS2Voice, List[NS2Voice]]] = None,
         num_inference_steps: int = 150,
+        num_waveforms_per_prompt: int = 1,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        latents: Optional[torch.Tensor] = None,
         temperature: Optional[float] = None,
         speed: float = 1.0,
         durations: Optional[Sequence[Sequence[int]]] = None,
         pitch: Optional[Sequence[Sequence[float]]] = None,
         output_type: str = "np",
         return_dict: bool = True,
+        callback_on_step_end: Optional[Union[Callable, PipelineCallback, MultiPipelineCallbacks]] = None,
+        callback_on_step_end_tensor_inputs: List[str] = ["latents"],  # noqa: B006 (diffusers' signature)
     ):
-        r"""Speak `text` in the voice of `prompt_audio`.
+        r"""Speak `text` in the voice of `prompt_audio` (or of an encoded `voice`).
 
         Args:
-            text: a sentence, or a list of sentences (a batch sharing one prompt).
+            text: a sentence, or a list of sentences (a batch).
             prompt_audio: a few seconds of the target voice — a file path, or an array/tensor (`(samples,)`
-                or `(channels, samples)`) with `prompt_sampling_rate`.
-            prompt_sampling_rate: rate of an array/tensor prompt (required for those).
-            num_inference_steps: ODE/SDE solver steps (paper: 150).
-            generator: a `torch.Generator`, or one per text, for the initial noise (and SDE noise).
-            temperature: τ of the initial noise N(0, τ⁻¹ I); default the scheduler's (paper 1.2² = 1.44).
+                or `(channels, samples)`) with `prompt_sampling_rate` — shared by all texts, or a list of
+                prompts, one per text.
+            prompt_sampling_rate: rate of array/tensor prompts (required for those).
+            voice: instead of `prompt_audio`: an [`NS2Voice`] from [`encode_voice`] / `NS2Voice.load`, or a list
+                of them, one per text.
+            num_inference_steps: solver steps = denoiser calls (paper: 150 Euler steps; a few-step scheduler
+                such as `NS2DPMSolverMultistepScheduler` needs about 10).
+            num_waveforms_per_prompt: waveforms per text, in order text 0 × n, text 1 × n, ...
+            generator: a `torch.Generator`, or one per waveform (`len(text) × num_waveforms_per_prompt`), for the
+                initial noise (and the noise of a stochastic scheduler); item i with `generator[i]` is what that
+                text alone with that generator gives.
+            latents: standard normal initial noise `(waveforms, latent_dim, frames)` (scaled by τ^(−½) here), with
+                frames = the longest waveform's total duration; frames past a shorter item's length are ignored.
+            temperature: τ of the initial noise N(0, τ⁻¹ I), a finite number > 0; default the scheduler's
+                (paper 1.2² = 1.44).
             speed: > 1 speaks faster (predicted durations are divided by it); ignored with `durations`.
             durations: per text, one frame count per phoneme (overrides the duration predictor).
             pitch: per text, one f0 value in Hz per frame (overrides the pitch predictor; needs `durations`
                 or a known frame count).
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
+            callback_on_step_end: called after each denoising step as
+                `callback(pipe, step_index, timestep, callback_kwargs)`; it returns a dict whose tensors replace the
+                loop's (e.g. edited `latents`), and can stop the run with `pipe._interrupt = True` (the latents so far
+                are decoded). A diffusers `PipelineCallback` works too.
+            callback_on_step_end_tensor_inputs: which of `"latents"`, `"predicted_latents"` (ẑ₀), `"condition"`,
+                `"prompt_hidden"` go into `callback_kwargs`.
 
         Returns:
-            [`NS2PipelineOutput`] (or `(audios, sampling_rate, durations)`).
+            [`NS2PipelineOutput`] (or `(audios, sampling_rate, durations)`), one entry per waveform.
         """
         check_generation_arguments(text, num_inference_steps, speed, temperature)  # same message in the CLI and demo
         texts = [text] if isinstance(text, str) else list(text)
-        self.check_inputs(texts, num_inference_steps, speed, durations, pitch)
-        if output_type not in ("np", "pt", "latent"):
-            raise ValueError(f"`output_type` must be 'np', 'pt' or 'latent', got {output_type!r}.")
-        batch_size = len(texts)
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        self.check_inputs(
+            texts, prompt_audio, voice, num_inference_steps, num_waveforms_per_prompt, generator, temperature, speed,
+            durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs,
+        )
 
-        # 2. encode conditions: phonemes, prompt, durations, pitch
+        # 2. encode conditions: voices (each distinct prompt once), phonemes, prompt, durations, pitch
+        voices = self._voices_per_text(texts, prompt_audio, prompt_sampling_rate, voice)
+        texts, voices, durations, pitch = (
+            None if items is None else [item for item in items for _ in range(num_waveforms_per_prompt)]
+            for items in (texts, voices, durations, pitch)
+        )
+        batch_size = len(texts)
         phoneme_ids, phoneme_mask = self.encode_text(texts)
         phoneme_hidden = self.model.encode_phonemes(phoneme_ids, phoneme_mask)
-        prompt_waveform = self.load_prompt(prompt_audio, prompt_sampling_rate)
-        prompt_hidden, prompt_mask = self.encode_prompt(prompt_waveform, batch_size)
+        prompt_hidden, prompt_mask = self.encode_prompt(voices, batch_size)
         phoneme_durations = self.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, speed, durations)
         frame_hidden, frame_mask = self.model.length_regulate(phoneme_hidden, phoneme_durations)
         log_f0 = self.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask, pitch)
         condition = self.model.build_condition(frame_hidden, log_f0)
 
         # 3. prepare latents
-        latents = self.prepare_latents(frame_mask, generator, temperature)
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        step_generator = generator[0] if isinstance(generator, list) else generator
+        latents = self.prepare_latents(frame_mask, generator, temperature, latents)
 
         # 4. denoising loop
-        latent_mask = frame_mask.unsqueeze(1).to(latents.dtype)
-        for timestep in self.progress_bar(self.scheduler.timesteps):
-            model_input = self.scheduler.scale_model_input(latents, timestep)
-            timesteps = timestep.expand(batch_size).to(self.device, latents.dtype)
-            predicted_latents = self.model.denoise(model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask)
-            latents = self.scheduler.step(predicted_latents, timestep, latents, generator=step_generator).prev_sample
-            latents = latents * latent_mask
+        latents = self.denoise_latents(
+            latents, condition, frame_mask, prompt_hidden, prompt_mask, num_inference_steps, generator,
+            callback_on_step_end, callback_on_step_end_tensor_inputs,
+        )
 
         # 5. decode
         lengths = frame_mask.sum(dim=1)
@@ -310,6 +532,26 @@ class NS2Pipeline(DiffusionPipeline):
         if not return_dict:
             return audios, self.sampling_rate, item_durations
         return NS2PipelineOutput(audios=audios, sampling_rate=self.sampling_rate, durations=item_durations)
+
+    def _voices_per_text(self, texts, prompt_audio, prompt_sampling_rate, voice) -> List[NS2Voice]:
+        """One [`NS2Voice`] per text; a prompt shared by all texts is encoded once (the same object)."""
+        if voice is not None:
+            return list(voice) if isinstance(voice, (list, tuple)) else [voice] * len(texts)
+        if isinstance(prompt_audio, (list, tuple)):
+            return [self.encode_voice(item, prompt_sampling_rate) for item in prompt_audio]
+        return [self.encode_voice(prompt_audio, prompt_sampling_rate)] * len(texts)
+
+
+def register_with_diffusers() -> None:
+    """Make `diffusers.DiffusionPipeline.from_pretrained(folder)` load NS2 pipeline folders (run by `import ns2_hf`).
+
+    diffusers finds a folder's pipeline class as the attribute of its own module named by `_class_name` in
+    `model_index.json`, and has no registry for pipelines defined outside it (transformers' Auto* classes have
+    `register`, which `ns2_hf` uses for its tokenizer); so the class is bound there under its own name.
+    """
+    import diffusers
+
+    setattr(diffusers, NS2Pipeline.__name__, NS2Pipeline)
 
 
 def build_untrained_pipeline(size: str = "tiny", seed: int = 0) -> NS2Pipeline:
@@ -330,6 +572,6 @@ def build_untrained_pipeline(size: str = "tiny", seed: int = 0) -> NS2Pipeline:
         tokenizer=tokenizer,
         model=NS2Model(model_config).eval(),
         codec=NS2CodecModel(codec_config).eval(),
-        scheduler=NS2Scheduler(beta_min=model_config.beta_min, beta_max=model_config.beta_max),
+        scheduler=NS2Scheduler(),
         feature_extractor=NS2CodecFeatureExtractor(sampling_rate=codec_config.sampling_rate),
     )

@@ -12,8 +12,13 @@ Generation starts from N(0, τ⁻¹ I) at t = 1 and integrates the probability-f
 
 backwards to t ≈ 0 with Euler steps (the paper: τ = 1.2², 150 steps), or the reverse SDE with
 Euler–Maruyama. Voice conversion runs the same ODE forwards, from a latent to an informative z₁.
+
+This module is the one place the SDE lives: β(t), α_t / σ_t, τ → σ and the training side (time draws,
+noising, the noise implied by ẑ₀, the SNR) are here; `NS2Model.forward` takes an `NS2Scheduler` to train
+with, and the few-step solver (`scheduling_ns2_dpmsolver.py`) imports the SDE from here.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +28,9 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 SOLVERS = ("ode", "sde")
+#: β(0) and β(1) of the linear noise rate (the paper does not state them; reimplementations use β_min 0.05 or 0.1
+#: and β_max 20), and the paper's τ = 1.2²: the defaults of every NS2 scheduler.
+DEFAULT_BETA_MIN, DEFAULT_BETA_MAX, DEFAULT_TEMPERATURE = 0.05, 20.0, 1.44
 
 
 def vp_sde_beta(t: torch.Tensor | float, beta_min: float, beta_max: float) -> torch.Tensor:
@@ -62,6 +70,44 @@ def vp_sde_marginal(t: torch.Tensor | float, beta_min: float, beta_max: float) -
     return alpha_t, sigma_t
 
 
+def check_beta_schedule(beta_min: float, beta_max: float) -> None:
+    """Raise `ValueError` unless 0 ≤ β_min ≤ β_max and β_max > 0 (a VP SDE the schedulers can solve)."""
+    if not 0.0 <= beta_min <= beta_max or beta_max <= 0.0:
+        raise ValueError(f"need 0 <= beta_min <= beta_max and beta_max > 0, got {beta_min=}, {beta_max=}")
+
+
+def timestep_index(times: list | None, timestep: float | torch.Tensor) -> int:
+    """Index of `timestep` in a scheduler's `times` (the floats of its `timesteps`), within 1e-6.
+
+    Raises:
+        ValueError: before `set_timesteps` (`times` None), for a tensor of several times, or for a time not
+            in the schedule.
+    """
+    if times is None:
+        raise ValueError("call `set_timesteps(num_inference_steps)` before stepping")
+    if isinstance(timestep, torch.Tensor):
+        if timestep.numel() != 1:
+            raise ValueError(f"timestep must be a single time from `scheduler.timesteps`, got shape {tuple(timestep.shape)}")
+        timestep = timestep.item()
+    distances = [abs(t - float(timestep)) for t in times]
+    index = min(range(len(distances)), key=distances.__getitem__)
+    if distances[index] > 1e-6:
+        raise ValueError(f"timestep {timestep} is not in the schedule set by `set_timesteps`")
+    return index
+
+
+def temperature_to_sigma(temperature: float) -> float:
+    """Standard deviation τ^(−½) of the initial noise N(0, τ⁻¹ I) for the temperature τ.
+
+    Raises:
+        ValueError: unless τ is a finite number > 0 (τ = 0 would divide by zero, τ < 0 give a
+            complex standard deviation).
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature (τ, the inverse initial noise variance) must be a finite number > 0, got {temperature!r}")
+    return float(temperature) ** -0.5
+
+
 @dataclass
 class NS2SchedulerOutput(BaseOutput):
     """Output of :meth:`NS2Scheduler.step` and :meth:`NS2Scheduler.forward_step`.
@@ -79,7 +125,12 @@ class NS2SchedulerOutput(BaseOutput):
 
 
 class NS2Scheduler(SchedulerMixin, ConfigMixin):
-    """Euler solver of the NaturalSpeech 2 VP SDE for a model that predicts the clean latent ẑ₀.
+    """The NaturalSpeech 2 VP SDE and its Euler solver, for a model that predicts the clean latent ẑ₀.
+
+    This class is the one owner of the SDE: sampling (`step`, `forward_step`) and training
+    (`sample_timesteps`, `add_noise`, `noise_from_data_prediction`, `snr`) read β, `t_min` and
+    `t_eps` from its config, so a model trained with a scheduler samples the same SDE when the
+    saved scheduler is loaded with it.
 
     Time is continuous: `timesteps` holds floats t ∈ [t_min, 1], and the model is called with t
     itself (not an integer index). `set_timesteps(N)` spaces N times evenly from 1 down to `t_min`.
@@ -96,6 +147,13 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
             z0_hat = model(scheduler.scale_model_input(latents, t), t)
             latents = scheduler.step(z0_hat, t, latents, generator=generator).prev_sample
 
+    Training step (what `NS2Model.forward` does with the scheduler it is given)::
+
+        t = scheduler.sample_timesteps(batch_size)                 # t ~ U(t_eps, 1)
+        noisy = scheduler.add_noise(z0, noise, t)                  # z_t = α_t z₀ + σ_t ε
+        z0_hat = model(noisy, t)
+        noise_hat = scheduler.noise_from_data_prediction(z0_hat, noisy, t)
+
     Forward loop for voice conversion (latent → informative noise z₁), after `set_timesteps(N)`::
 
         latents = source_latents          # taken as z at t_min
@@ -107,7 +165,7 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
     `forward_timesteps` is `timesteps` reversed without its first entry (N − 1 times from t_min
     up): each forward step mirrors one reverse Euler step, the last one lands on t = 1.
 
-    There is no `num_train_timesteps`: training samples t uniformly in [0, 1] and
+    There is no `num_train_timesteps`: training samples t uniformly in [t_eps, 1] and
     :func:`vp_sde_marginal` gives α_t, σ_t for any t.
 
     Args:
@@ -125,6 +183,8 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
         t_min (`float`, defaults to 1e-4):
             The smallest time sampling evaluates the model at (σ_t is 0 at t = 0, where the score
             is undefined); also the time the forward ODE starts from.
+        t_eps (`float`, defaults to 1e-5):
+            Training draws t ~ U(t_eps, 1) (`sample_timesteps`); keeps σ_t away from 0.
     """
 
     order = 1
@@ -132,25 +192,30 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
     @register_to_config
     def __init__(
         self,
-        beta_min: float = 0.05,
-        beta_max: float = 20.0,
+        beta_min: float = DEFAULT_BETA_MIN,
+        beta_max: float = DEFAULT_BETA_MAX,
         solver: str = "ode",
-        temperature: float = 1.44,
+        temperature: float = DEFAULT_TEMPERATURE,
         t_min: float = 1e-4,
+        t_eps: float = 1e-5,
     ):
-        if not 0.0 <= beta_min <= beta_max or beta_max <= 0.0:
-            raise ValueError(f"need 0 <= beta_min <= beta_max and beta_max > 0, got {beta_min=}, {beta_max=}")
+        check_beta_schedule(beta_min, beta_max)
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
-        if temperature <= 0.0:
-            raise ValueError(f"temperature (τ, the inverse initial noise variance) must be > 0, got {temperature}")
         if not 0.0 < t_min < 1.0:
             raise ValueError(f"t_min must lie in (0, 1), got {t_min}")
+        if not 0.0 < t_eps < 1.0:
+            raise ValueError(f"t_eps must lie in (0, 1), got {t_eps}")
         # standard deviation of the initial noise N(0, τ⁻¹ I)
-        self.init_noise_sigma = temperature**-0.5
+        self.init_noise_sigma = temperature_to_sigma(temperature)
         self.num_inference_steps: int | None = None
         self.timesteps: torch.Tensor | None = None
         self._times: list | None = None
+
+    @property
+    def stochastic(self) -> bool:
+        """True for the reverse SDE: `step` then adds noise (from `generator` or `variance_noise`)."""
+        return self.config.solver == "sde"
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """Space the sampling times evenly from 1 down to `t_min` (run before inference).
@@ -189,7 +254,8 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
         model_output: torch.Tensor,
         timestep: float | torch.Tensor,
         sample: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        variance_noise: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> NS2SchedulerOutput | tuple[torch.Tensor, torch.Tensor]:
         """One reverse-time step from `timestep` to the next entry of `timesteps`.
@@ -202,7 +268,11 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
             model_output: ẑ₀, the model's clean-latent prediction, the shape of `sample`.
             timestep: the current time, an entry of `timesteps` (float or 0-d tensor).
             sample: z_t, e.g. `(batch, latent_dim, frames)`.
-            generator: random source of the SDE noise (unused by the ODE solver).
+            generator: random source of the SDE noise ξ (unused by the ODE solver); a list gives
+                one generator per batch item.
+            variance_noise: ξ itself, the shape of `sample` (instead of drawing it from
+                `generator`; a pipeline whose batch items have different lengths draws each
+                item's noise for its own frames, so a batch equals its items run alone).
             return_dict: return an :class:`NS2SchedulerOutput` instead of a tuple.
 
         Returns:
@@ -220,9 +290,12 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
             if self.config.solver == "ode":
                 prev_sample = sample + dt * (-0.5 * beta) * (sample + score)
             else:
-                noise = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
+                if variance_noise is None:
+                    variance_noise = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
+                else:
+                    self._check_shapes(variance_noise, sample, "variance_noise")
                 drift = -0.5 * beta * sample - beta * score
-                prev_sample = sample + dt * drift + (beta * -dt) ** 0.5 * noise
+                prev_sample = sample + dt * drift + (beta * -dt) ** 0.5 * variance_noise
         if not return_dict:
             return prev_sample, model_output
         return NS2SchedulerOutput(prev_sample=prev_sample, pred_original_sample=model_output)
@@ -263,6 +336,26 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
             return next_sample, model_output
         return NS2SchedulerOutput(prev_sample=next_sample, pred_original_sample=model_output)
 
+    # --- training: the forward process and the loss terms' ingredients --------------------------
+
+    def sample_timesteps(
+        self, batch_size: int, generator: torch.Generator | None = None, device: str | torch.device | None = None
+    ) -> torch.Tensor:
+        """Training diffusion times t ~ U(t_eps, 1), `(batch_size,)` float32 on `device` (drawn on
+        the generator's device)."""
+        draw = torch.rand(batch_size, generator=generator, device=generator.device if generator is not None else device)
+        return (self.config.t_eps + (1.0 - self.config.t_eps) * draw).to(device)
+
+    def marginal(self, timesteps: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(alpha_t, sigma_t)` of z_t = α_t z₀ + σ_t ε under this scheduler's β, each the shape of
+        `timesteps` (see :func:`vp_sde_marginal`)."""
+        return vp_sde_marginal(timesteps, self.config.beta_min, self.config.beta_max)
+
+    def snr(self, timesteps: torch.Tensor | float) -> torch.Tensor:
+        """Signal-to-noise ratio α_t² / σ_t², the shape of `timesteps` (for loss weighting)."""
+        alpha_t, sigma_t = self.marginal(timesteps)
+        return (alpha_t / sigma_t) ** 2
+
     def add_noise(
         self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor | float
     ) -> torch.Tensor:
@@ -278,48 +371,62 @@ class NS2Scheduler(SchedulerMixin, ConfigMixin):
         """
         if noise.shape != original_samples.shape:
             raise ValueError(f"noise {tuple(noise.shape)} and samples {tuple(original_samples.shape)} differ in shape")
-        timesteps = torch.as_tensor(timesteps, device=original_samples.device, dtype=torch.float32)
-        if timesteps.ndim == 1 and timesteps.shape[0] == original_samples.shape[0]:
-            timesteps = timesteps.reshape(-1, *([1] * (original_samples.ndim - 1)))
-        elif timesteps.ndim != 0:
-            raise ValueError(
-                f"timesteps must be a scalar or have shape (batch,) = ({original_samples.shape[0]},), "
-                f"got {tuple(timesteps.shape)}"
-            )
-        if ((timesteps < 0) | (timesteps > 1)).any():
-            raise ValueError("timesteps must lie in [0, 1]")
-        alpha_t, sigma_t = vp_sde_marginal(timesteps, self.config.beta_min, self.config.beta_max)
+        alpha_t, sigma_t = self.marginal(self._broadcast_timesteps(timesteps, original_samples))
         dtype = original_samples.dtype
         return alpha_t.to(dtype) * original_samples + sigma_t.to(dtype) * noise
 
+    def noise_from_data_prediction(
+        self, model_output: torch.Tensor, sample: torch.Tensor, timesteps: torch.Tensor | float
+    ) -> torch.Tensor:
+        """The noise ε̂ = (z_t − α_t ẑ₀) / σ_t that a clean-latent prediction ẑ₀ implies at z_t.
+
+        The score implied by ẑ₀ is −ε̂ / σ_t; the training score loss compares ε̂ with the true ε.
+
+        Args:
+            model_output: ẑ₀, the shape of `sample`.
+            sample: z_t, `(batch, ...)`.
+            timesteps: t ∈ [0, 1], a scalar or `(batch,)`.
+
+        Returns:
+            ε̂, the shape and dtype of `sample`.
+        """
+        self._check_shapes(model_output, sample)
+        alpha_t, sigma_t = self.marginal(self._broadcast_timesteps(timesteps, sample))
+        dtype = sample.dtype
+        return (sample - alpha_t.to(dtype) * model_output) / sigma_t.to(dtype)
+
+    # --- helpers ------------------------------------------------------------------------------
+
     def _score(self, model_output: torch.Tensor, t: float, sample: torch.Tensor) -> torch.Tensor:
-        """∇ log p(z_t) implied by the data prediction: −(z_t − α_t ẑ₀) / σ_t²."""
-        alpha_t, sigma_t = vp_sde_marginal(
-            torch.tensor(t, dtype=torch.float64), self.config.beta_min, self.config.beta_max
-        )
-        return -(sample - float(alpha_t) * model_output) / float(sigma_t) ** 2
+        """∇ log p(z_t) implied by the data prediction: −ε̂ / σ_t = −(z_t − α_t ẑ₀) / σ_t²."""
+        _, sigma_t = self.marginal(torch.tensor(t, dtype=torch.float64))
+        noise = self.noise_from_data_prediction(model_output, sample, torch.tensor(t, dtype=torch.float64))
+        return -noise / float(sigma_t)
+
+    @staticmethod
+    def _broadcast_timesteps(timesteps: torch.Tensor | float, samples: torch.Tensor) -> torch.Tensor:
+        """A scalar time, or one per batch item `(batch,)` reshaped to `(batch, 1, ...)` (float, in [0, 1])."""
+        timesteps = torch.as_tensor(timesteps, device=samples.device)
+        if not timesteps.is_floating_point():
+            timesteps = timesteps.float()
+        if timesteps.ndim == 1 and timesteps.shape[0] == samples.shape[0]:
+            timesteps = timesteps.reshape(-1, *([1] * (samples.ndim - 1)))
+        elif timesteps.ndim != 0:
+            raise ValueError(
+                f"timesteps must be a scalar or have shape (batch,) = ({samples.shape[0]},), got {tuple(timesteps.shape)}"
+            )
+        if ((timesteps < 0) | (timesteps > 1)).any():
+            raise ValueError("timesteps must lie in [0, 1]")
+        return timesteps
 
     def _index_for_timestep(self, timestep: float | torch.Tensor) -> int:
-        self._check_timesteps_set()
-        if isinstance(timestep, torch.Tensor):
-            if timestep.numel() != 1:
-                raise ValueError(
-                    f"timestep must be a single time from `scheduler.timesteps`, got shape {tuple(timestep.shape)}"
-                )
-            timestep = timestep.item()
-        distances = [abs(t - float(timestep)) for t in self._times]
-        index = min(range(len(distances)), key=distances.__getitem__)
-        if distances[index] > 1e-6:
-            raise ValueError(f"timestep {timestep} is not in the schedule set by `set_timesteps`")
-        return index
+        return timestep_index(self._times, timestep)
 
     def _check_timesteps_set(self) -> None:
         if self.timesteps is None:
             raise ValueError("call `set_timesteps(num_inference_steps)` before stepping")
 
     @staticmethod
-    def _check_shapes(model_output: torch.Tensor, sample: torch.Tensor) -> None:
+    def _check_shapes(model_output: torch.Tensor, sample: torch.Tensor, name: str = "model_output (ẑ₀)") -> None:
         if model_output.shape != sample.shape:
-            raise ValueError(
-                f"model_output (ẑ₀) {tuple(model_output.shape)} and sample {tuple(sample.shape)} differ in shape"
-            )
+            raise ValueError(f"{name} {tuple(model_output.shape)} and sample {tuple(sample.shape)} differ in shape")
