@@ -18,6 +18,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from ..audio.io import check_waveform, load_audio
+from ..audio.silence import trim_silence
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler
@@ -144,13 +145,11 @@ class NS2Pipeline(DiffusionPipeline):
 
     def load_prompt(self, prompt_audio: PromptAudio, prompt_sampling_rate: Optional[int]) -> np.ndarray:
         """Reads, downmixes, resamples, trims, checks and crops the prompt. Returns `(samples,)` float32."""
-        import librosa
-
         waveform = load_audio(
             prompt_audio, sampling_rate=prompt_sampling_rate, target_sampling_rate=self.sampling_rate, name="prompt_audio"
         )
         waveform = check_waveform(waveform, None, self.sampling_rate, name="prompt_audio", allow_silence=False)
-        waveform, _ = librosa.effects.trim(waveform, top_db=self.prompt_trim_db)
+        waveform, _ = trim_silence(waveform, top_db=self.prompt_trim_db)
         min_samples = int(self.min_prompt_seconds * self.sampling_rate)
         waveform = check_waveform(waveform, None, self.sampling_rate, name="prompt_audio (silence trimmed)", min_samples=min_samples)
         return waveform[: int(self.max_prompt_seconds * self.sampling_rate)]
