@@ -16,10 +16,8 @@ import argparse
 import json
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
