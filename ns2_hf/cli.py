@@ -144,7 +144,8 @@ def load_pipeline(args):
         pipeline = build_untrained_pipeline("tiny")
     else:
         pipeline = NS2Pipeline.from_pretrained(args.model)
-    print(f"[ns2-tts] model: {args.model or DEFAULT_MODEL} | steps {args.steps} | device {device} | threads {threads}", file=sys.stderr)
+    name = "untrained tiny" if args.untrained else args.model or DEFAULT_MODEL
+    print(f"[ns2-tts] model: {name} | steps {args.steps} | device {device} | threads {threads}", file=sys.stderr)
     return pipeline.to(device)
 
 
