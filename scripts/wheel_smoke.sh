@@ -8,7 +8,10 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ns2-wheel-smoke.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-"$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/dist" "$REPO"
+# build from a copy of the tracked files, so the checkout gets no build/ folder
+mkdir -p "$WORK/src"
+(cd "$REPO" && git ls-files -z | xargs -0 cp --parents -t "$WORK/src")
+"$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/dist" "$WORK/src"
 "$PYTHON" -m venv "$WORK/venv"
 PIP="$WORK/venv/bin/pip"
 "$PIP" install -q torch==2.13.0
