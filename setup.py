@@ -32,8 +32,8 @@ install_requires = [
 extras = {
     "train": ["tensorboard>=2.14", "matplotlib>=3.7"],
     "demo": ["gradio>=5.0,<7", "matplotlib>=3.7"],
-    # resemblyzer is installed separately with --no-deps (its old `typing`/`webrtcvad` pins break
-    # Python 3.11); `make setup` does it. See ../shared/ENVIRONMENT.md.
+    # speaker similarity: resemblyzer's encoder is kept in ns2_hf/metrics/voice_encoder.py (the PyPI
+    # package pins the `typing` backport and the unbuildable `webrtcvad`); its VAD comes from webrtcvad-wheels.
     "eval": [
         "jiwer>=3.0",
         "faster-whisper>=1.0",
@@ -56,7 +56,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["ns2_hf", "ns2_hf.*"]),
-    package_data={"ns2_hf": ["metrics/*/*.py", "text/vocab.json"]},
+    package_data={"ns2_hf": ["metrics/*/*.py", "metrics/voice_encoder.safetensors", "text/vocab.json"]},
     python_requires=">=3.10",
     install_requires=install_requires,
     extras_require=extras,
