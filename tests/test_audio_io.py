@@ -38,12 +38,12 @@ def test_resample_matches_librosa(rate):
     np.testing.assert_allclose(resampled, expected, atol=1e-6)
 
 
-def test_reading_a_prompt_imports_no_librosa_and_checking_arguments_no_torch():
+def test_reading_a_prompt_imports_no_librosa_and_checking_arguments_no_torch_nor_transformers():
     code = (
         "import sys; from ns2_hf.audio import load_audio, trim_silence; "
         "trim_silence(load_audio('examples/prompt.wav', target_sampling_rate=22050)); "
         "from ns2_hf.cli import main; assert main(['--text', ' ', '--prompt', 'examples/prompt.wav']) == 2; "
-        "print(sorted(m for m in ('librosa', 'torch', 'diffusers') if m in sys.modules))"
+        "print(sorted(m for m in ('librosa', 'torch', 'transformers', 'diffusers') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

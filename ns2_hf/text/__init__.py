@@ -19,7 +19,7 @@ _EXPORTS = {
     "SENTENCE_PUNCTUATION": ".normalization",
     "TextChunk": ".segmentation",
     "TextInputError": ".g2p",
-    "UnknownPhonemeError": ".tokenization_ns2",
+    "UnknownPhonemeError": ".g2p",
     "WORD_BOUNDARY": ".g2p",
     "gruut_phone_inventory": ".g2p",
     "normalize_text": ".normalization",
