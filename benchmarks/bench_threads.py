@@ -7,7 +7,8 @@ a concurrent CPU load — the case where spinning OpenMP threads collapse.
 Each setting runs in a fresh subprocess: load the shipped pipeline, one warm-up call, then the median wall
 time of `--repeats` calls speaking one sentence at `--steps` steps. A setting that has not finished within
 `--timeout` seconds is reported as such. "default" is what `ns2-tts`, the demo and `evaluate_tts.py` use
-with neither `--threads` nor `NS2_NUM_THREADS` (`ns2_hf.threads.DEFAULT_NUM_THREADS`).
+with neither `--threads` nor `NS2_NUM_THREADS` (`ns2_hf.threads.DEFAULT_NUM_THREADS`); "2-passive" is two
+threads with `OMP_WAIT_POLICY=PASSIVE` (waiting threads sleep instead of spinning; read when torch loads).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEXT = "The birch canoe slid on the smooth planks."
+SETTINGS = ("default", "1", "2", "2-passive")
 
 CHILD = """
 import json, sys, time, statistics, torch
@@ -44,7 +46,9 @@ def burn() -> None:
 
 
 def measure(setting: str, steps: int, repeats: int, timeout: float) -> dict:
-    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "NS2_NUM_THREADS")}
+    env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "NS2_NUM_THREADS", "OMP_WAIT_POLICY")}
+    if setting.endswith("-passive"):
+        setting, env["OMP_WAIT_POLICY"] = setting.split("-")[0], "PASSIVE"
     try:
         completed = subprocess.run([sys.executable, "-c", CHILD, setting, TEXT, str(steps), str(repeats)], capture_output=True,
                                    text=True, cwd=REPO_ROOT, env=env, timeout=timeout)
@@ -68,7 +72,7 @@ def main() -> None:
         for burner in burners:
             burner.start()
         try:
-            for setting in ("default", "1", "2"):
+            for setting in SETTINGS:
                 results[condition, setting] = measure(setting, args.steps, args.repeats, args.timeout)
                 print(condition, setting, json.dumps(results[condition, setting]), flush=True)
         finally:
@@ -78,7 +82,7 @@ def main() -> None:
           f"loaded = {args.load_procs} busy processes on {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.1f}")
     fmt = lambda value: f">{args.timeout:.0f}" if value is None else f"{value:.2f}"
     print(f"{'threads':<10}{'idle s':>10}{'loaded s':>10}{'loaded/idle':>13}")
-    for setting in ("default", "1", "2"):
+    for setting in SETTINGS:
         idle, loaded = results["idle", setting]["seconds"], results["loaded", setting]["seconds"]
         ratio = "—" if idle is None or loaded is None else f"{loaded / idle:.2f}"
         print(f"{setting:<10}{fmt(idle):>10}{fmt(loaded):>10}{ratio:>13}")
