@@ -7,8 +7,10 @@ a concurrent CPU load — the case where spinning OpenMP threads collapse.
 Each setting runs in a fresh subprocess: load the shipped pipeline, one warm-up call, then the median wall
 time of `--repeats` calls speaking one sentence at `--steps` steps. A setting that has not finished within
 `--timeout` seconds is reported as such. "default" is what `ns2-tts`, the demo and `evaluate_tts.py` use
-with neither `--threads` nor `NS2_NUM_THREADS` (`ns2_hf.threads.DEFAULT_NUM_THREADS`); "2-passive" is two
-threads with `OMP_WAIT_POLICY=PASSIVE` (waiting threads sleep instead of spinning; read when torch loads).
+with neither `--threads` nor `NS2_NUM_THREADS` (`ns2_hf.threads.DEFAULT_NUM_THREADS`). "1" and "2" are set
+the way `ns2-tts --threads N` sets them (`apply_num_threads` before torch is imported, so waiting OpenMP
+threads sleep: `OMP_WAIT_POLICY=PASSIVE`); "2-spin" imports torch first, as a program that sets only
+`torch.set_num_threads(2)` does, so its waiting threads spin (OpenMP's default policy).
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEXT = "The birch canoe slid on the smooth planks."
-SETTINGS = ("default", "1", "2", "2-passive")
+SETTINGS = ("default", "1", "2", "2-spin")
 
 CHILD = """
-import json, sys, time, statistics, torch
+import json, sys, time, statistics
+if sys.argv[5] == "spin":
+    import torch
 from ns2_hf import NS2Pipeline
 from ns2_hf.threads import apply_num_threads
 threads = apply_num_threads(None if sys.argv[1] == "default" else int(sys.argv[1]))
+import torch
 pipe = NS2Pipeline.from_pretrained(); pipe.set_progress_bar_config(disable=True)
 call = lambda: pipe(sys.argv[2], prompt_audio="examples/prompt.wav", num_inference_steps=int(sys.argv[3]), generator=torch.Generator().manual_seed(0))
 audio = call().audios[0]
@@ -47,10 +52,9 @@ def burn() -> None:
 
 def measure(setting: str, steps: int, repeats: int, timeout: float) -> dict:
     env = {key: value for key, value in os.environ.items() if key not in ("OMP_NUM_THREADS", "NS2_NUM_THREADS", "OMP_WAIT_POLICY")}
-    if setting.endswith("-passive"):
-        setting, env["OMP_WAIT_POLICY"] = setting.split("-")[0], "PASSIVE"
+    threads, _, policy = setting.partition("-")
     try:
-        completed = subprocess.run([sys.executable, "-c", CHILD, setting, TEXT, str(steps), str(repeats)], capture_output=True,
+        completed = subprocess.run([sys.executable, "-c", CHILD, threads, TEXT, str(steps), str(repeats), policy or "default"], capture_output=True,
                                    text=True, cwd=REPO_ROOT, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"seconds": None}

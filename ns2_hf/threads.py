@@ -12,6 +12,7 @@ Give `--threads N` / `NS2_NUM_THREADS=N` on a machine whose N cores are yours al
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional, Union
 
 #: Environment variable read when no `--threads` is given.
@@ -50,9 +51,17 @@ def resolve_num_threads(threads: Optional[Union[int, str]] = None) -> int:
 
 def apply_num_threads(threads: Optional[Union[int, str]] = None) -> int:
     """Resolve the thread count (see `resolve_num_threads`) and give it to `torch.set_num_threads`.
-    Returns the count. Call it once at start-up, before the first synthesis."""
+    Returns the count. Call it once at start-up, before the first synthesis.
+
+    If torch is not imported yet, `OMP_WAIT_POLICY` is also set to `PASSIVE` (unless already set): OpenMP
+    reads it once, when torch loads it, and waiting threads then sleep instead of spinning — measured, two
+    threads then no longer collapse on a busy machine (`benchmarks/bench_threads.py`). `ns2-tts` and
+    `evaluate_tts.py` import torch after this call; a program that imported torch earlier keeps its policy.
+    """
+    number = resolve_num_threads(threads)
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    number = resolve_num_threads(threads)
     torch.set_num_threads(number)
     return number

@@ -42,3 +42,16 @@ def test_cli_refuses_a_bad_thread_count_before_loading(monkeypatch, capsys):
     code = cli(["--text", "Hello.", "--prompt", "examples/prompt.wav", "--out", "unused.wav", "--model", "nope-model"])
     assert code == 2  # the thread setting is checked with the arguments, before the (missing) model is looked up
     assert "[ns2-tts] error: $NS2_NUM_THREADS must be a whole number from 1 to 256, got 'zero'." in capsys.readouterr().err
+
+
+def test_waiting_threads_sleep_when_torch_is_not_loaded_yet():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from ns2_hf.threads import apply_num_threads; assert 'torch' not in sys.modules; "
+            "apply_num_threads(2); import torch; print(os.environ.get('OMP_WAIT_POLICY'), torch.get_num_threads())")
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    run = lambda env: subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout.strip()
+    assert run(env) == "PASSIVE 2"
+    assert run({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE 2"  # a policy the user chose is kept
