@@ -4,7 +4,8 @@ The number comes from, in order: the `--threads` argument, the `NS2_NUM_THREADS`
 else `DEFAULT_NUM_THREADS` (1). Why 1 (measured, `benchmarks/bench_threads.py`): torch's OpenMP worker
 threads spin while they wait for each other, so on a machine whose cores are also busy with other work
 (a training job, a shared CI runner, the demo's neighbours) two threads ran the shipped model one sentence
-in 5.6 minutes instead of 12 s — each step waits for a thread the OS has not scheduled. One thread cannot
+in 5.6 minutes instead of 12 s (issue 19), and 16× to over 400× slower than on a quieter machine in
+`benchmarks/bench_threads.py` — each step waits for a thread the OS has not scheduled. One thread cannot
 wait for another; on an idle machine it loses only the (small) parallel speed-up of this CPU-sized model.
 Give `--threads N` / `NS2_NUM_THREADS=N` on a machine whose N cores are yours alone.
 """
@@ -54,8 +55,9 @@ def apply_num_threads(threads: Optional[Union[int, str]] = None) -> int:
     Returns the count. Call it once at start-up, before the first synthesis.
 
     If torch is not imported yet, `OMP_WAIT_POLICY` is also set to `PASSIVE` (unless already set): OpenMP
-    reads it once, when torch loads it, and waiting threads then sleep instead of spinning — measured, two
-    threads then no longer collapse on a busy machine (`benchmarks/bench_threads.py`). `ns2-tts` and
+    reads it once, when torch loads it, and waiting threads then sleep instead of spinning — measured
+    (`benchmarks/bench_threads.py`), two threads then held up under a moderate extra load, though not under a
+    heavy one, where only one thread did. `ns2-tts` and
     `evaluate_tts.py` import torch after this call; a program that imported torch earlier keeps its policy.
     """
     number = resolve_num_threads(threads)
