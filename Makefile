@@ -24,6 +24,9 @@ demo: $(VENV)/.installed
 	$(PY) demo/app.py
 
 bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_startup.py
+	$(PY) benchmarks/bench_threads.py
+	$(PY) benchmarks/bench_long_form.py
 	$(PY) benchmarks/bench_codec.py
 	$(PY) benchmarks/bench_ns2.py
 

@@ -11,17 +11,19 @@ install_requires = [
     "transformers>=5.0,<6",
     "diffusers>=0.35,<1",
     "accelerate>=1.0,<2",
-    "datasets>=3.0,<6",
+    "datasets>=4.0,<6",  # training/data.py uses the `datasets.List` feature type (new in 4.0)
     "huggingface-hub>=0.34,<3",
     "evaluate>=0.4,<0.5",
     "safetensors>=0.4",
     "soundfile>=0.12",
-    "librosa>=0.10,<0.12",
+    "librosa>=0.10,<0.12",  # mel filterbank (training, metrics); prompt loading does not import it
+    "soxr>=0.3",  # resampling (ns2_hf.audio.io.resample)
     "numpy>=1.24",
     "scipy>=1.10",
     "tqdm>=4.60",
     "gruut>=2.3,<3",
     "gruut-lang-en>=2.0,<3",
+    "python-crfsuite>=0.9",  # gruut's guesser model, read directly by ns2_hf.text.g2p
     "num2words>=0.5.10",
     "praat-parselmouth>=0.4.3",
     "pyyaml>=6.0",
@@ -33,8 +35,8 @@ extras = {
     # singing from a MIDI score (ns2_hf.singing): pretty-midi reads notes and lyric events in seconds,
     # small and pure Python over mido; music21 (MusicXML) would be a far larger dependency.
     "sing": ["pretty_midi>=0.2.10"],
-    # resemblyzer is installed separately with --no-deps (its old `typing`/`webrtcvad` pins break
-    # Python 3.11); `make setup` does it. See ../shared/ENVIRONMENT.md.
+    # speaker similarity: resemblyzer's encoder is kept in ns2_hf/metrics/voice_encoder.py (the PyPI
+    # package pins the `typing` backport and the unbuildable `webrtcvad`); its VAD comes from webrtcvad-wheels.
     "eval": [
         "jiwer>=3.0",
         "faster-whisper>=1.0",
@@ -61,7 +63,7 @@ setup(
     packages=find_packages(include=["ns2_hf", "ns2_hf.*"]) + ["ns2_hf.pretrained"],
     package_dir={"ns2_hf.pretrained": "pretrained"},
     package_data={
-        "ns2_hf": ["metrics/*/*.py", "text/vocab.json"],
+        "ns2_hf": ["metrics/*/*.py", "metrics/voice_encoder.safetensors", "text/vocab.json"],
         "ns2_hf.pretrained": ["*/*.json", "*/*.md", "*/*/*.json", "*/*/*.safetensors"],
     },
     python_requires=">=3.10",

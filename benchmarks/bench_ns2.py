@@ -1,11 +1,17 @@
 """NS2 inference speed and memory: denoiser time per step and pipeline real-time factor.
 
-    python benchmarks/bench_ns2.py [--sizes tiny base] [--steps 25 150] [--seconds 5] [--threads 2]
+    python benchmarks/bench_ns2.py [--sizes shipped base] [--steps 25 150] [--seconds 5] [--threads 1] [--pairs 10]
 
-Each size runs in its own subprocess so its peak resident memory (ru_maxrss of the child) is its own.
-The pipeline is fed fixed phoneme durations (uniform, summing to `--seconds` of audio), so every size
-generates the same length regardless of its (random) duration predictor. RTF = wall time / audio time.
-Weights are random: speed and memory do not depend on them.
+`shipped` is the model users get (`pretrained/ns2-tiny-en`, loaded); `tiny` and `base` are random-weight
+`NS2Config.tiny()` (a 0.17M test size) and `NS2Config()` (the paper's sizes) — speed and memory do not
+depend on the weights. Each size runs in its own subprocess so its peak resident memory (ru_maxrss of the
+child) and real-time factor are its own. The pipeline is fed fixed phoneme durations (uniform, summing to
+`--seconds` of audio), so every size generates the same length. RTF = wall time / audio time.
+
+The per-step comparison of the sizes is paired in one process: the denoisers of all sizes are built side by
+side and timed alternately (A B A B ..., `--pairs` rounds, the order flipped every round), and each round
+gives a ratio to the first size; the median and range of those ratios are printed. Timing the sizes in
+separate processes one after the other lets the machine's load change between them.
 """
 
 from __future__ import annotations
@@ -20,45 +26,82 @@ import time
 TEXT = "The birch canoe slid on the smooth planks, glued the sheet to the dark blue background."
 
 
+def build(size: str):
+    """The pipeline of `size`: "shipped" (loaded), or a random-weight "tiny" / "base"."""
+    from ns2_hf.pipelines import NS2Pipeline, build_untrained_pipeline
+
+    pipe = NS2Pipeline.from_pretrained() if size == "shipped" else build_untrained_pipeline(size)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def denoiser_inputs(pipe, seconds: float):
+    """Fixed uniform durations for `seconds` of audio and the denoiser's inputs for them."""
+    import numpy as np
+    import torch
+
+    rate, hop = pipe.sampling_rate, pipe.hop_length
+    prompt = (0.3 * np.sin(2 * np.pi * 140 * np.arange(3 * rate) / rate)).astype(np.float32)
+    num_phonemes = len(pipe.tokenizer(TEXT)["input_ids"])
+    total_frames = int(seconds * rate / hop)
+    durations = [total_frames // num_phonemes + (1 if i < total_frames % num_phonemes else 0) for i in range(num_phonemes)]
+    with torch.no_grad():
+        phoneme_ids, phoneme_mask = pipe.encode_text([TEXT])
+        phoneme_hidden = pipe.model.encode_phonemes(phoneme_ids, phoneme_mask)
+        prompt_hidden, prompt_mask = pipe.encode_prompt(pipe.load_prompt(prompt, rate), 1)
+        frame_hidden, frame_mask = pipe.model.length_regulate(phoneme_hidden, torch.tensor([durations]))
+        log_f0 = pipe.model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
+        condition = pipe.model.build_condition(frame_hidden, log_f0)
+    noisy = torch.randn(1, pipe.model.config.latent_dim, total_frames)
+    step_inputs = (noisy, torch.full((1,), 0.5), condition, frame_mask, prompt_hidden, prompt_mask)
+    return prompt, durations, total_frames * hop / rate, step_inputs
+
+
+def paired_steps(sizes: list, seconds: float, threads: int, pairs: int) -> dict:
+    """Denoiser step times of all `sizes` in this process, alternating; per-round ratios to `sizes[0]`."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    models = {size: build(size) for size in sizes}
+    inputs = {size: denoiser_inputs(pipe, seconds)[3] for size, pipe in models.items()}
+    times = {size: [] for size in sizes}
+    with torch.no_grad():
+        for size in sizes:
+            models[size].model.denoise(*inputs[size])  # warm-up
+        for round_ in range(pairs):
+            for size in sizes if round_ % 2 == 0 else sizes[::-1]:
+                start = time.perf_counter()
+                models[size].model.denoise(*inputs[size])
+                times[size].append(time.perf_counter() - start)
+    reference = np.array(times[sizes[0]])
+    return {size: {"ms_per_step": 1000 * float(np.median(times[size])),
+                   "ratio_median": float(np.median(np.array(times[size]) / reference)),
+                   "ratio_min": float(np.min(np.array(times[size]) / reference)),
+                   "ratio_max": float(np.max(np.array(times[size]) / reference))} for size in sizes}
+
+
 def worker(size: str, steps: list, seconds: float, threads: int, repeats: int) -> dict:
     import numpy as np
     import torch
 
-    from ns2_hf.pipelines import build_untrained_pipeline
-
     torch.set_num_threads(threads)
-    pipe = build_untrained_pipeline(size)
-    pipe.set_progress_bar_config(disable=True)
-    rate, hop = pipe.sampling_rate, pipe.hop_length
-    prompt = (0.3 * np.sin(2 * np.pi * 140 * np.arange(3 * rate) / rate)).astype(np.float32)
-
-    num_phonemes = len(pipe.tokenizer(TEXT)["input_ids"])
-    total_frames = int(seconds * rate / hop)
-    durations = [total_frames // num_phonemes + (1 if i < total_frames % num_phonemes else 0) for i in range(num_phonemes)]
-
-    # denoiser alone: one step on (1, latent_dim, frames)
+    pipe = build(size)
+    rate = pipe.sampling_rate
+    prompt, durations, audio_seconds, step_inputs = denoiser_inputs(pipe, seconds)
     with torch.no_grad():
-        frames = torch.tensor([durations])
-        phoneme_ids, phoneme_mask = pipe.encode_text([TEXT])
-        phoneme_hidden = pipe.model.encode_phonemes(phoneme_ids, phoneme_mask)
-        prompt_hidden, prompt_mask = pipe.encode_prompt(pipe.load_prompt(prompt, rate), 1)
-        frame_hidden, frame_mask = pipe.model.length_regulate(phoneme_hidden, frames)
-        log_f0 = pipe.model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
-        condition = pipe.model.build_condition(frame_hidden, log_f0)
-        noisy = torch.randn(1, pipe.model.config.latent_dim, total_frames)
-        t = torch.full((1,), 0.5)
-        pipe.model.denoise(noisy, t, condition, frame_mask, prompt_hidden, prompt_mask)  # warm-up
+        pipe.model.denoise(*step_inputs)  # warm-up
         timings = []
         for _ in range(max(repeats, 3)):
             start = time.perf_counter()
-            pipe.model.denoise(noisy, t, condition, frame_mask, prompt_hidden, prompt_mask)
+            pipe.model.denoise(*step_inputs)
             timings.append(time.perf_counter() - start)
     result = {
         "size": size,
         "params_model_M": sum(p.numel() for p in pipe.model.parameters()) / 1e6,
         "params_codec_M": sum(p.numel() for p in pipe.codec.parameters()) / 1e6,
         "denoiser_ms_per_step": 1000 * float(np.median(timings)),
-        "audio_seconds": total_frames * hop / rate,
+        "audio_seconds": audio_seconds,
     }
     for num_steps in steps:
         walls = []
@@ -73,14 +116,17 @@ def worker(size: str, steps: list, seconds: float, threads: int, repeats: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["tiny", "base"])
+    parser.add_argument("--sizes", nargs="+", default=["shipped", "base"], choices=["shipped", "tiny", "base"])
     parser.add_argument("--steps", nargs="+", type=int, default=[25, 150])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the generated audio")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: ns2_hf.threads' default, 1)")
+    parser.add_argument("--pairs", type=int, default=10, help="alternating rounds of the paired per-step comparison")
     parser.add_argument("--repeats", type=int, default=1, help="pipeline runs per step count (median)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from ns2_hf.threads import resolve_num_threads
 
+    args.threads = resolve_num_threads(args.threads)
     if args.worker:
         print(json.dumps(worker(args.worker, args.steps, args.seconds, args.threads, args.repeats)))
         return
@@ -96,16 +142,18 @@ def main() -> None:
 
     import torch
 
-    print(f"NS2 inference on CPU ({args.threads} threads, torch {torch.__version__}), {args.seconds:.1f} s of generated audio, random weights")
+    print(f"NS2 inference on CPU ({args.threads} threads, torch {torch.__version__}), {args.seconds:.1f} s of generated audio, {' / '.join(args.sizes)}")
     header = ["size", "model M", "codec M", "denoiser ms/step"] + [f"RTF @{s}" for s in args.steps] + ["peak RSS MB"]
     print(" | ".join(f"{h:>16}" for h in header))
     for row in rows:
         values = [row["size"], f"{row['params_model_M']:.2f}", f"{row['params_codec_M']:.2f}", f"{row['denoiser_ms_per_step']:.1f}"]
         values += [f"{row[f'rtf_{s}']:.3f}" for s in args.steps] + [f"{row['peak_rss_MB']:.0f}"]
         print(" | ".join(f"{v:>16}" for v in values))
-    if len(rows) == 2:
-        tiny, base = rows
-        print(f"base/tiny denoiser time per step: {base['denoiser_ms_per_step'] / tiny['denoiser_ms_per_step']:.1f}x")
+    if len(rows) > 1:
+        paired = paired_steps(args.sizes, args.seconds, args.threads, args.pairs)
+        print(f"denoiser step, paired in one process ({args.pairs} alternating rounds): time / {args.sizes[0]}'s, median (min-max)")
+        for size, row in paired.items():
+            print(f"  {size:>8}: {row['ms_per_step']:.1f} ms/step, {row['ratio_median']:.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})")
     print("Reference (paper family, GPU): NS2 retrained by the NS3 authors RTF 0.366 at 150 NFE; F5-TTS RTF 0.15 at 16 NFE (RTX 3090).")
 
 

@@ -34,10 +34,13 @@ from ns2_hf.pipelines import (
 from ns2_hf.pipelines.pipeline_ns2_voice_conversion import ALIGNER_SUBFOLDER
 from ns2_hf.pipelines.arguments import USER_ERRORS, check_generation_arguments
 from ns2_hf.pipelines.loading import ModelLoadError
+from ns2_hf.pipelines.long_form import speak_long_text
+from ns2_hf.threads import apply_num_threads
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-#: Longest text the demo accepts (keeps one request from holding the queue for minutes).
-MAX_TEXT_CHARS = 400
+#: Longest text the demo accepts: a paragraph, spoken sentence by sentence (about a minute of CPU at 150
+#: steps); more would hold the shared queue for minutes.
+MAX_TEXT_CHARS = 1000
 #: Solver steps offered by default: the paper's (and `ns2-tts`'s) 150.
 DEFAULT_STEPS = 150
 #: Mel picture settings (display only).
@@ -140,26 +143,22 @@ def build_demo(
         started = time.perf_counter()
         try:
             check_generation_arguments(text, steps, speed, temperature, seed)  # the API's and the CLI's message
-            output = pipe(
-                text,
-                prompt_audio=prompt_path,
-                num_inference_steps=steps,
-                generator=torch.Generator().manual_seed(seed),
-                temperature=temperature,
-                speed=speed,
+            output = speak_long_text(  # sentence by sentence: a paragraph costs no more per word than a sentence
+                pipe, text, prompt_path, seed=seed, num_inference_steps=steps, temperature=temperature, speed=speed,
+                progress=False,
             )
-            check_generated_audio(output.audios[0])
+            check_generated_audio(output.audio)
         except AudioInputError as error:  # name the upload as the visitor knows it, not by its server path
             message = str(error).replace(str(prompt_path), Path(prompt_path).name)
             raise gr.Error(f"The voice prompt cannot be used: {message}") from error
         except USER_ERRORS as error:
             raise gr.Error(str(error)) from error
         elapsed = time.perf_counter() - started
-        audio, sampling_rate = output.audios[0], output.sampling_rate
+        audio, sampling_rate = output.audio, output.sampling_rate
         seconds = len(audio) / sampling_rate
         status = (
             f"**Model:** `{model_name}` · {weights} · **synthesis:** {elapsed:.2f} s for {seconds:.2f} s of audio "
-            f"(real-time factor {elapsed / max(seconds, 1e-9):.2f}) · {steps} steps, seed {seed}"
+            f"(real-time factor {elapsed / max(seconds, 1e-9):.2f}) · {len(output.chunks)} chunk(s) · {steps} steps, seed {seed}"
         )
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
         return (sampling_rate, pcm), mel_figure(audio, sampling_rate, pipe.hop_length), status
@@ -320,7 +319,9 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--untrained", action="store_true", help="run a random-weight tiny pipeline (plumbing check)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: $NS2_NUM_THREADS, else 1; see ns2_hf.threads)")
     args = parser.parse_args(argv)
+    print(f"[demo] threads: {apply_num_threads(args.threads)}", flush=True)
 
     pipe, model_name, problem = load_pipeline(args.model, untrained=args.untrained)
     if pipe is not None:

@@ -2,35 +2,57 @@
 
     ns2-tts --text "Hello there." --prompt examples/prompt.wav --out out.wav
     ns2-tts --model path/to/pipeline --text "..." --prompt voice.flac --out out.wav --steps 50 --seed 1
+    ns2-tts --text-file lines.txt --prompt voice.wav --out-dir speech/     # one file per line, model loaded once
+    ns2-tts --text-file lines.jsonl --prompt voice.wav --out-dir speech/   # {"text": ..., "id"?, "prompt"?, "seed"?}
 
 The paper's other modes (one at a time; --prompt is always the target voice):
 
     ns2-tts --source speech.wav --prompt voice.wav --out converted.wav [--text "transcript"] [--strength 0.8]
     ns2-tts --enhance noisy.wav --prompt clean_same_voice.wav --out clean.wav [--text "transcript"]
     ns2-tts --score song.mid --text "one word per note" --prompt voice.wav --out sung.wav
+
+A text of any length is spoken in chunks (sentences, long sentences cut at clauses; see
+`ns2_hf.pipelines.long_form`). Heavy libraries (torch, transformers, diffusers) are imported only once
+every argument has been checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
+from pathlib import Path
+from typing import Dict, List
 
-import torch
+#: Name of the JSONL manifest `--out-dir` receives (one line per utterance written).
+MANIFEST_NAME = "manifest.jsonl"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ns2-tts", description="NaturalSpeech 2 zero-shot text-to-speech.")
     parser.add_argument("--model", default=None, help="pipeline folder, shipped model name or Hub repo id (default: the shipped ns2-tiny-en)")
-    parser.add_argument("--text", default=None, help="the text to speak (with --source/--enhance: their transcript, "
-                        "default the offline ASR's; with --score: the lyrics, one word per note, default the MIDI's)")
-    parser.add_argument("--prompt", required=True, help="a few seconds of the target voice (wav/flac/ogg)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--text", help="the text to speak (any length: long text is spoken sentence by sentence); with "
+                        "--source/--enhance: their transcript, default the offline ASR's; with --score: the lyrics, one word "
+                        "per note, default the MIDI's")
+    source.add_argument(
+        "--text-file",
+        help='batch mode: a UTF-8 file with one text per line, or a .jsonl file with one {"text": ..., "id": ..., '
+        '"prompt": ..., "seed": ...} object per line (only "text" required); needs --out-dir',
+    )
+    parser.add_argument("--prompt", help="a few seconds of the target voice (wav/flac/ogg); in batch mode the default for lines without one")
     parser.add_argument("--out", default="out.wav", help="where to write the speech (.wav, .flac, .ogg or .mp3; never the prompt)")
+    parser.add_argument("--out-dir", help=f"batch mode: folder for <id>.wav per line and {MANIFEST_NAME} (created if missing)")
     parser.add_argument("--steps", type=int, default=150, help="diffusion solver steps (paper: 150)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial noise, 0 to 2**64 - 1")
     parser.add_argument("--speed", type=float, default=1.0, help=">1 speaks faster (0.25 to 4)")
     parser.add_argument("--temperature", type=float, default=None, help="τ of the initial noise N(0, 1/τ), 0.01 to 1000 (default: the model's)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--max-phonemes-per-chunk", type=int, default=100, help="longest piece of a long text spoken in one go, in phonemes")
+    parser.add_argument("--batch-size", type=int, default=4, help="chunks of a long text synthesized together")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: $NS2_NUM_THREADS, else 1, which stays fast on a busy machine)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--untrained", action="store_true", help="use a random-weight tiny pipeline (plumbing check; never used unless asked for)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--source", default=None, help="voice conversion: say this speech in the --prompt voice")
@@ -48,8 +70,10 @@ def pipeline_class(args):
     return NS2VoiceConversionPipeline if args.source else NS2SpeechEnhancementPipeline if args.enhance else NS2Pipeline
 
 
-def run_mode(args, pipeline, generator):
+def run_mode(args, pipeline):
     """Voice conversion, enhancement or singing with the flags of `args`; returns the pipeline output."""
+    import torch
+
     from .pipelines import NS2SpeechEnhancementPipeline, NS2VoiceConversionPipeline
     from .singing import load_score
 
@@ -62,64 +86,168 @@ def run_mode(args, pipeline, generator):
         return pipeline(source, args.prompt, transcript=args.text, num_inference_steps=args.steps, **strength)
     conditions = load_score(args.score, pipeline.tokenizer, pipeline.sampling_rate / pipeline.hop_length, lyrics=args.text)
     return pipeline(
-        conditions.text, prompt_audio=args.prompt, num_inference_steps=args.steps, generator=generator,
+        conditions.text, prompt_audio=args.prompt, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(args.seed),
         temperature=args.temperature, durations=[conditions.durations], pitch=[conditions.f0],
     )
 
 
-def main(argv=None) -> int:
-    """Checks every argument, then loads the model, synthesizes and writes the file. Returns the exit code:
-    0 written, 2 a clear error (printed as one line, no traceback)."""
-    from .audio import load_audio
-    from .audio.output import check_output_path, write_audio
+def read_text_file(path: str, default_prompt: str | None, default_seed: int) -> List[Dict]:
+    """The utterances of a `--text-file`: `[{"id", "text", "prompt", "seed"}]`, ids `0001`, `0002`, ... unless a
+    JSONL line gives its own.
+
+    Raises:
+        GenerationArgumentError: the file is missing or unreadable, a line is not valid JSON or lacks a text,
+            an id repeats or is not a plain file name, or a line has no prompt and no `--prompt` is given.
+    """
+    from .pipelines.arguments import GenerationArgumentError
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise GenerationArgumentError(f"--text-file {path!r} cannot be read ({error}).") from error
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if path.endswith(".jsonl"):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise GenerationArgumentError(f"--text-file {path!r} line {number} is not JSON ({error}).") from error
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise GenerationArgumentError(f'--text-file {path!r} line {number} needs a "text" string.')
+        else:
+            row = {"text": line}
+        row = {"id": str(row.get("id", f"{len(rows) + 1:04d}")), "text": row["text"],
+               "prompt": row.get("prompt", default_prompt), "seed": row.get("seed", default_seed)}
+        if Path(row["id"]).name != row["id"] or row["id"] in (".", ".."):
+            raise GenerationArgumentError(f"--text-file {path!r} line {number}: id {row['id']!r} is not a plain file name.")
+        if row["prompt"] is None:
+            raise GenerationArgumentError(f"--text-file {path!r} line {number} has no prompt: give --prompt or a \"prompt\" field.")
+        rows.append(row)
+    if not rows:
+        raise GenerationArgumentError(f"--text-file {path!r} holds no text.")
+    if len({row["id"] for row in rows}) != len(rows):
+        raise GenerationArgumentError(f"--text-file {path!r} repeats an id; each line's id names its output file.")
+    return rows
+
+
+def check_requests(args) -> List[Dict]:
+    """Every argument checked before anything heavy is imported or loaded. Returns the utterances to speak:
+    `[{"id", "text", "prompt", "seed", "out"}]`."""
+    from .audio.io import load_audio
+    from .audio.output import check_output_path
+    from .pipelines.arguments import GenerationArgumentError, check_generation_arguments
+    from .threads import resolve_num_threads
+
+    resolve_num_threads(args.threads)
+    for name, value in (("--max-phonemes-per-chunk", args.max_phonemes_per_chunk), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise GenerationArgumentError(f"{name} must be at least 1, got {value}.")
+    if args.text_file is None:
+        if args.prompt is None:
+            raise GenerationArgumentError("--prompt is required: give a few seconds of the voice to speak in.")
+        text = args.text if args.text is not None else "-"  # a mode without --text: the ASR's or the MIDI's words
+        requests = [{"id": None, "text": text, "prompt": args.prompt, "seed": args.seed, "out": args.out}]
+    else:
+        if args.out_dir is None:
+            raise GenerationArgumentError("--text-file needs --out-dir, the folder that receives one file per line.")
+        out_dir = Path(args.out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise GenerationArgumentError(f"--out-dir {args.out_dir!r} is a file, not a folder.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        requests = read_text_file(args.text_file, args.prompt, args.seed)
+        for request in requests:
+            request["out"] = str(out_dir / f"{request['id']}.wav")
+    checked_prompts = set()
+    for request in requests:
+        where = f"{args.text_file} (id {request['id']}): " if args.text_file else ""
+        try:
+            check_generation_arguments(request["text"], args.steps, args.speed, args.temperature, request["seed"])
+        except GenerationArgumentError as error:
+            raise GenerationArgumentError(f"{where}{error}") from error
+        request["out"] = check_output_path(request["out"], prompt=request["prompt"])
+        if request["prompt"] not in checked_prompts:
+            load_audio(request["prompt"], name="--prompt")  # exists and decodes
+            checked_prompts.add(request["prompt"])
+    if args.source or args.enhance:
+        load_audio(args.source or args.enhance, name="--source" if args.source else "--enhance")
+    return requests
+
+
+def load_pipeline(args):
+    """The pipeline on its device, with the thread setting applied."""
+    import torch
+
     from .pipelines import DEFAULT_MODEL, build_untrained_pipeline
-    from .pipelines.arguments import USER_ERRORS, check_generation_arguments
+    from .threads import apply_num_threads
+
+    threads = apply_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.untrained:
+        print("[ns2-tts] WARNING: random-weight tiny pipeline — the output is noise, not speech.", file=sys.stderr)
+        pipeline = build_untrained_pipeline("tiny")
+    else:
+        pipeline = pipeline_class(args).from_pretrained(args.model)
+    name = "untrained tiny" if args.untrained else args.model or DEFAULT_MODEL
+    print(f"[ns2-tts] model: {name} | steps {args.steps} | device {device} | threads {threads}", file=sys.stderr)
+    return pipeline.to(device)
+
+
+def main(argv=None) -> int:
+    """Checks every argument, then loads the model once, speaks each text and writes its file (and, in batch
+    mode, `manifest.jsonl`). Returns the exit code: 0 written, 2 a clear error (one line, no traceback)."""
+    from .pipelines.arguments import USER_ERRORS
+    from .threads import ThreadSettingError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     mode = args.source or args.enhance or args.score
-    if args.text is None and not mode:
-        parser.error("--text is required (or one of --source, --enhance, --score).")
+    if args.text is None and args.text_file is None and not mode:
+        parser.error("--text or --text-file is required (or one of --source, --enhance, --score).")
+    if args.text_file is not None and mode:
+        parser.error("--text-file speaks texts; --source, --enhance and --score take one file each.")
     if args.strength is not None and not (args.source or args.enhance):
         parser.error("--strength applies to --source and --enhance only.")
     started = time.perf_counter()
     try:
-        # every argument first: a mistake costs no model load and no synthesis
-        check_generation_arguments(args.text if args.text is not None else "-", args.steps, args.speed, args.temperature,
-                                   args.seed)
-        out = check_output_path(args.out, prompt=args.prompt)
-        load_audio(args.prompt, name="--prompt")  # exists and decodes
-        if args.source or args.enhance:
-            load_audio(args.source or args.enhance, name="--source" if args.source else "--enhance")
-        if args.untrained:
-            print("[ns2-tts] WARNING: random-weight tiny pipeline — the output is noise, not speech.", file=sys.stderr)
-            pipeline = build_untrained_pipeline("tiny")
-        else:
-            pipeline = pipeline_class(args).from_pretrained(args.model)
-        pipeline = pipeline.to(args.device)
-        print(f"[ns2-tts] model: {args.model or DEFAULT_MODEL} | steps {args.steps} | device {args.device}", file=sys.stderr)
-        generator = torch.Generator().manual_seed(args.seed)
+        requests = check_requests(args)  # a mistake costs no import of torch, no model load, no synthesis
+        from .audio.output import write_audio
+        from .pipelines.long_form import speak_long_text
+
+        pipeline = load_pipeline(args)
         if mode:
-            output = run_mode(args, pipeline, generator)
-        else:
-            output = pipeline(
-                args.text,
-                prompt_audio=args.prompt,
-                num_inference_steps=args.steps,
-                generator=generator,
-                temperature=args.temperature,
-                speed=args.speed,
-            )
-        audio = output.audios[0]
-        write_audio(out, audio, output.sampling_rate)
-    except USER_ERRORS as error:
+            output = run_mode(args, pipeline)
+            write_audio(requests[0]["out"], output.audios[0], output.sampling_rate)
+            print(f"[ns2-tts] wrote {requests[0]['out']}: {len(output.audios[0]) / output.sampling_rate:.2f} s of audio")
+            if getattr(output, "transcripts", None):  # --source / --enhance: the text whose phonemes were kept
+                print(f"[ns2-tts] phonemes of: {output.transcripts[0]!r}")
+            requests = []
+        manifest = []
+        for request in requests:
+            request_started = time.perf_counter()
+            try:
+                output = speak_long_text(
+                    pipeline, request["text"], request["prompt"], seed=request["seed"], num_inference_steps=args.steps,
+                    temperature=args.temperature, speed=args.speed, max_phonemes_per_chunk=args.max_phonemes_per_chunk,
+                    batch_size=args.batch_size, progress=len(requests) == 1,
+                )
+            except USER_ERRORS as error:  # name the line in batch mode; the files before it are written
+                raise type(error)(f"{args.text_file} (id {request['id']}): {error}" if args.text_file else str(error)) from error
+            write_audio(request["out"], output.audio, output.sampling_rate)
+            seconds = len(output.audio) / output.sampling_rate
+            manifest.append({"id": request["id"], "text": request["text"], "prompt": str(request["prompt"]),
+                             "audio": str(request["out"]), "seconds": round(seconds, 3), "chunks": len(output.chunks),
+                             "synthesis_seconds": round(time.perf_counter() - request_started, 3)})
+            print(f"[ns2-tts] wrote {request['out']}: {seconds:.2f} s of audio at {output.sampling_rate} Hz")
+        if args.text_file:
+            manifest_path = Path(args.out_dir) / MANIFEST_NAME
+            manifest_path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in manifest), encoding="utf-8")
+            print(f"[ns2-tts] {len(manifest)} files and {manifest_path} in {os.fspath(args.out_dir)}")
+    except USER_ERRORS + (ThreadSettingError,) as error:
         print(f"[ns2-tts] error: {error}", file=sys.stderr)
         return 2
-    seconds = len(audio) / output.sampling_rate
-    elapsed = time.perf_counter() - started
-    print(f"[ns2-tts] wrote {out}: {seconds:.2f} s of audio at {output.sampling_rate} Hz in {elapsed:.1f} s")
-    if getattr(output, "transcripts", None):  # --source / --enhance: the text whose phonemes were kept
-        print(f"[ns2-tts] phonemes of: {output.transcripts[0]!r}")
+    print(f"[ns2-tts] done in {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -23,6 +23,4 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/pip" install -q torch==2.13.0
 "$VENV/bin/pip" install -q -e ".[dev]"
-# resemblyzer's declared deps (typing, webrtcvad) break on 3.11: install it alone.
-"$VENV/bin/pip" install -q --no-deps "resemblyzer==0.1.4"
 echo "[setup] ready: $VENV"

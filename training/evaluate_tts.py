@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ns2_hf.audio.io import load_audio  # noqa: E402
+from ns2_hf.threads import apply_num_threads  # noqa: E402
 from ns2_hf.metrics import (  # noqa: E402
     CODEC_METRICS,
     TTS_METRICS,
@@ -261,6 +262,7 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=None,
                         help="τ of the initial noise N(0, τ⁻¹ I) (default: the pipeline scheduler's, paper 1.44)")
     parser.add_argument("--seed", type=int, default=0, help="seed for synthesis noise and test-list sampling")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: $NS2_NUM_THREADS, else 1; see ns2_hf.threads)")
     parser.add_argument("--out_dir", default="eval_out", help="where per_utterance.json/.csv and summary.json go")
     parser.add_argument("--metrics", help=f"comma-separated subset (TTS: {','.join(TTS_METRICS)}; codec: {','.join(CODEC_METRICS)})")
     parser.add_argument("--asr", help="transformers ASR checkpoint for WER (default: Whisper tiny.en, faster-whisper)")
@@ -294,6 +296,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> Dict:
     args = parse_args(argv)
+    print(f"threads: {apply_num_threads(args.threads)}", file=sys.stderr)
     if args.make_test_list:
         target_ids = None
         if args.prepared:

@@ -1,7 +1,16 @@
-"""Audio input handling and features: loading/validation, mel spectrograms, pitch."""
+"""Audio input handling and features: loading/validation, silence trimming, mel spectrograms, pitch.
+Each name is imported on first use (`ns2_hf.lazy`): loading a prompt needs neither torch nor parselmouth."""
 
-from .io import AudioInputError, check_waveform, load_audio
-from .mel import mel_filterbank, mel_spectrogram
-from .pitch import extract_pitch
+from ..lazy import lazy_exports
 
-__all__ = ["AudioInputError", "check_waveform", "extract_pitch", "load_audio", "mel_filterbank", "mel_spectrogram"]
+_EXPORTS = {
+    "AudioInputError": ".io",
+    "check_waveform": ".io",
+    "extract_pitch": ".pitch",
+    "load_audio": ".io",
+    "mel_filterbank": ".mel",
+    "mel_spectrogram": ".mel",
+    "trim_silence": ".silence",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,7 +1,7 @@
 """Speaker similarity: cosine similarity of speaker embeddings (SIM in the NS2 paper's tables).
 
 The default embedding is Resemblyzer's d-vector (a 3-layer LSTM trained for speaker
-verification, weights shipped in the PyPI package): on the project corpus two clips of one voice
+verification; code and weights kept in `voice_encoder.py`, its results identical to resemblyzer 0.1.4's): on the project corpus two clips of one voice
 score ≈ 0.87 and two different voices ≈ 0.53. Any `transformers` x-vector checkpoint
 (`AutoModelForAudioXVector`, e.g. a WavLM/UniSpeech-SAT speaker-verification model — the NS2/NS3
 papers used WavLM-TDNN) can be used instead by passing its folder (or Hub name) as
@@ -16,16 +16,10 @@ from typing import Optional
 import numpy as np
 
 from ..audio.io import AudioInputError, AudioLike, check_waveform, load_audio
+from . import voice_encoder
 
 # Resemblyzer's encoder works on 16 kHz audio.
-RESEMBLYZER_SAMPLING_RATE = 16000
-
-
-@lru_cache(maxsize=1)
-def _resemblyzer_encoder():
-    from resemblyzer import VoiceEncoder
-
-    return VoiceEncoder("cpu", verbose=False)
+RESEMBLYZER_SAMPLING_RATE = voice_encoder.SAMPLING_RATE
 
 
 @lru_cache(maxsize=2)
@@ -56,16 +50,14 @@ def speaker_embedding(
     import torch
 
     if speaker_encoder is None:
-        from resemblyzer import preprocess_wav
-
         waveform = load_audio(audio, sampling_rate, RESEMBLYZER_SAMPLING_RATE, name="audio for speaker embedding")
         waveform = check_waveform(
             waveform, None, RESEMBLYZER_SAMPLING_RATE, name="audio for speaker embedding", allow_silence=False
         )
-        speech = preprocess_wav(waveform, source_sr=RESEMBLYZER_SAMPLING_RATE)
+        speech = voice_encoder.preprocess(waveform)
         if speech.size == 0:
             raise AudioInputError("audio for speaker embedding has no speech (the VAD removed all of it).")
-        embedding = _resemblyzer_encoder().embed_utterance(speech)
+        embedding = voice_encoder.embed_utterance(speech)
     else:
         feature_extractor, model = _transformers_encoder(str(speaker_encoder))
         rate = feature_extractor.sampling_rate

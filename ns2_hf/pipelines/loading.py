@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Type, Union
 
-import torch
 
 #: Weight files ns2-hf loads, and the files a pipeline folder needs besides them (Hub download filter).
 SAFETENSORS_FILE = "model.safetensors"
@@ -109,6 +108,7 @@ def check_loaded_weights(model: torch.nn.Module, folder: Union[str, os.PathLike]
     Raises:
         ModelLoadError: naming the file and the first missing, unexpected or non-finite tensors.
     """
+    import torch
     from safetensors import safe_open
 
     file_of: Dict[str, Path] = {}
@@ -145,6 +145,8 @@ def check_pipeline_folder(folder: Union[str, os.PathLike]) -> None:
 
 def check_pipeline_weights(pipeline, folder: Union[str, os.PathLike]) -> None:
     """After loading: every `torch.nn.Module` component of `pipeline` matches its files in `folder`."""
+    import torch
+
     for name, component in pipeline.components.items():
         if isinstance(component, torch.nn.Module):
             check_loaded_weights(component, Path(folder) / name)

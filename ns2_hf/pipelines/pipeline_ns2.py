@@ -20,6 +20,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
 
 from ..audio.io import check_waveform, load_audio
+from ..audio.silence import trim_silence
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler, temperature_to_sigma
@@ -216,13 +217,11 @@ class NS2Pipeline(DiffusionPipeline):
 
     def load_prompt(self, prompt_audio: PromptAudio, prompt_sampling_rate: Optional[int]) -> np.ndarray:
         """Reads, downmixes, resamples, trims, checks and crops the prompt. Returns `(samples,)` float32."""
-        import librosa
-
         waveform = load_audio(
             prompt_audio, sampling_rate=prompt_sampling_rate, target_sampling_rate=self.sampling_rate, name="prompt_audio"
         )
         waveform = check_waveform(waveform, None, self.sampling_rate, name="prompt_audio", allow_silence=False)
-        waveform, _ = librosa.effects.trim(waveform, top_db=self.prompt_trim_db)
+        waveform, _ = trim_silence(waveform, top_db=self.prompt_trim_db)
         min_samples = int(self.min_prompt_seconds * self.sampling_rate)
         waveform = check_waveform(waveform, None, self.sampling_rate, name="prompt_audio (silence trimmed)", min_samples=min_samples)
         return waveform[: int(self.max_prompt_seconds * self.sampling_rate)]
@@ -543,7 +542,8 @@ class NS2Pipeline(DiffusionPipeline):
 
 
 def register_with_diffusers() -> None:
-    """Make `diffusers.DiffusionPipeline.from_pretrained(folder)` load NS2 pipeline folders (run by `import ns2_hf`).
+    """Make `diffusers.DiffusionPipeline.from_pretrained(folder)` load NS2 pipeline folders (run when this module
+    is imported, e.g. by `from ns2_hf import NS2Pipeline`).
 
     diffusers finds a folder's pipeline class as the attribute of its own module named by `_class_name` in
     `model_index.json`, and has no registry for pipelines defined outside it (transformers' Auto* classes have
@@ -552,6 +552,9 @@ def register_with_diffusers() -> None:
     import diffusers
 
     setattr(diffusers, NS2Pipeline.__name__, NS2Pipeline)
+
+
+register_with_diffusers()
 
 
 def build_untrained_pipeline(size: str = "tiny", seed: int = 0) -> NS2Pipeline:

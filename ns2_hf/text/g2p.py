@@ -49,6 +49,11 @@ class TextInputError(ValueError):
     """Raised for text the front end cannot turn into phonemes: empty, or nothing pronounceable."""
 
 
+class UnknownPhonemeError(ValueError):
+    """Raised by a `strict` tokenizer for a phoneme symbol that is not in its vocabulary (defined here, beside
+    `TextInputError`, so the argument checks can name both without importing transformers)."""
+
+
 # gruut reads a one-letter word with a period ("Hydrogen U.") as a dotted initial and drops the
 # period; set the period apart so it stays a sentence end.
 _LETTER_PERIOD = re.compile(r"\b([A-Za-z])\.")

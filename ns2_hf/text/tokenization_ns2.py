@@ -24,16 +24,12 @@ from typing import Iterable, Optional, Union
 
 from transformers import BatchEncoding, PreTrainedTokenizer
 
-from .g2p import TextInputError, phonemize
+from .g2p import TextInputError, UnknownPhonemeError, phonemize
 
 logger = logging.getLogger(__name__)
 
 VOCAB_FILES_NAMES = {"vocab_file": "vocab.json"}
 DEFAULT_VOCAB_FILE = Path(__file__).with_name("vocab.json")
-
-
-class UnknownPhonemeError(ValueError):
-    """Raised by a `strict` tokenizer for a phoneme symbol that is not in its vocabulary."""
 
 
 class NS2PhonemeTokenizer(PreTrainedTokenizer):
