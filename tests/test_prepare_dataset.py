@@ -251,3 +251,6 @@ def test_augmented_speakers_are_new_ids_made_from_one_real_speaker_each(audiofol
             shift = 12 * math.log2(median_f0(row["audio"]) / median_f0(source["audio"]))
             assert shift == pytest.approx(transform["semitones"], abs=0.3)
             assert len(row["audio"]) / len(source["audio"]) == pytest.approx(transform["duration_factor"], rel=0.01)
+    # a re-run must ask for the same augmentation (the source check covers it)
+    with pytest.raises(ValueError, match="was prepared from"):
+        prepare_dataset.main(_args(audiofolder, output_dir))

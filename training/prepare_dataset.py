@@ -185,8 +185,9 @@ def _require_columns(rows, columns, name):
 
 
 def describe_source(args: argparse.Namespace) -> dict:
-    """What was read, for prepare_info.json and for checking a re-run reads the same."""
-    return {
+    """What was read, for prepare_info.json and for checking a re-run reads the same (`augment_speakers` only when
+    given, so that folders prepared before the option existed still match)."""
+    described = {
         "dataset": args.dataset, "dataset_config": args.dataset_config,
         "dataset_split": args.dataset_split if args.dataset else None,
         "audiofolder": os.path.abspath(args.audiofolder) if args.audiofolder else None,
@@ -194,6 +195,9 @@ def describe_source(args: argparse.Namespace) -> dict:
         "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
         "validation_fraction": args.validation_fraction, "holdout_speakers": _holdout(args), "seed": args.seed,
     }
+    if args.augment_speakers:
+        described["augment_speakers"] = args.augment_speakers
+    return described
 
 
 def _holdout(args) -> List[str]:
