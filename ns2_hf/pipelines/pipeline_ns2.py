@@ -251,7 +251,8 @@ class NS2Pipeline(DiffusionPipeline):
         log_f0, voiced = extract_pitch(waveform, self.sampling_rate, self.hop_length)
         mean, std = (None, None)
         if voiced.any():
-            mean, std = (float(value[0]) for value in prompt_pitch_statistics(torch.from_numpy(log_f0)[None], torch.from_numpy(voiced)[None]))
+            statistics = prompt_pitch_statistics(torch.from_numpy(log_f0)[None], torch.from_numpy(voiced)[None])
+            mean, std = (float(value[0]) for value in statistics)
         with self.codec_in_float32():
             input_values = features["input_values"].to(self.device, torch.float32)
             prompt_latents = self.codec.encode(input_values).quantized_latents[0]
