@@ -11,6 +11,9 @@ Installs the Debian packages `codec2-examples` (about 8 speakers reading Harvard
     OUTPUT/test/librivox/    the LibriVox utterances, never trained on
     OUTPUT/test_list.jsonl   a test list of the LibriVox utterances for training/evaluate_tts.py: text,
                              ground truth, a prompt of the same reader, a codec2 prompt of another speaker
+    OUTPUT/codec2_prompt_list.jsonl  a test list with each held-out codec2 speaker as the prompt (7 real
+                             voices, mean f0 115–305 Hz; LibriVox texts, no ground truth, another codec2
+                             speaker as the similarity floor): does the output take the prompt's pitch range
 
 Nothing is downloaded from anywhere but the Debian archive; the files are not committed (data/ is
 ignored). The codec2 files that are themselves codec output (`*2400.wav`) or concatenations of the
@@ -96,11 +99,23 @@ def main(argv=None) -> None:
             "other_prompt_audio": os.path.relpath(others[index % len(others)], output),
             "speaker": "librivox_austen",
         })
-    with open(output / "test_list.jsonl", "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
+    prompt_rows = [
+        {
+            "id": f"codec2_{name}",
+            "text": transcripts[utterances[index % len(utterances)]],
+            "prompt_audio": os.path.relpath(others[index], output),
+            "other_prompt_audio": os.path.relpath(others[(index + 3) % len(others)], output),
+            "speaker": f"codec2_{name}",
+        }
+        for index, name in enumerate(CODEC2_TEST)
+    ]
+    for name, list_rows in (("test_list.jsonl", rows), ("codec2_prompt_list.jsonl", prompt_rows)):
+        with open(output / name, "w", encoding="utf-8") as handle:
+            for row in list_rows:
+                handle.write(json.dumps(row) + "\n")
     print(f"wrote {len(CODEC2_TRAIN) + 1} training and {len(others) + len(utterances)} test recordings, "
-          f"and {output / 'test_list.jsonl'} ({len(rows)} items)")
+          f"{output / 'test_list.jsonl'} ({len(rows)} items) and {output / 'codec2_prompt_list.jsonl'} "
+          f"({len(prompt_rows)} items)")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ def test_real_speech_splits_train_from_test_and_lists_the_transcribed_utterances
     for row in rows:
         for column in ("audio", "prompt_audio", "other_prompt_audio"):
             assert (real_speech / row[column]).is_file()
+    prompt_rows = [json.loads(line) for line in (real_speech / "codec2_prompt_list.jsonl").read_text().splitlines()]
+    assert len({row["prompt_audio"] for row in prompt_rows}) == 7 and all(row["text"] for row in prompt_rows)
+    for row in prompt_rows:
+        assert row["prompt_audio"] != row["other_prompt_audio"] and (real_speech / row["other_prompt_audio"]).is_file()
 
 
 def test_untranscribed_audio_batches_with_the_corpus_collate(real_speech):

@@ -8,9 +8,11 @@ import soundfile as sf
 from ns2_hf.audio import AudioInputError
 from ns2_hf.metrics import (
     METRIC_NAMES,
+    EvaluationItem,
     character_error_rate,
     dnsmos,
     duration_agreement,
+    evaluate_items,
     frame_rate_buzz,
     metric_path,
     moments,
@@ -246,3 +248,16 @@ def test_evaluate_modules_load_offline(speech):
     assert set(buzz) == {"buzz_share", "grid_lock"} and buzz["grid_lock"] < 1.5
     with pytest.raises(ValueError, match="unknown metric"):
         metric_path("bleu")
+
+
+def test_evaluation_reports_the_outputs_mean_f0_against_the_prompts(speech):
+    import librosa
+
+    four_semitones_up = librosa.effects.pitch_shift(speech, sr=RATE, n_steps=4)
+    rows = evaluate_items([EvaluationItem(id="shifted", prompt=speech, audio=four_semitones_up, ground_truth=speech)],
+                          RATE, metrics=["prosody"])
+    model, ground_truth = (next(row for row in rows if row["system"] == system) for system in ("model", "ground_truth"))
+    prompt_mean = pitch_statistics(speech, RATE)["pitch_mean"]
+    assert model["f0_prompt_ratio"] == pytest.approx(2 ** (4 / 12), rel=0.04)
+    assert model["f0_prompt_diff_hz"] == pytest.approx((model["f0_prompt_ratio"] - 1) * prompt_mean, rel=1e-6)
+    assert ground_truth["f0_prompt_ratio"] == pytest.approx(1.0) and ground_truth["f0_prompt_diff_hz"] == pytest.approx(0.0)

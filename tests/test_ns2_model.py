@@ -416,3 +416,78 @@ def test_base_config_has_the_paper_sizes():
     num_parameters = sum(p.numel() for p in model.parameters())
     # the paper reports ~435M including a ~27M codec
     assert 380e6 < num_parameters < 480e6, num_parameters
+
+
+# --- prompt-anchored pitch (pitch_normalization="prompt", ours) ------------------------------------------------
+def with_voicing(batch, seed=2):
+    """Adds `voiced (B, F)` (every third valid frame unvoiced) and the prompt's `prompt_log_f0`, `prompt_voiced`."""
+    generator = torch.Generator().manual_seed(seed)
+    frames = torch.arange(batch["log_f0"].shape[1])
+    batch = dict(batch, voiced=batch["latent_mask"] & (frames % 3 != 0))
+    prompt_mask = batch["prompt_mask"]
+    batch["prompt_log_f0"] = (5.0 + 0.2 * torch.randn(prompt_mask.shape, generator=generator)) * prompt_mask
+    batch["prompt_voiced"] = prompt_mask & (torch.arange(prompt_mask.shape[1]) % 4 != 0)
+    return batch
+
+
+def test_prompt_pitch_model_overfits_a_tiny_batch():
+    config = NS2Config.tiny(pitch_normalization="prompt")
+    model = NS2Model(config).eval()
+    batch, codebooks = make_batch(config)
+    batch = with_voicing(batch)
+    diffusion = fixed_diffusion_inputs(batch)
+    with torch.no_grad():
+        before = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
+    _train(model, batch, codebooks, steps=150, learning_rate=3e-3, diffusion=diffusion)
+    with torch.no_grad():
+        after = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
+    assert after.loss < before.loss / 5
+    assert after.pitch_loss < before.pitch_loss / 5
+    # the de-normalised prediction is the true log-f0 on voiced frames (in Hz: within a few per cent)
+    voiced = batch["voiced"]
+    assert (after.predicted_log_f0[voiced] - batch["log_f0"][voiced]).abs().mean() < 0.05
+
+
+def test_prompt_pitch_loss_ignores_unvoiced_frames():
+    config = NS2Config.tiny(pitch_normalization="prompt")
+    model = NS2Model(config).eval()
+    batch, codebooks = make_batch(config)
+    batch = with_voicing(batch)
+    diffusion = fixed_diffusion_inputs(batch)
+    log_f0 = batch["log_f0"].clone().requires_grad_(True)
+    output = model(**dict(batch, log_f0=log_f0), codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
+    output.pitch_loss.backward()
+    voiced, unvoiced = batch["voiced"], batch["latent_mask"] & ~batch["voiced"]
+    assert unvoiced.any() and (log_f0.grad[unvoiced] == 0).all()
+    assert (log_f0.grad[voiced] != 0).all()
+    # moving the (interpolated) target on unvoiced frames leaves the pitch loss as it was
+    moved = batch["log_f0"] + 3.0 * unvoiced
+    with torch.no_grad():
+        again = model(**dict(batch, log_f0=moved), codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
+    assert torch.allclose(again.pitch_loss, output.pitch_loss)
+    # the paper's setting counts them
+    plain = NS2Model(NS2Config.tiny()).eval()
+    with torch.no_grad():
+        first, second = (plain(**dict(batch, log_f0=f0), codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER,
+                               **diffusion).pitch_loss for f0 in (batch["log_f0"], moved))
+    assert second > first + 0.5
+
+
+def test_prompt_pitch_prediction_moves_with_the_prompts_pitch_and_needs_it():
+    config = NS2Config.tiny(pitch_normalization="prompt")
+    model = NS2Model(config).eval()
+    frame_hidden, frame_mask = torch.randn(2, 9, config.hidden_size), torch.arange(9)[None] < torch.tensor([[9], [6]])
+    prompt_hidden, prompt_mask = torch.randn(2, 5, config.hidden_size), torch.ones(2, 5, dtype=torch.bool)
+    std = torch.tensor([0.1, 0.2])
+    with torch.no_grad():
+        low = model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask, (torch.tensor([4.5, 5.0]), std))
+        high = model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask, (torch.tensor([4.8, 5.3]), std))
+    assert torch.allclose((high - low)[frame_mask], torch.tensor(0.3))
+    assert (high[~frame_mask] == 0).all()
+    with pytest.raises(ValueError, match="prompt_pitch"):
+        model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
+    batch, codebooks = make_batch(config)
+    with pytest.raises(ValueError, match="voiced"):
+        model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
+    with pytest.raises(ValueError, match="pitch_normalization"):
+        NS2Config.tiny(pitch_normalization="speaker")

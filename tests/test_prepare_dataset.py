@@ -224,3 +224,33 @@ def test_hub_style_dataset_with_audio_bytes(corpus_dir, tmp_path):
     assert dataset["train"]["id"] == ["piper_joe_0000"] and dataset["validation"]["speaker_id"] == ["rms"]
     original, _ = sf.read(corpus_dir / "audio" / "piper_joe_0000.flac", dtype="float32")
     np.testing.assert_allclose(dataset["train"][0]["audio"], original, atol=1e-6)
+
+
+def test_augmented_speakers_are_new_ids_made_from_one_real_speaker_each(audiofolder, tmp_path):
+    from ns2_hf.metrics import pitch_contour
+
+    def median_f0(audio):  # the statistic the transform moves (a mean is pulled by octave errors)
+        f0, voiced = pitch_contour(np.asarray(audio, dtype=np.float32), 16000)
+        return float(np.median(f0[voiced]))
+
+    output_dir = tmp_path / "augmented"
+    prepare_dataset.main(_args(audiofolder, output_dir, "--augment_speakers", "3"))
+    info = read_prepare_info(output_dir)
+    transforms = {t["speaker_id"]: t for t in info["augmented_speakers"]}
+    assert sorted(transforms) == ["fes_kal_aug0", "fes_kal_aug2", "kok_alpha_aug1"]  # never the held-out speaker
+    dataset = load_prepared(output_dir)
+    rows = {row["id"]: row for split in dataset.values() for row in split}
+    assert set(info["speakers"]["validation"]) >= {HOLDOUT} and not any(HOLDOUT in s for s in transforms)
+    for speaker, transform in transforms.items():
+        augmented = [row for row in rows.values() if row["speaker_id"] == speaker]
+        assert len(augmented) == SPEAKERS[transform["source_speaker"]]
+        for row in augmented:
+            source = rows[row["id"].rsplit("_aug", 1)[0]]
+            assert source["speaker_id"] == transform["source_speaker"] and row["phonemes"] == source["phonemes"]
+            assert row["num_frames"] == math.ceil(len(row["audio"]) / HOP) == len(row["log_f0"]) == len(row["voiced"])
+            shift = 12 * math.log2(median_f0(row["audio"]) / median_f0(source["audio"]))
+            assert shift == pytest.approx(transform["semitones"], abs=0.3)
+            assert len(row["audio"]) / len(source["audio"]) == pytest.approx(transform["duration_factor"], rel=0.01)
+    # a re-run must ask for the same augmentation (the source check covers it)
+    with pytest.raises(ValueError, match="was prepared from"):
+        prepare_dataset.main(_args(audiofolder, output_dir))

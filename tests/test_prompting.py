@@ -136,3 +136,23 @@ def test_bad_inputs_raise_clear_errors():
         prompter([utterance])
     with pytest.raises(ValueError, match="lacks"):
         prompter([{"phoneme_ids": torch.tensor([1])}])
+
+
+def test_voicing_is_cut_with_the_frames_and_the_prompts_pitch_comes_along():
+    utterances = [make_utterance([3, 4, 2, 5, 1], seed=1), make_utterance([2, 2, 6], seed=2)]
+    for utterance in utterances:
+        utterance["voiced"] = torch.arange(len(utterance["log_f0"])) % 2 == 0  # even frames voiced
+    batch = NS2SpeechPrompter(0.3, 0.5, generator=torch.Generator().manual_seed(0))(utterances)
+    for index in range(2):
+        target_frames, prompt_frames = split_back(batch, index)
+        assert batch["voiced"][index][batch["latent_mask"][index]].tolist() == (target_frames % 2 == 0).tolist()
+        assert batch["prompt_voiced"][index][batch["prompt_mask"][index]].tolist() == (prompt_frames % 2 == 0).tolist()
+        assert torch.equal(batch["prompt_log_f0"][index][batch["prompt_mask"][index]], prompt_frames.float() / 10)
+    assert not batch["voiced"][~batch["latent_mask"]].any() and not batch["prompt_voiced"][~batch["prompt_mask"]].any()
+    # without voicing the batch is what it always was; mixing the two is an error
+    plain = NS2SpeechPrompter(0.3, 0.5)([make_utterance([3, 4, 2])])
+    assert not {"voiced", "prompt_log_f0", "prompt_voiced"} & set(plain)
+    with pytest.raises(ValueError, match="all or none"):
+        NS2SpeechPrompter(0.3, 0.5)([utterances[0], make_utterance([3, 4, 2])])
+    with pytest.raises(ValueError, match="voiced"):
+        NS2SpeechPrompter(0.3, 0.5)([dict(utterances[0], voiced=torch.ones(3, dtype=torch.bool))])

@@ -20,6 +20,12 @@ A test list is CSV or JSONL with columns `text`, `prompt_audio`, optional `audio
 `speaker` and `id`. Writes `per_utterance.json`, `per_utterance.csv` and `summary.json` to
 `--out_dir` (and the synthesized `audio/<id>.wav`), and prints a table of mean ± std per metric
 with a ground-truth column next to the model's.
+
+Whether the voice follows the prompt shows in two columns per row and in the summary: the output's
+mean f0 against the prompt's (`f0_prompt_ratio`, `f0_prompt_diff_hz`; "prosody" metric) and the
+similarity to the prompt next to its floor, the similarity to another speaker's recording
+(`sim_prompt` vs `sim_other`; "speaker_similarity"). Real recorded prompts: `python
+scripts/fetch_real_speech.py` writes `data/real_speech/test_list.jsonl`.
 """
 
 from __future__ import annotations

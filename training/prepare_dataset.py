@@ -11,6 +11,12 @@ The dataset's schema is documented in `training/data.py`. Three stages, each add
    reference's phone labels and the tokenizer by one built from those labels.
 3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance.
 
+With `--augment_speakers N` the features stage also makes N new speakers from the real ones (ours,
+`training/voice_augmentation.py`): each is one real speaker's utterances with pitch, formants and
+tempo changed by the same transform, under a new speaker id (`<speaker>_aug<k>`, utterance ids
+`<id>_aug<k>`), so its prompts are always its own utterances. Held-out speakers are never augmented;
+the transforms are listed in `prepare_info.json` (`augmented_speakers`).
+
 Files that cannot be used (unreadable, silent, text that does not phonemize, audio too short for
 its phonemes, no reference alignment) are skipped, printed and listed with the reason in
 `prepare_info.json`; the job goes on.
@@ -56,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ns2_hf.audio import AudioInputError, check_waveform, load_audio  # noqa: E402
 from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
+from training.voice_augmentation import draw_transforms, transform_voice  # noqa: E402
 from training.data import (  # noqa: E402
     AUDIO, CODES, DURATIONS, ID, LOG_F0, NORMALIZED_TEXT, NUM_FRAMES, PHONEME_IDS, PHONEMES,
     PREPARE_INFO_FILE, SAMPLING_RATE, SPEAKER_ID, SPLITS, TEXT, UNKNOWN_SPEAKER, VOICED,
@@ -100,6 +107,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--codec", default=None, help="Trained NS2CodecModel folder: adds codes.")
     parser.add_argument("--batch_size", type=int, default=16, help="Utterances per aligner/codec forward pass.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
+    parser.add_argument("--augment_speakers", type=int, default=0,
+                        help="Add this many augmented speakers (pitch/formant/tempo-shifted copies of real speakers, "
+                             "training/voice_augmentation.py) in the features stage.")
     args = parser.parse_args(argv)
     if args.aligner and args.alignments_dir:
         parser.error("give either --aligner or --alignments_dir, not both.")
@@ -175,8 +185,9 @@ def _require_columns(rows, columns, name):
 
 
 def describe_source(args: argparse.Namespace) -> dict:
-    """What was read, for prepare_info.json and for checking a re-run reads the same."""
-    return {
+    """What was read, for prepare_info.json and for checking a re-run reads the same (`augment_speakers` only when
+    given, so that folders prepared before the option existed still match)."""
+    described = {
         "dataset": args.dataset, "dataset_config": args.dataset_config,
         "dataset_split": args.dataset_split if args.dataset else None,
         "audiofolder": os.path.abspath(args.audiofolder) if args.audiofolder else None,
@@ -184,6 +195,9 @@ def describe_source(args: argparse.Namespace) -> dict:
         "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
         "validation_fraction": args.validation_fraction, "holdout_speakers": _holdout(args), "seed": args.seed,
     }
+    if args.augment_speakers:
+        described["augment_speakers"] = args.augment_speakers
+    return described
 
 
 def _holdout(args) -> List[str]:
@@ -272,6 +286,47 @@ def features_stage(source, tokenizer, codec_config, args, work_dir: Path):
     skipped = [{"id": i, "stage": "features", "reason": r} for i, r in zip(processed[ID], reasons) if r]
     usable = processed.select([n for n, r in enumerate(reasons) if not r]).remove_columns(SKIP_REASON)
     return usable, skipped
+
+
+def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_rate: int, hop_length: int):
+    """Stage-1 rows of `count` augmented speakers (see `training/voice_augmentation.py`), the pitch and frame count
+    measured again on the transformed audio. Returns `(rows, skipped, transforms as dicts)`; a transformed utterance
+    outside `--min_seconds`/`--max_seconds` or with fewer frames than phonemes is skipped."""
+    from datasets import Features, Value, concatenate_datasets
+
+    speakers = np.asarray(usable[SPEAKER_ID])
+    speaker_f0 = {}
+    for speaker in sorted(set(speakers.tolist()) - set(holdout) - {UNKNOWN_SPEAKER}):
+        rows = usable.select(np.flatnonzero(speakers == speaker))
+        log_f0 = np.concatenate([np.asarray(f0)[np.asarray(v, dtype=bool)] for f0, v in zip(rows[LOG_F0], rows[VOICED])])
+        if log_f0.size:
+            speaker_f0[speaker] = float(np.exp(np.median(log_f0)))
+    transforms = draw_transforms(speaker_f0, count, args.seed)
+    features = Features({**dataset_features(), SKIP_REASON: Value("string")})
+    copies, skipped = [], []
+    for index, transform in enumerate(transforms):
+        def augment(example):
+            voiced = np.asarray(example[VOICED], dtype=bool)
+            # Praat reads a median of 0 as "keep the pitch" (an utterance with no voiced frame)
+            median_f0 = float(np.exp(np.median(np.asarray(example[LOG_F0])[voiced]))) if voiced.any() else 0.0
+            audio = transform_voice(np.asarray(example[AUDIO], dtype=np.float32), sampling_rate, transform, median_f0)
+            num_frames = num_frames_for(len(audio), hop_length)
+            log_f0, voiced = extract_pitch(audio, sampling_rate, hop_length, num_frames=num_frames)
+            seconds = len(audio) / sampling_rate
+            reason = ""
+            if not args.min_seconds <= seconds <= args.max_seconds:
+                reason = f"augmented duration {seconds:.2f} s outside [{args.min_seconds}, {args.max_seconds}] s"
+            elif num_frames < len(example[PHONEMES]):
+                reason = f"augmented audio has {num_frames} frames for {len(example[PHONEMES])} phonemes"
+            return {ID: f"{example[ID]}_aug{index}", SPEAKER_ID: transform.speaker_id, AUDIO: audio,
+                    NUM_FRAMES: num_frames, LOG_F0: log_f0, VOICED: voiced, SKIP_REASON: reason}
+
+        rows = usable.select(np.flatnonzero(speakers == transform.source_speaker)).map(
+            augment, features=features, keep_in_memory=True, desc=f"augment {transform.speaker_id}")
+        reasons = rows[SKIP_REASON]
+        skipped += [{"id": i, "stage": "augmentation", "reason": r} for i, r in zip(rows[ID], reasons) if r]
+        copies.append(rows.select([n for n, r in enumerate(reasons) if not r]).remove_columns(SKIP_REASON))
+    return concatenate_datasets(copies) if copies else None, skipped, [t.as_dict() for t in transforms]
 
 
 def split_by_speaker(dataset, validation_fraction: float, holdout_speakers: List[str], seed: int):
@@ -504,11 +559,21 @@ def main(argv: Optional[List[str]] = None) -> None:
             if unknown:
                 raise ValueError(f"--holdout_speakers {unknown} are not speakers of the source.")
             usable, skipped = features_stage(source, tokenizer, codec_config, args, work_dir)
+            augmented_speakers = []
+            if args.augment_speakers:
+                augmented, augment_skipped, augmented_speakers = augmentation_stage(
+                    usable, args.augment_speakers, holdout, args, sampling_rate, hop_length)
+                skipped += augment_skipped
+                if augmented is not None:
+                    from datasets import concatenate_datasets
+
+                    usable = concatenate_datasets([usable, augmented])
             report_skipped(skipped)
             splits = dict(split_by_speaker(usable, args.validation_fraction, holdout, args.seed))
             info = {"source": describe_source(args), "num_source_utterances": len(source),
                     "sampling_rate": sampling_rate, "hop_length": hop_length, "skipped": skipped,
-                    "aligner": None, "alignments_dir": None, "codec": None}
+                    "aligner": None, "alignments_dir": None, "codec": None,
+                    "augmented_speakers": augmented_speakers}
             timed("features", len(source), started, info)
             added = list(splits["train"].column_names)
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from ns2_hf.audio.mel import mel_spectrogram  # noqa: E402
 from ns2_hf.codec import NS2CodecFeatureExtractor, NS2CodecModel  # noqa: E402
 from ns2_hf.ns2 import NS2Config, NS2Model, NS2SpeechPrompter  # noqa: E402
+from ns2_hf.ns2.prompt_pitch import prompt_pitch_statistics  # noqa: E402
 from ns2_hf.pipelines.loading import load_model  # noqa: E402
 from ns2_hf.pipelines.pipeline_ns2 import NS2Pipeline  # noqa: E402
 from ns2_hf.schedulers import NS2Scheduler  # noqa: E402
@@ -51,6 +52,7 @@ from training.data import (  # noqa: E402
     DURATIONS,
     LOG_F0,
     PHONEME_IDS,
+    VOICED,
     FrameBatchSampler,
     PreparedDataset,
     collate_batch,
@@ -84,7 +86,7 @@ def add_arguments(parser):
 def utterances_of(batch, codec):
     """A collated batch → one dict per utterance for the speech prompter: `phoneme_ids (L,)`,
     `durations (L,)`, `latents (D, F)` (quantized codec latents from the codes), `codes (n_q, F)`,
-    `log_f0 (F,)`."""
+    `log_f0 (F,)`, `voiced (F,)` (the model's pitch loss uses it with `pitch_normalization: prompt`)."""
     with torch.no_grad():
         latents = codec.codes_to_latents(batch[CODES])
     utterances = []
@@ -95,6 +97,7 @@ def utterances_of(batch, codec):
             "latents": latents[index, :, :num_frames],
             CODES: batch[CODES][index, :, :num_frames],
             LOG_F0: batch[LOG_F0][index, :num_frames],
+            VOICED: batch[VOICED][index, :num_frames],
         })
     return utterances
 
@@ -129,7 +132,7 @@ def main():
     # the prompter needs two phones with frames (one for the prompt, one for the target)
     dataset = dataset.filter(lambda durations: sum(d > 0 for d in durations) >= 2, input_columns=DURATIONS,
                              keep_in_memory=True)
-    columns = (PHONEME_IDS, DURATIONS, LOG_F0, CODES)
+    columns = (PHONEME_IDS, DURATIONS, LOG_F0, VOICED, CODES)
     train_set = PreparedDataset(dataset["train"], columns=columns)
     val_set = PreparedDataset(dataset["validation"], columns=columns)
     for split in (train_set, val_set):
@@ -219,7 +222,9 @@ def main():
             durations = torch.tensor([row[DURATIONS]], device=accelerator.device)
             phoneme_hidden = unwrapped_model.encode_phonemes(phoneme_ids, torch.ones_like(phoneme_ids, dtype=torch.bool))
             frame_hidden, frame_mask = unwrapped_model.length_regulate(phoneme_hidden, durations)
-            predicted_log_f0 = unwrapped_model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
+            prompt_pitch = prompt_pitch_statistics(torch.tensor([prompt_row[LOG_F0]]), torch.tensor([prompt_row[VOICED]]))
+            predicted_log_f0 = unwrapped_model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask,
+                                                             tuple(value.to(accelerator.device) for value in prompt_pitch))
             writer.add_figure(f"val/pitch_{index}", pitch_figure(
                 row[LOG_F0], predicted_log_f0[0].cpu().numpy(), row["voiced"], title=row["id"]), step)
 

@@ -24,7 +24,14 @@ import numpy as np
 from .asr import character_error_rate, transcribe, word_error_rate
 from .frame_buzz import frame_rate_buzz
 from .mos import dnsmos
-from .prosody_stats import duration_agreement, duration_statistics, pitch_agreement, pitch_statistics, statistics_difference
+from .prosody_stats import (
+    duration_agreement,
+    duration_statistics,
+    pitch_agreement,
+    pitch_against_prompt,
+    pitch_statistics,
+    statistics_difference,
+)
 from .reconstruction import multi_resolution_mel_distance, pesq_wideband, si_snr, stoi
 from .speaker import speaker_similarity
 from .spectral import spectral_distortion
@@ -104,7 +111,11 @@ def _score_system(item, system, metrics, sampling_rate, asr, speaker_encoder, pr
         attempt("dnsmos", lambda: dnsmos(audio, sampling_rate))
     if "prosody" in metrics:
         if prompt_statistics is not None:
-            attempt("pitch statistics", lambda: statistics_difference(pitch_statistics(audio, sampling_rate), prompt_statistics))
+            def pitch_versus_prompt():
+                statistics = pitch_statistics(audio, sampling_rate)
+                return {**statistics_difference(statistics, prompt_statistics), **pitch_against_prompt(statistics, prompt_statistics)}
+
+            attempt("pitch statistics", pitch_versus_prompt)
         if reference is not None:
             attempt("pitch agreement", lambda: pitch_agreement(audio, reference, sampling_rate))
         if durations is not None:
@@ -153,7 +164,8 @@ def evaluate_items(
         One row per item and system present (`system` = "ground_truth" or "model"): `id`,
         `system`, `errors` (list of strings), `text`/`transcript` with WER, and metric values:
         `wer`, `cer`, `sim_prompt`, `sim_other`, `sim_gt`, `dnsmos_ovrl|sig|bak|p808`,
-        `pitch_{mean,std,skewness,kurtosis}_diff` (vs prompt), `pitch_pearson`, `pitch_rmse_hz`,
+        `pitch_{mean,std,skewness,kurtosis}_diff` (vs prompt), `f0_prompt_ratio` and `f0_prompt_diff_hz` (mean f0
+        against the prompt's: does the output sit in the prompt's voice range), `pitch_pearson`, `pitch_rmse_hz`,
         `duration_{mean,std,skewness,kurtosis}`, `duration_pearson`, `duration_rmse`, `mcd`,
         `f0_rmse_cents`, `vuv_error`, `mel_distance`, `si_snr`, `pesq`, `stoi`, `buzz_share`, `grid_lock`.
     """

@@ -93,6 +93,13 @@ def statistics_difference(statistics: Dict[str, float], reference_statistics: Di
     return {f"{key}_diff": abs(value - reference_statistics[key]) for key, value in statistics.items() if key in reference_statistics}
 
 
+def pitch_against_prompt(statistics: Dict[str, float], prompt_statistics: Dict[str, float]) -> Dict[str, float]:
+    """The output's mean f0 against the prompt's (from :func:`pitch_statistics` of each): `f0_prompt_ratio` =
+    output / prompt and `f0_prompt_diff_hz` = output − prompt (signed: negative is lower than the prompt)."""
+    output, prompt = statistics["pitch_mean"], prompt_statistics["pitch_mean"]
+    return {"f0_prompt_ratio": output / prompt, "f0_prompt_diff_hz": output - prompt}
+
+
 def sequence_agreement(
     sequence: Sequence[float],
     reference: Sequence[float],

@@ -1,8 +1,11 @@
 """Configuration of the NaturalSpeech 2 latent diffusion model (everything but the codec)."""
 
 import math
+from typing import Optional
 
 from transformers import PreTrainedConfig
+
+from .prompt_pitch import PITCH_NORMALIZATIONS
 
 
 #: Config keys of older folders that now belong to the scheduler (`NS2Scheduler`).
@@ -39,6 +42,12 @@ class NS2Config(PreTrainedConfig):
             (FastSpeech 2 style; our choice, the paper does not say). Bin 0 holds everything at or
             below `log_f0_min`, including unvoiced frames stored as log-f0 0.
         log_f0_min, log_f0_max: range of log-f0 (natural log of Hz) spread evenly over the bins.
+        pitch_normalization: None (the paper): the pitch predictor regresses absolute log-f0 on every
+            frame. `"prompt"` (ours, see `ns2_hf.ns2.prompt_pitch`): it regresses log-f0 normalised by
+            the prompt's voiced mean and std, the pitch loss counts voiced frames only, and inference
+            de-normalises with the prompt's statistics, so the output's pitch follows the prompt's range.
+            Training then needs the `voiced` flags (the speech prompter passes them on) and inference
+            the prompt's pitch (the pipeline measures it).
         wavenet_layers: residual layers of the WaveNet denoiser.
         wavenet_kernel_size: kernel of its dilated convs.
         wavenet_dilation_cycle: layer i uses dilation `2 ** (i % wavenet_dilation_cycle)`.
@@ -81,6 +90,7 @@ class NS2Config(PreTrainedConfig):
         pitch_bins: int = 256,
         log_f0_min: float = math.log(50.0),
         log_f0_max: float = math.log(1100.0),
+        pitch_normalization: Optional[str] = None,
         wavenet_layers: int = 40,
         wavenet_kernel_size: int = 3,
         wavenet_dilation_cycle: int = 2,
@@ -106,6 +116,8 @@ class NS2Config(PreTrainedConfig):
             raise ValueError(f"wavenet_filter_size must be even (the gate halves it), got {wavenet_filter_size}")
         if latent_scale <= 0:
             raise ValueError(f"latent_scale must be positive, got {latent_scale}")
+        if pitch_normalization not in PITCH_NORMALIZATIONS:
+            raise ValueError(f"pitch_normalization must be one of {PITCH_NORMALIZATIONS}, got {pitch_normalization!r}")
         if log_f0_max <= log_f0_min:
             raise ValueError(f"log_f0_max ({log_f0_max}) must exceed log_f0_min ({log_f0_min})")
         self.vocab_size = vocab_size
@@ -127,6 +139,7 @@ class NS2Config(PreTrainedConfig):
         self.pitch_bins = pitch_bins
         self.log_f0_min = log_f0_min
         self.log_f0_max = log_f0_max
+        self.pitch_normalization = pitch_normalization
         self.wavenet_layers = wavenet_layers
         self.wavenet_kernel_size = wavenet_kernel_size
         self.wavenet_dilation_cycle = wavenet_dilation_cycle

@@ -92,6 +92,7 @@ def duration_loss(
 
 
 def pitch_loss(predicted_log_f0: torch.Tensor, log_f0: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-    """Masked L1 between predicted and true frame log-f0 `(batch, F)` (over every valid frame,
-    voiced or not: the data's convention for unvoiced frames is what the predictor learns)."""
+    """Masked L1 between predicted and true frame log-f0 `(batch, F)` over the frames `frame_mask` marks:
+    every valid frame in the paper's setting (the data's convention for unvoiced frames is then what the
+    predictor learns), valid voiced frames only with prompt-anchored pitch (`NS2Model` passes that mask)."""
     return _masked_mean((predicted_log_f0 - log_f0).abs(), frame_mask)

@@ -18,6 +18,7 @@ from . import losses
 from .configuration_ns2 import NS2Config
 from .phoneme_encoder import PhonemeEncoder
 from .prompt_encoder import PromptEncoder
+from .prompt_pitch import denormalize_log_f0, normalize_log_f0, prompt_pitch_statistics
 from .variance_predictors import PitchEmbedding, VariancePredictor, length_regulate
 from .wavenet import PromptQueryTokens, WaveNetDenoiser
 
@@ -32,10 +33,11 @@ class NS2ModelOutput(ModelOutput):
         score_loss: `()` Min-SNR weighted noise-space error of the score implied by ẑ₀.
         ce_rvq_loss: `()` cross-entropy of the true RVQ codes given ẑ₀ (normalised latent space).
         duration_loss: `()` masked L1 on log(d+1) per phoneme.
-        pitch_loss: `()` masked L1 on log-f0 per frame.
+        pitch_loss: `()` masked L1 on log-f0 per frame (with `pitch_normalization="prompt"`: on the
+            prompt-normalised log-f0, voiced frames only).
         predicted_latents: `(batch, D, F)` ẑ₀ in the codec's raw latent space, zero at padding.
         predicted_log_durations: `(batch, L)` predicted log(d+1), zero at padding.
-        predicted_log_f0: `(batch, F)` predicted log-f0, zero at padding.
+        predicted_log_f0: `(batch, F)` predicted log-f0 (absolute, de-normalised), zero at padding.
     """
 
     loss: Optional[torch.Tensor] = None
@@ -186,9 +188,29 @@ class NS2Model(NS2PreTrainedModel):
         frame_mask: torch.Tensor,
         prompt_hidden: torch.Tensor,
         prompt_mask: torch.Tensor,
+        prompt_pitch: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> torch.Tensor:
-        """Frame hidden `(batch, F, H)` + prompt → predicted log-f0 `(batch, F)`."""
-        return self.pitch_predictor(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
+        """Frame hidden `(batch, F, H)` + prompt → predicted log-f0 `(batch, F)`, zero at padding.
+
+        Args:
+            prompt_pitch: `(mean (batch,), std (batch,))` of the prompt's voiced log-f0
+                (`ns2_hf.ns2.prompt_pitch.prompt_pitch_statistics`); required with
+                `config.pitch_normalization == "prompt"`, whose predictor output is de-normalised with
+                them; ignored otherwise.
+
+        Raises:
+            ValueError: if the config anchors pitch to the prompt and `prompt_pitch` is None.
+        """
+        predicted = self.pitch_predictor(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
+        if self.config.pitch_normalization != "prompt":
+            return predicted
+        if prompt_pitch is None:
+            raise ValueError(
+                "this model predicts pitch relative to the prompt (pitch_normalization='prompt'): pass prompt_pitch, "
+                "the prompt's voiced log-f0 mean and std"
+            )
+        mean, std = (value.to(predicted.dtype) for value in prompt_pitch)
+        return denormalize_log_f0(predicted, mean, std) * frame_mask.to(predicted.dtype)
 
     def build_condition(self, frame_hidden: torch.Tensor, log_f0: torch.Tensor) -> torch.Tensor:
         """The denoiser's frame condition c: frame hidden `(batch, F, H)` + pitch embedding of
@@ -250,6 +272,23 @@ class NS2Model(NS2PreTrainedModel):
                 f"{duration_sums.tolist()} for frame counts {frame_counts.tolist()}"
             )
 
+    @staticmethod
+    def _check_prompt_pitch_inputs(log_f0, voiced, prompt_mask, prompt_log_f0, prompt_voiced):
+        missing = [name for name, value in (("voiced", voiced), ("prompt_log_f0", prompt_log_f0),
+                                            ("prompt_voiced", prompt_voiced)) if value is None]
+        if missing:
+            raise ValueError(
+                f"pitch_normalization='prompt' needs {missing}: the voicing of the target frames and the prompt's "
+                "log-f0 and voicing (NS2SpeechPrompter returns them when the utterances carry `voiced`)"
+            )
+        if voiced.shape != log_f0.shape:
+            raise ValueError(f"voiced {tuple(voiced.shape)} must match log_f0 {tuple(log_f0.shape)}")
+        if prompt_log_f0.shape != prompt_mask.shape or prompt_voiced.shape != prompt_mask.shape:
+            raise ValueError(
+                f"prompt_log_f0 {tuple(prompt_log_f0.shape)} and prompt_voiced {tuple(prompt_voiced.shape)} must match "
+                f"prompt_mask {tuple(prompt_mask.shape)}"
+            )
+
     def forward(
         self,
         phoneme_ids: torch.Tensor,
@@ -265,6 +304,9 @@ class NS2Model(NS2PreTrainedModel):
         noise_scheduler,
         timesteps: Optional[torch.Tensor] = None,
         noise: Optional[torch.Tensor] = None,
+        voiced: Optional[torch.Tensor] = None,
+        prompt_log_f0: Optional[torch.Tensor] = None,
+        prompt_voiced: Optional[torch.Tensor] = None,
         return_dict: bool = True,
     ) -> Union[NS2ModelOutput, Tuple[torch.Tensor, ...]]:
         """Training losses with teacher-forced durations and pitch.
@@ -285,13 +327,22 @@ class NS2Model(NS2PreTrainedModel):
                 score loss; save it with the model so sampling uses the same SDE.
             timesteps: `(batch,)` diffusion times; default `noise_scheduler.sample_timesteps` (t ~ U(t_eps, 1)).
             noise: `(batch, D, F)` ε; default standard normal.
+            voiced: `(batch, F)` bool voicing of the target frames; with `pitch_normalization="prompt"` the
+                pitch loss counts only valid voiced frames (ignored otherwise).
+            prompt_log_f0: `(batch, P)` log-f0 of the prompt frames (needed with `pitch_normalization="prompt"`).
+            prompt_voiced: `(batch, P)` bool voicing of the prompt frames (likewise).
             return_dict: return an :class:`NS2ModelOutput` (else a tuple of its fields).
 
         Raises:
-            ValueError: on shape mismatches, or when durations do not sum to the valid frames.
+            ValueError: on shape mismatches, when durations do not sum to the valid frames, or when the
+                config anchors pitch to the prompt and `voiced`, `prompt_log_f0` or `prompt_voiced` is missing.
         """
         config = self.config
         self._check_training_inputs(phoneme_mask, durations, latents, latent_mask, codes, codebooks, log_f0)
+        prompt_pitch = None
+        if config.pitch_normalization == "prompt":
+            self._check_prompt_pitch_inputs(log_f0, voiced, prompt_mask, prompt_log_f0, prompt_voiced)
+            prompt_pitch = prompt_pitch_statistics(prompt_log_f0, prompt_voiced, prompt_mask)
         batch, _, num_frames = latents.shape
         durations = durations * phoneme_mask
 
@@ -301,7 +352,7 @@ class NS2Model(NS2PreTrainedModel):
         predicted_log_durations = self.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask)
         frame_hidden, _ = self.length_regulate(phoneme_hidden, durations)
         frame_hidden = nn.functional.pad(frame_hidden, (0, 0, 0, num_frames - frame_hidden.shape[1]))
-        predicted_log_f0 = self.predict_pitch(frame_hidden, latent_mask, prompt_hidden, prompt_mask)
+        predicted_log_f0 = self.predict_pitch(frame_hidden, latent_mask, prompt_hidden, prompt_mask, prompt_pitch)
         condition = self.build_condition(frame_hidden, log_f0)
 
         channel_mask = latent_mask.unsqueeze(1).to(latents.dtype)
@@ -325,7 +376,13 @@ class NS2Model(NS2PreTrainedModel):
         # (and its weight λ) does not depend on the codec's latent magnitude (ours; the paper is silent).
         ce_rvq_loss = losses.ce_rvq_loss(predicted_latents, codes, self.normalize_latents(codebooks), latent_mask)
         duration_loss = losses.duration_loss(predicted_log_durations, durations, phoneme_mask)
-        pitch_loss = losses.pitch_loss(predicted_log_f0, log_f0, latent_mask)
+        if prompt_pitch is None:
+            pitch_loss = losses.pitch_loss(predicted_log_f0, log_f0, latent_mask)
+        else:  # ours: relative to the prompt, on the frames whose f0 was measured
+            pitch_loss = losses.pitch_loss(
+                normalize_log_f0(predicted_log_f0, *prompt_pitch), normalize_log_f0(log_f0, *prompt_pitch),
+                latent_mask & voiced.bool(),
+            )
         loss = (
             config.data_loss_weight * data_loss
             + config.score_loss_weight * score_loss

@@ -4,6 +4,9 @@ NaturalSpeech 2 trains the prompt mechanism by cutting a random segment out of t
 utterance's latents as the prompt and generating the rest. Here the segment is a contiguous run
 of whole phones covering a random fraction (in frames) of the utterance; the target is what is
 left, the part before and the part after concatenated (phones, durations and frames alike).
+When the utterances carry their frames' voicing (`voiced`), it is cut the same way, and the prompt
+segment's log-f0 and voicing are returned too: a model with prompt-anchored pitch normalises the
+target's pitch by the prompt's own voiced statistics (`ns2_hf.ns2.prompt_pitch`).
 """
 
 import math
@@ -13,6 +16,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 UTTERANCE_KEYS = ("phoneme_ids", "durations", "latents", "codes", "log_f0")
+#: Optional per-frame key: voicing `(F,)` bool, passed on to the model for prompt-anchored pitch.
+VOICED_KEY = "voiced"
 
 
 class UtteranceTooShortError(ValueError):
@@ -87,11 +92,12 @@ class NS2SpeechPrompter:
 
         Args:
             utterance: `phoneme_ids (L,)` long, `durations (L,)` long summing to F,
-                `latents (D, F)`, `codes (n_q, F)` long, `log_f0 (F,)`.
+                `latents (D, F)`, `codes (n_q, F)` long, `log_f0 (F,)`, optionally `voiced (F,)` bool.
 
         Returns:
             The target's `phoneme_ids`, `durations`, `latents (D, F_t)`, `codes (n_q, F_t)`,
-            `log_f0 (F_t,)` and the `prompt_latents (D, F − F_t)`.
+            `log_f0 (F_t,)` and the `prompt_latents (D, F − F_t)`; with `voiced` also the target's
+            `voiced (F_t,)` and the prompt's `prompt_log_f0` and `prompt_voiced` `(F − F_t,)`.
         """
         durations = utterance["durations"]
         start, end = self.choose_span(durations)
@@ -101,10 +107,12 @@ class NS2SpeechPrompter:
             key: torch.cat([utterance[key][:start], utterance[key][end:]])
             for key in ("phoneme_ids", "durations")
         }
-        for key in ("latents", "codes", "log_f0"):
+        with_voicing = VOICED_KEY in utterance
+        for key in ("latents", "codes", "log_f0", VOICED_KEY) if with_voicing else ("latents", "codes", "log_f0"):
             frames = utterance[key]
             target[key] = torch.cat([frames[..., :frame_start], frames[..., frame_end:]], dim=-1)
-        target["prompt_latents"] = utterance["latents"][:, frame_start:frame_end]
+        prompt_keys = ("latents", "log_f0", VOICED_KEY) if with_voicing else ("latents",)
+        target.update({f"prompt_{key}": utterance[key][..., frame_start:frame_end] for key in prompt_keys})
         return target
 
     def __call__(self, utterances: Sequence[Mapping[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
@@ -112,21 +120,27 @@ class NS2SpeechPrompter:
 
         Args:
             utterances: per utterance `phoneme_ids (L,)`, `durations (L,)`, `latents (D, F)`,
-                `codes (n_q, F)`, `log_f0 (F,)` (durations summing to F).
+                `codes (n_q, F)`, `log_f0 (F,)` (durations summing to F), and either all or none
+                of them `voiced (F,)` bool.
 
         Returns:
             The data arguments of `NS2Model.forward` (it also takes the codec's `codebooks`):
             `phoneme_ids (B, L)` padded with `pad_token_id`, `phoneme_mask (B, L)`,
             `durations (B, L)` (0 at padding), `log_f0 (B, F)`, `latents (B, D, F)`,
             `latent_mask (B, F)`, `codes (B, n_q, F)`, `prompt_latents (B, D, P)`,
-            `prompt_mask (B, P)`; padding is zero and masks are True on valid positions.
+            `prompt_mask (B, P)`; padding is zero and masks are True on valid positions. When the
+            utterances carry `voiced`: also `voiced (B, F)`, `prompt_log_f0 (B, P)` and
+            `prompt_voiced (B, P)` (False at padding).
         """
         if len(utterances) == 0:
             raise ValueError("need at least one utterance")
         for index, utterance in enumerate(utterances):
             _check_utterance(utterance, index)
+        with_voicing = [VOICED_KEY in utterance for utterance in utterances]
+        if any(with_voicing) and not all(with_voicing):
+            raise ValueError("some utterances carry `voiced` and some do not: give it for all or none")
         targets = [self.split(utterance) for utterance in utterances]
-        return {
+        batch = {
             "phoneme_ids": _pad([t["phoneme_ids"] for t in targets], self.pad_token_id),
             "phoneme_mask": _mask([len(t["phoneme_ids"]) for t in targets]),
             "durations": _pad([t["durations"] for t in targets], 0),
@@ -137,6 +151,11 @@ class NS2SpeechPrompter:
             "prompt_latents": _pad_frames([t["prompt_latents"] for t in targets]),
             "prompt_mask": _mask([t["prompt_latents"].shape[-1] for t in targets]),
         }
+        if all(with_voicing):
+            batch[VOICED_KEY] = _pad([t[VOICED_KEY].bool() for t in targets], False)
+            batch["prompt_log_f0"] = _pad([t["prompt_log_f0"] for t in targets], 0.0)
+            batch["prompt_voiced"] = _pad([t["prompt_voiced"].bool() for t in targets], False)
+        return batch
 
 
 def _check_utterance(utterance: Mapping[str, torch.Tensor], index: int) -> None:
@@ -157,6 +176,8 @@ def _check_utterance(utterance: Mapping[str, torch.Tensor], index: int) -> None:
             f"utterance {index}: latents, codes and log_f0 disagree on the frame count "
             f"({num_frames}, {codes.shape[1]}, {log_f0.shape[0]})"
         )
+    if VOICED_KEY in utterance and utterance[VOICED_KEY].shape != (num_frames,):
+        raise ValueError(f"utterance {index}: voiced has shape {tuple(utterance[VOICED_KEY].shape)}, need ({num_frames},)")
     if int(durations.sum()) != num_frames:
         raise ValueError(f"utterance {index}: durations sum to {int(durations.sum())}, not the {num_frames} frames")
 

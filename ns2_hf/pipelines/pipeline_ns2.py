@@ -19,10 +19,12 @@ from diffusers import DiffusionPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.utils import BaseOutput
 
-from ..audio.io import check_waveform, load_audio
+from ..audio.io import AudioInputError, check_waveform, load_audio
+from ..audio.pitch import extract_pitch
 from ..audio.silence import trim_silence
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
+from ..ns2.prompt_pitch import prompt_pitch_statistics
 from ..schedulers import NS2Scheduler, temperature_to_sigma
 from ..text import NS2PhonemeTokenizer
 from .arguments import check_generation_arguments
@@ -241,12 +243,19 @@ class NS2Pipeline(DiffusionPipeline):
         return self._encode_waveform(self.load_prompt(prompt_audio, prompt_sampling_rate))
 
     def _encode_waveform(self, waveform: np.ndarray) -> NS2Voice:
-        """A prompt waveform `(samples,)` at the codec rate, as [`load_prompt`] returns it → [`NS2Voice`]."""
+        """A prompt waveform `(samples,)` at the codec rate, as [`load_prompt`] returns it → [`NS2Voice`] with the
+        prompt's codec latents and its voiced log-f0 statistics (measured with the Praat tracker the training
+        data is prepared with, on the codec's frames)."""
         features = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_tensors="pt")
+        log_f0, voiced = extract_pitch(waveform, self.sampling_rate, self.hop_length)
+        mean, std = (None, None)
+        if voiced.any():
+            statistics = prompt_pitch_statistics(torch.from_numpy(log_f0)[None], torch.from_numpy(voiced)[None])
+            mean, std = (float(value[0]) for value in statistics)
         with self.codec_in_float32():
             input_values = features["input_values"].to(self.device, torch.float32)
             prompt_latents = self.codec.encode(input_values).quantized_latents[0]
-            return NS2Voice(prompt_latents, self.sampling_rate, self.hop_length, codebook_probe(self.codec))
+            return NS2Voice(prompt_latents, self.sampling_rate, self.hop_length, codebook_probe(self.codec), mean, std)
 
     @contextlib.contextmanager
     def codec_in_float32(self):
@@ -312,10 +321,13 @@ class NS2Pipeline(DiffusionPipeline):
         log_durations = self.model.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask)
         return self.model.durations_from_log(log_durations.float(), phoneme_mask, speed=speed)
 
-    def predict_pitch(self, frame_hidden, frame_mask, prompt_hidden, prompt_mask, pitch):
-        """Frame log-f0 `(batch, frames)`: given contours (Hz > 0, one value per frame), or the pitch predictor's."""
+    def predict_pitch(self, frame_hidden, frame_mask, prompt_hidden, prompt_mask, pitch, voices=None):
+        """Frame log-f0 `(batch, frames)`: given contours (Hz > 0, one value per frame), or the pitch predictor's —
+        de-normalised with each item's voice's pitch statistics (`voices`, one [`NS2Voice`] per item) when the model
+        anchors pitch to the prompt (`pitch_normalization="prompt"`)."""
         if pitch is None:
-            return self.model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask)
+            prompt_pitch = self.prompt_pitch(voices) if self.model.config.pitch_normalization == "prompt" else None
+            return self.model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask, prompt_pitch)
         log_f0 = torch.zeros(frame_mask.shape, dtype=torch.float32, device=self.device)
         for index, item in enumerate(pitch):
             item = torch.as_tensor(item, dtype=torch.float32, device=self.device)
@@ -327,6 +339,22 @@ class NS2Pipeline(DiffusionPipeline):
                 )
             log_f0[index, :num_frames] = torch.log(item)
         return log_f0
+
+    def prompt_pitch(self, voices: Sequence[NS2Voice]):
+        """`(mean (batch,), std (batch,))` of each voice's voiced log-f0, for a model with prompt-anchored pitch.
+
+        Raises:
+            AudioInputError: a voice has no pitch statistics (its prompt has no voiced frame, or it was saved
+                before voices recorded them: encode the prompt again).
+        """
+        if voices is None or any(voice.log_f0_mean is None for voice in voices):
+            raise AudioInputError(
+                "this model places the output's pitch in the prompt's range, but the prompt has no voiced frames "
+                "(or the voice was saved without pitch statistics: encode the prompt again with `encode_voice`)."
+            )
+        mean = torch.tensor([voice.log_f0_mean for voice in voices], device=self.device)
+        std = torch.tensor([voice.log_f0_std for voice in voices], device=self.device)
+        return mean, std
 
     # 3. prepare latents --------------------------------------------------------------------------
     def randn_per_item(self, frame_mask, generator) -> torch.Tensor:
@@ -505,7 +533,7 @@ class NS2Pipeline(DiffusionPipeline):
         prompt_hidden, prompt_mask = self.encode_prompt(voices, batch_size)
         phoneme_durations = self.predict_durations(phoneme_hidden, phoneme_mask, prompt_hidden, prompt_mask, speed, durations)
         frame_hidden, frame_mask = self.model.length_regulate(phoneme_hidden, phoneme_durations)
-        log_f0 = self.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask, pitch)
+        log_f0 = self.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask, pitch, voices)
         condition = self.model.build_condition(frame_hidden, log_f0)
 
         # 3. prepare latents

@@ -9,9 +9,10 @@ The file is plain safetensors (one tensor and string metadata): loading it runs 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -44,12 +45,18 @@ class NS2Voice:
         sampling_rate: the codec's sampling rate.
         hop_length: the codec's samples per latent frame.
         codebook_probe: `(num_quantizers, latent_dim)`, :func:`codebook_probe` of the codec that encoded the prompt.
+        log_f0_mean, log_f0_std: mean and standard deviation of the prompt's log-f0 (natural log of Hz) over its
+            voiced frames (`ns2_hf.ns2.prompt_pitch.prompt_pitch_statistics` of the Praat track), which a model with
+            prompt-anchored pitch de-normalises its pitch with; None for a prompt without voiced frames and for
+            voices saved before they were recorded.
     """
 
     prompt_latents: torch.Tensor
     sampling_rate: int
     hop_length: int
     codebook_probe: torch.Tensor
+    log_f0_mean: Optional[float] = None
+    log_f0_std: Optional[float] = None
 
     def __post_init__(self):
         latents = self.prompt_latents
@@ -62,6 +69,10 @@ class NS2Voice:
             raise VoiceError(f"bad voice metadata: sampling_rate={self.sampling_rate}, hop_length={self.hop_length}.")
         if not isinstance(self.codebook_probe, torch.Tensor) or self.codebook_probe.ndim != 2:
             raise VoiceError("codebook_probe must be a (num_quantizers, latent_dim) tensor.")
+        if (self.log_f0_mean is None) != (self.log_f0_std is None):
+            raise VoiceError("give both log_f0_mean and log_f0_std, or neither.")
+        if self.log_f0_mean is not None and not (math.isfinite(self.log_f0_mean) and self.log_f0_std > 0):
+            raise VoiceError(f"bad pitch statistics: log_f0_mean={self.log_f0_mean}, log_f0_std={self.log_f0_std}.")
         self.prompt_latents = latents.detach().float().cpu()
         self.codebook_probe = self.codebook_probe.detach().float().cpu()
 
@@ -91,6 +102,8 @@ class NS2Voice:
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the voice to a `.safetensors` file."""
         metadata = {"format": VOICE_FORMAT, "sampling_rate": str(self.sampling_rate), "hop_length": str(self.hop_length)}
+        if self.log_f0_mean is not None:
+            metadata.update(log_f0_mean=repr(float(self.log_f0_mean)), log_f0_std=repr(float(self.log_f0_std)))
         tensors = {"prompt_latents": self.prompt_latents.contiguous(), "codebook_probe": self.codebook_probe.contiguous()}
         save_file(tensors, os.fspath(path), metadata=metadata)
 
@@ -118,6 +131,8 @@ class NS2Voice:
                 sampling_rate=int(metadata["sampling_rate"]),
                 hop_length=int(metadata["hop_length"]),
                 codebook_probe=probe,
+                log_f0_mean=float(metadata["log_f0_mean"]) if "log_f0_mean" in metadata else None,
+                log_f0_std=float(metadata["log_f0_std"]) if "log_f0_std" in metadata else None,
             )
         except (KeyError, ValueError) as error:
             if isinstance(error, VoiceError):
