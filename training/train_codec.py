@@ -60,6 +60,8 @@ from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 from training.codec_data import UntranscribedAudio, augment  # noqa: E402
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
+    ddp_kwargs,
+    mean_over_processes,
     end_of_step,
     BEST_DIR,
     TrainingProgress,
@@ -113,6 +115,7 @@ def main():
         project_dir=str(output_dir),
         step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
         dataloader_config=DataLoaderConfiguration(even_batches=False),
+        kwargs_handlers=[ddp_kwargs()],
     )
     checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
@@ -284,13 +287,13 @@ def main():
 
         if step % recipe["log_interval"] == 0 or step == 1:
             frames_per_second = window_frames * accelerator.num_processes / window_seconds
-            logs = {f"train/{name}": float(value.detach()) for name, value in losses.items()}
-            logs.update({"train/loss": float(loss.detach()), "train/lr": generator_schedule.get_last_lr()[0],
-                         "train/frames_per_second": frames_per_second})
+            # the means over processes (the grad norm is the same on every one: the gradients are all-reduced)
+            logs = {f"train/{name}": value for name, value in mean_over_processes(accelerator, {**losses, "loss": loss}).items()}
+            logs.update({"train/lr": generator_schedule.get_last_lr()[0], "train/frames_per_second": frames_per_second})
             if grad_norm is not None:  # None under DeepSpeed, which clips by itself
                 logs["train/grad_norm"] = float(grad_norm)
             accelerator.log(logs, step=step)
-            bar.set_postfix(loss=f"{float(loss):.3f}", mel=f"{float(losses['mel_loss']):.3f}", fps=f"{frames_per_second:.0f}")
+            bar.set_postfix(loss=f"{logs['train/loss']:.3f}", mel=f"{logs['train/mel_loss']:.3f}", fps=f"{frames_per_second:.0f}")
             window_seconds, window_frames = 0.0, 0
         bar.update(1)
         if end_of_step(step, recipe, start_time, validate, accelerator, output_dir, ema, progress):

@@ -57,6 +57,8 @@ from training.data import (  # noqa: E402
     load_prepared,
 )
 from training.trainer_utils import (  # noqa: E402
+    ddp_kwargs,
+    mean_over_processes,
     end_of_step,
     BEST_DIR,
     TrainingProgress,
@@ -116,6 +118,7 @@ def main():
         project_dir=str(output_dir),
         step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
         dataloader_config=DataLoaderConfiguration(even_batches=False),
+        kwargs_handlers=[ddp_kwargs()],
     )
     checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
@@ -317,12 +320,14 @@ def main():
 
         if step % recipe["log_interval"] == 0 or step == 1:
             frames_per_second = window_frames * accelerator.num_processes / window_seconds
-            logs = {f"train/{name}": float(getattr(output, name).detach()) for name in LOSS_NAMES}
+            # the means over processes (the grad norm is the same on every one: the gradients are all-reduced)
+            losses = mean_over_processes(accelerator, {name: getattr(output, name) for name in LOSS_NAMES})
+            logs = {f"train/{name}": value for name, value in losses.items()}
             logs.update({"train/lr": schedule.get_last_lr()[0], "train/frames_per_second": frames_per_second})
             if grad_norm is not None:  # None under DeepSpeed, which clips by itself
                 logs["train/grad_norm"] = float(grad_norm)
             accelerator.log(logs, step=step)
-            bar.set_postfix(loss=f"{float(output.loss):.3f}", fps=f"{frames_per_second:.0f}")
+            bar.set_postfix(loss=f"{losses['loss']:.3f}", fps=f"{frames_per_second:.0f}")
             window_seconds, window_frames = 0.0, 0
         bar.update(1)
         if end_of_step(step, recipe, start_time, validate, accelerator, output_dir, ema, progress):

@@ -255,6 +255,29 @@ class TrainingProgress:
         self.values = dict(state["values"])
 
 
+# ---------------------------------------------------------------------------------------------
+# Several processes (DDP through accelerate)
+# ---------------------------------------------------------------------------------------------
+def ddp_kwargs():
+    """accelerate's handler for the DDP wrapper of the trained model: no buffer broadcast from rank 0 at each
+    forward. The only trained buffers are the codec's RVQ statistics, which the quantizer all-reduces itself
+    (`ns2_hf.codec.quantizer`): they are equal on every process, and a broadcast would only copy them again."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    return DistributedDataParallelKwargs(broadcast_buffers=False)
+
+
+def mean_over_processes(accelerator, values: Dict[str, Any]) -> Dict[str, float]:
+    """The mean over all processes of each scalar in `values` (tensors or numbers), as floats: the logged
+    training losses are the whole (multi-process) batch's, not rank 0's. A collective: every process calls it."""
+    import torch
+
+    names = list(values)
+    stacked = torch.stack([torch.as_tensor(values[name], dtype=torch.float32).detach().reshape(()).to(accelerator.device)
+                           for name in names])
+    return dict(zip(names, accelerator.reduce(stacked, reduction="mean").tolist()))
+
+
 def seed_step(seed: int, step: int) -> None:
     """Seeds every RNG (python, numpy, torch, CUDA; different per process) from `(seed, step)`.
 
