@@ -5,6 +5,8 @@ every scenario; the tests compare what the processes hold with each other and wi
 union of their batches (~25 s in all on a shared 2-core machine).
 """
 
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -19,7 +21,14 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from ns2_hf.codec import NS2CodecConfig, NS2CodecModel  # noqa: E402
 from ns2_hf.codec.quantizer import NS2ResidualVectorQuantizer  # noqa: E402
-from training.trainer_utils import ddp_kwargs  # noqa: E402
+from training.trainer_utils import (  # noqa: E402
+    ProcessMismatchError,
+    TrainingProgress,
+    check_processes_agree,
+    ddp_kwargs,
+    mean_over_processes,
+    save_checkpoint,
+)
 
 WORLD_SIZE = 2
 STEPS = 3
@@ -96,11 +105,41 @@ def ddp_codec_steps(rank: int) -> dict:
     return {"differences": torch.stack(differences), "codebook_moved": (codec.quantizer.embeddings != quantizer_of().embeddings).any().reshape(1)}
 
 
+def training_bookkeeping(rank: int, folder: str) -> dict:
+    """What the training scripts do around the steps, under accelerate with two CPU processes: the logged
+    losses, the agreement check of the initial weights and their EMA, and the checkpoint."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers.training_utils import EMAModel
+
+    accelerator = Accelerator(cpu=True, kwargs_handlers=[ddp_kwargs()])
+    logged = mean_over_processes(accelerator, {"loss": torch.tensor(1.0 + rank), "mel_loss": 2.0 * rank})
+    torch.rand(rank + 1)  # the processes' random streams differ before the seed, as in a real run
+    set_seed(0)
+    model = torch.nn.Linear(4, 4)
+    ema = EMAModel(model.parameters(), decay=0.9)
+    check_processes_agree("the initial weights", [*model.state_dict().values(), *ema.shadow_params], accelerator.device)
+    with torch.no_grad():
+        model.weight[0, 0] += rank
+    try:
+        check_processes_agree("the initial weights", model.state_dict().values(), accelerator.device)
+        mismatch_found = False
+    except ProcessMismatchError:
+        mismatch_found = True
+    with torch.no_grad():
+        model.weight[0, 0] -= rank
+    model = accelerator.prepare(model)
+    save_checkpoint(accelerator, Path(folder) / "run", 1, 1, ema, TrainingProgress())
+    return {"logged": torch.tensor([logged["loss"], logged["mel_loss"]]), "mismatch_found": torch.tensor([mismatch_found])}
+
+
 SCENARIOS = {"ema": ema_updates, "restart": dead_code_restarts, "ddp": ddp_codec_steps}
 
 
-def worker(rank: int, folder: str) -> None:
-    """Runs every scenario in process `rank` and saves what it returns to `folder/<scenario>_<rank>.safetensors`."""
+def worker(rank: int, folder: str, port: int) -> None:
+    """Runs every scenario in process `rank` and saves what it returns to `folder/<scenario>_<rank>.safetensors`:
+    the quantizer scenarios on a bare gloo process group, then the bookkeeping under accelerate (which starts
+    its own group from the environment variables torchrun would set)."""
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=WORLD_SIZE)
     try:
@@ -108,15 +147,23 @@ def worker(rank: int, folder: str) -> None:
             save_file(scenario(rank), f"{folder}/{name}_{rank}.safetensors")
     finally:
         dist.destroy_process_group()
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), ACCELERATE_USE_CPU="true")
+    save_file(training_bookkeeping(rank, folder), f"{folder}/bookkeeping_{rank}.safetensors")
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     """`{scenario: [results of rank 0, results of rank 1]}` from one start of two processes."""
     folder = tmp_path_factory.mktemp("distributed")
-    torch.multiprocessing.spawn(worker, args=(str(folder),), nprocs=WORLD_SIZE, join=True)
-    return {name: [load_file(str(folder / f"{name}_{rank}.safetensors")) for rank in range(WORLD_SIZE)]
-            for name in SCENARIOS}
+    with socket.socket() as probe:  # a free port for accelerate's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.multiprocessing.spawn(worker, args=(str(folder), port), nprocs=WORLD_SIZE, join=True)
+    results = {name: [load_file(str(folder / f"{name}_{rank}.safetensors")) for rank in range(WORLD_SIZE)]
+               for name in [*SCENARIOS, "bookkeeping"]}
+    results["folder"] = folder
+    return results
 
 
 # ---- tests -----------------------------------------------------------------------------------------------
@@ -150,3 +197,21 @@ def test_ddp_codec_keeps_parameters_and_codebooks_equal_after_every_step(two_pro
     assert torch.equal(ranks[0]["differences"], torch.zeros(STEPS))
     assert bool(ranks[0]["codebook_moved"])
 
+
+
+def test_logged_losses_are_the_mean_over_processes(two_processes):
+    for rank in range(WORLD_SIZE):
+        assert two_processes["bookkeeping"][rank]["logged"].tolist() == [1.5, 1.0]
+
+
+def test_one_seed_gives_equal_initial_weights_and_a_mismatch_is_caught(two_processes):
+    # the first check (equal weights and EMA copies after one seed) raised nothing, or no file would exist
+    assert all(bool(two_processes["bookkeeping"][rank]["mismatch_found"]) for rank in range(WORLD_SIZE))
+
+
+def test_one_process_writes_one_checkpoint_with_every_process_random_state(two_processes):
+    checkpoints = two_processes["folder"] / "run" / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["step_1"]
+    written = sorted(path.name for path in (checkpoints / "step_1").iterdir())
+    assert {"model.safetensors", "ema.safetensors", "training_state.json"} <= set(written)
+    assert [name for name in written if name.startswith("random_states")] == ["random_states_0.pkl", "random_states_1.pkl"]

@@ -60,6 +60,7 @@ from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 from training.codec_data import UntranscribedAudio, augment  # noqa: E402
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
+    check_processes_agree,
     ddp_kwargs,
     mean_over_processes,
     end_of_step,
@@ -181,6 +182,8 @@ def main():
     generator_optimizer, generator_schedule = optimizer_and_schedule(codec, lr_settings["lr"])
     discriminator_optimizer, discriminator_schedule = optimizer_and_schedule(discriminator, lr_settings["discriminator_lr"])
     ema = EMAModel(codec.parameters(), decay=recipe["ema_decay"])
+    check_processes_agree("the initial weights", [*codec.state_dict().values(), *discriminator.state_dict().values(),
+                                                  *ema.shadow_params], accelerator.device)
     progress = TrainingProgress(schedule=lr_settings)
     (codec, discriminator, generator_optimizer, discriminator_optimizer, generator_schedule, discriminator_schedule,
      train_loader) = accelerator.prepare(

@@ -57,6 +57,7 @@ from training.data import (  # noqa: E402
     load_prepared,
 )
 from training.trainer_utils import (  # noqa: E402
+    check_processes_agree,
     ddp_kwargs,
     mean_over_processes,
     end_of_step,
@@ -182,6 +183,7 @@ def main():
     schedule = get_scheduler(lr_settings["lr_schedule"], optimizer, num_warmup_steps=lr_settings["warmup_steps"],
                              num_training_steps=lr_settings["max_steps"])
     ema = EMAModel(model.parameters(), decay=recipe["ema_decay"])
+    check_processes_agree("the initial weights", [*model.state_dict().values(), *ema.shadow_params], accelerator.device)
     progress = TrainingProgress(latent_scale=config.latent_scale, schedule=lr_settings)
     model, optimizer, schedule, train_loader = accelerator.prepare(model, optimizer, schedule, train_loader)
     unwrapped_model = accelerator.unwrap_model(model)

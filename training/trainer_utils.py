@@ -267,6 +267,34 @@ def ddp_kwargs():
     return DistributedDataParallelKwargs(broadcast_buffers=False)
 
 
+class ProcessMismatchError(RuntimeError):
+    """The training processes hold different weights: each would train a model of its own."""
+
+
+def check_processes_agree(what: str, tensors: Iterable, device) -> None:
+    """Raises `ProcessMismatchError` when `tensors` differ between the processes of `torch.distributed`.
+
+    A collective (every process calls it; with one process it does nothing): two float64 sums per tensor (of the
+    values and of their squares), moved to `device` (the backend's: NCCL gathers CUDA tensors only), are
+    gathered and compared. Called on the initial weights and their EMA copy before `accelerator.prepare` (where
+    DDP would silently broadcast rank 0's weights but not the EMA's) and on the EMA weights at each checkpoint.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    checksum = torch.stack([torch.stack([tensor.detach().double().sum(), tensor.detach().double().pow(2).sum()])
+                            for tensor in tensors]).reshape(-1).to(device)
+    gathered = [torch.empty_like(checksum) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, checksum)
+    differing = [rank for rank, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
+    if differing:
+        raise ProcessMismatchError(
+            f"{what} differ between process 0 and process(es) {differing}: every process must build the model from "
+            "the same seed (set_seed(recipe seed) before the model) and load the same files.")
+
+
 def mean_over_processes(accelerator, values: Dict[str, Any]) -> Dict[str, float]:
     """The mean over all processes of each scalar in `values` (tensors or numbers), as floats: the logged
     training losses are the whole (multi-process) batch's, not rank 0's. A collective: every process calls it."""
@@ -343,6 +371,8 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int, em
     (`output_dir/best`) and is not touched by the rotation."""
     folder = Path(output_dir) / CHECKPOINTS_DIR
     final, partial = folder / f"step_{step}", folder / f"step_{step}.partial"
+    if ema is not None:  # only process 0 writes them: they must be every process's
+        check_processes_agree(f"the EMA weights at step {step}", ema.shadow_params, accelerator.device)
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
