@@ -141,6 +141,7 @@ def test_failed_stage_leaves_dataset_intact(audiofolder, prepared, tmp_path):
 
 def test_imported_festival_alignments_sum_to_frames(audiofolder, prepared, tmp_path, corpus_dir):
     from ns2_hf.alignment import read_alignment_json
+    from ns2_hf.text import NS2PhonemeTokenizer, phonemize
 
     data = _copy(prepared, tmp_path)
     prepare_dataset.main(_args(audiofolder, data, "--alignments_dir", str(corpus_dir / "alignments")))
@@ -149,14 +150,21 @@ def test_imported_festival_alignments_sum_to_frames(audiofolder, prepared, tmp_p
     assert len(rows) == SPEAKERS["fes_kal"]  # the others have no reference alignment: skipped, reported
     skipped = [e for e in read_prepare_info(data)["skipped"] if e["stage"] == "alignments"]
     assert len(skipped) == sum(SPEAKERS.values()) - SPEAKERS["fes_kal"]
+    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(data / "tokenizer"))
+    assert tokenizer.get_vocab() == NS2PhonemeTokenizer().get_vocab()  # the pipeline's, not festival's labels
     for row in rows:
-        segments = read_alignment_json(corpus_dir / "alignments" / f"{row['id']}.json")
-        assert row["phonemes"] == [label for label, _, _ in segments]
+        # the durations sit on the front end's own tokens: every token the pipeline gives is known
+        assert row["phonemes"] == phonemize(row["text"])
+        assert tokenizer.unk_token_id not in tokenizer.encode_phonemes(phonemize(row["text"]))
         assert len(row["durations"]) == len(row["phoneme_ids"])
         assert sum(row["durations"]) == row["num_frames"]
-        # boundaries within one frame of the reference times
-        ends = np.cumsum(row["durations"])[:-1] * HOP / 16000
-        assert np.abs(ends - [end for _, _, end in segments[:-1]]).max() <= HOP / 16000
+        # the reference's pauses land on punctuation: the first pause token ends where festival's pause ends
+        segments = read_alignment_json(corpus_dir / "alignments" / f"{row['id']}.json")
+        inner_pauses = [end for label, _, end in segments[1:-1] if label == "pau"]
+        punctuation = [index for index, token in enumerate(row["phonemes"][:-1]) if token in ",;:—"]
+        if inner_pauses and punctuation:
+            end_s = np.cumsum(row["durations"])[punctuation[0]] * HOP / 16000
+            assert abs(end_s - inner_pauses[0]) <= HOP / 16000
 
 
 def test_aligner_and_codec_stages(audiofolder, prepared, tmp_path):

@@ -106,9 +106,10 @@ def test_write_folder_atomically_keeps_the_old_folder_when_writing_fails(tmp_pat
 # ---------------------------------------------------------------------------------------------------
 # Slow: the whole chain through `accelerate launch`
 # ---------------------------------------------------------------------------------------------------
-def run(*command, timeout=300):
-    """Runs a command from the repository root; fails the test with its output if it fails."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(REPO_ROOT))
+def run(*command, timeout=300, **environment):
+    """Runs a command from the repository root (with `environment` variables added); fails the test with its
+    output if it fails."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(REPO_ROOT), **environment)
     result = subprocess.run([str(c) for c in command], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                             timeout=timeout)
     assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
@@ -118,6 +119,13 @@ def run(*command, timeout=300):
 def launch(script, *arguments):
     return run(sys.executable, "-m", "accelerate.commands.launch", "--config_file", CONFIGS / "accelerate_cpu.yaml",
                REPO_ROOT / "training" / script, *arguments)
+
+
+def launch_two_processes(script, *arguments):
+    """Two CPU processes (gloo), the route training/README.md documents: `accelerate launch --cpu
+    --num_processes 2` starts only one."""
+    return run(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", REPO_ROOT / "training" / script,
+               *arguments, ACCELERATE_USE_CPU="true")
 
 
 def prepare(source, output_dir, *arguments):
@@ -241,16 +249,16 @@ def _checkpoint_weights(checkpoint, name="model.safetensors"):
     return load_file(str(checkpoint / name))
 
 
-def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_files):
-    """Runs 4 steps (checkpoints at 2 and 4); then, in a copy whose step-4 checkpoint is removed (as if
-    interrupted after step 2), `--resume` to step 4: the weights must equal the uninterrupted run's."""
+def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_files, launcher=launch):
+    """Runs 4 steps (checkpoints at 2 and 4) with `launcher`; then, in a copy whose step-4 checkpoint is removed (as
+    if interrupted after step 2), `--resume` to step 4: the weights must equal the uninterrupted run's."""
     arguments = [*arguments, "--max_steps", "4", "--save_interval", "2", "--val_interval", "2", "--keep_checkpoints", "2",
                  "--val_log_items", "0"]
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    launch(script, *arguments, "--output_dir", straight)
+    launcher(script, *arguments, "--output_dir", straight)
     shutil.copytree(straight, interrupted)
     shutil.rmtree(interrupted / "checkpoints" / "step_4")
-    log = launch(script, *arguments, "--output_dir", interrupted, "--resume")
+    log = launcher(script, *arguments, "--output_dir", interrupted, "--resume")
     assert "resumed from" in log and "at step 2" in log
     for checkpoint in (interrupted / "checkpoints").iterdir():  # EMA and counters: safetensors + JSON, no pickle
         assert {"ema.safetensors", "training_state.json"} <= {path.name for path in checkpoint.iterdir()}
@@ -277,6 +285,23 @@ def test_codec_resume_continues_exactly_with_the_gan_on(chain, tmp_path):
                  "--gan_start_step", "1", "--val_max_items", "1"]
     # model.safetensors: the codec (with its EMA codebooks); model_1.safetensors: the discriminator
     _assert_resume_matches_uninterrupted("train_codec.py", arguments, tmp_path, ["model.safetensors", "model_1.safetensors"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["train_codec.py", "train_ns2.py"])
+def test_two_process_runs_checkpoint_once_and_resume_exactly(chain, tmp_path, script):
+    """Two CPU processes: the scripts check at start and at every checkpoint that both hold the same weights
+    (initial weights, EMA; they stop with ProcessMismatchError otherwise), process 0 alone writes each checkpoint
+    (with both processes' random states), and a resume continues exactly."""
+    if script == "train_codec.py":
+        arguments, weight_files = ["--config", CONFIGS / "codec_tiny.yaml", *CODEC_STEPS], ["model.safetensors", "model_1.safetensors"]
+    else:
+        arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--codec", chain["codec"] / BEST_DIR, *NS2_STEPS]
+        weight_files = ["model.safetensors"]
+    _assert_resume_matches_uninterrupted(script, [*arguments, "--dataset", chain["data"]], tmp_path, weight_files,
+                                         launcher=launch_two_processes)
+    written = {path.name for path in (tmp_path / "straight" / "checkpoints" / "step_4").iterdir()}
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= written
 
 
 @pytest.mark.slow
