@@ -74,6 +74,25 @@ def test_recipes_share_keys_and_build_model_configs(stage):
     assert build_config(config_class, base["model"]).to_dict() == config_class().to_dict()
 
 
+def test_resumed_batch_stream_continues_exactly_across_epochs_of_changing_length():
+    from accelerate import Accelerator
+
+    from training.data import FrameBatchSampler
+    from training.trainer_utils import batches_from
+
+    lengths = np.random.default_rng(0).integers(5, 60, size=40)
+    sampler = FrameBatchSampler(lengths, max_frames_per_batch=150, seed=4)
+    per_epoch = [sampler.num_batches(epoch) for epoch in range(6)]
+    assert len(set(per_epoch)) > 1  # the epochs differ in length: the skip must count each one's own
+    accelerator = Accelerator(cpu=True)
+    loader = accelerator.prepare(torch.utils.data.DataLoader(range(len(lengths)), batch_sampler=sampler))
+    stream = batches_from(loader, sampler, accelerator, 0)
+    straight = [next(stream).tolist() for _ in range(sum(per_epoch[:3]) + 3)]
+    for start in (per_epoch[0] - 1, per_epoch[0] + 2, sum(per_epoch[:2]) + 1):
+        resumed = batches_from(loader, sampler, accelerator, start)
+        assert [next(resumed).tolist() for _ in range(len(straight) - start)] == straight[start:]
+
+
 def test_checkpoint_rotation_keeps_newest_and_never_touches_best(tmp_path):
     from accelerate import Accelerator
 

@@ -321,14 +321,19 @@ def seed_step(seed: int, step: int) -> None:
 def batches_from(dataloader, batch_sampler, accelerator, start_batch: int) -> Iterator:
     """Yields batches epoch after epoch forever, starting `start_batch` batches into the sequence
     (a resumed run skips exactly the batches already seen). `batch_sampler` (the one inside `dataloader`)
-    shuffles from its seed and the epoch only (`set_epoch`), so the order does not depend on the run."""
-    batches_per_epoch = len(dataloader)
-    if batches_per_epoch == 0:
-        raise ValueError("the training split gives no batch: is it empty, or is the batch limit too small?")
-    epoch, skip = divmod(start_batch, batches_per_epoch)
+    builds and shuffles each epoch's batches from its seed and the epoch only (`set_epoch`), so the order does
+    not depend on the run; the number of batches may change from epoch to epoch (`len(dataloader)` after
+    `set_epoch`: this process's share of that epoch's batches)."""
+    epoch, skip = 0, start_batch
     while True:
         dataloader.set_epoch(epoch)
         batch_sampler.set_epoch(epoch)
+        batches_this_epoch = len(dataloader)
+        if batches_this_epoch == 0 and epoch == 0:
+            raise ValueError("the training split gives no batch: is it empty, or is the batch limit too small?")
+        if skip >= batches_this_epoch:  # an epoch wholly seen before the resume
+            epoch, skip = epoch + 1, skip - batches_this_epoch
+            continue
         yield from (accelerator.skip_first_batches(dataloader, skip) if skip else dataloader)
         epoch, skip = epoch + 1, 0
 
