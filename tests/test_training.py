@@ -74,6 +74,18 @@ def test_recipes_share_keys_and_build_model_configs(stage):
     assert build_config(config_class, base["model"]).to_dict() == config_class().to_dict()
 
 
+def test_processes_that_do_not_form_one_run_are_refused(monkeypatch):
+    from accelerate import Accelerator
+
+    from training.trainer_utils import LaunchError, check_launch
+
+    accelerator = Accelerator(cpu=True)
+    check_launch(accelerator)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun started two, accelerate runs this one alone
+    with pytest.raises(LaunchError, match="ACCELERATE_USE_CPU=true torchrun"):
+        check_launch(accelerator)
+
+
 def test_resumed_batch_stream_continues_exactly_across_epochs_of_changing_length():
     from accelerate import Accelerator
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import shutil
 import time
@@ -151,14 +152,15 @@ def check_run_folder(output_dir: Path, resume: bool) -> Optional[Path]:
 
 
 def start_run(accelerator, recipe: Dict[str, Any], args, output_dir: Path) -> Tuple[Optional[Path], Dict[str, Any]]:
-    """The first step of a training script: checks the run folder (`check_run_folder`, on every process before
-    any writes), settles the learning-rate schedule (a resumed run keeps its own unless `--reschedule`:
+    """The first step of a training script: checks the launch (`check_launch`) and the run folder
+    (`check_run_folder`, on every process before any writes), settles the learning-rate schedule (a resumed run keeps its own unless `--reschedule`:
     `resumed_schedule`) and records the recipe.
 
     Returns:
         `(checkpoint to resume from or None, schedule settings: lr, lr_schedule, warmup_steps, max_steps...)`.
     """
     output_dir = Path(output_dir)
+    check_launch(accelerator)
     checkpoint = check_run_folder(output_dir, args.resume)
     accelerator.wait_for_everyone()
     schedule, step = schedule_of(recipe), 0
@@ -265,6 +267,21 @@ def ddp_kwargs():
     from accelerate.utils import DistributedDataParallelKwargs
 
     return DistributedDataParallelKwargs(broadcast_buffers=False)
+
+
+class LaunchError(RuntimeError):
+    """The launcher started several processes that do not form one training run."""
+
+
+def check_launch(accelerator) -> None:
+    """Raises `LaunchError` when the launcher started `WORLD_SIZE` processes but accelerate runs each one alone:
+    `torchrun` on a machine without GPUs and without `ACCELERATE_USE_CPU=true` gives N independent runs that
+    would each train, and write, a model of their own."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        raise LaunchError(
+            f"the launcher started {launched} processes, but accelerate sees {accelerator.num_processes} in this run. "
+            "On CPUs start them with `ACCELERATE_USE_CPU=true torchrun --nproc_per_node N ...` (training/README.md).")
 
 
 class ProcessMismatchError(RuntimeError):
