@@ -74,6 +74,18 @@ def test_recipes_share_keys_and_build_model_configs(stage):
     assert build_config(config_class, base["model"]).to_dict() == config_class().to_dict()
 
 
+def test_deepspeed_gets_a_micro_batch_size_the_frame_batches_cannot_give():
+    from types import SimpleNamespace
+
+    from training.trainer_utils import give_deepspeed_a_micro_batch_size
+
+    config = {"train_micro_batch_size_per_gpu": "auto", "zero_optimization": {"stage": 2}}
+    accelerator = SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config=config)))
+    give_deepspeed_a_micro_batch_size(accelerator)
+    assert config == {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 2}}
+    give_deepspeed_a_micro_batch_size(SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=None)))  # DDP: nothing
+
+
 def test_processes_that_do_not_form_one_run_are_refused(monkeypatch):
     from accelerate import Accelerator
 

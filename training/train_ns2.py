@@ -59,6 +59,7 @@ from training.data import (  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
     check_processes_agree,
     ddp_kwargs,
+    give_deepspeed_a_micro_batch_size,
     mean_over_processes,
     end_of_step,
     BEST_DIR,
@@ -185,6 +186,7 @@ def main():
     ema = EMAModel(model.parameters(), decay=recipe["ema_decay"])
     check_processes_agree("the initial weights", [*model.state_dict().values(), *ema.shadow_params], accelerator.device)
     progress = TrainingProgress(latent_scale=config.latent_scale, schedule=lr_settings)
+    give_deepspeed_a_micro_batch_size(accelerator)
     model, optimizer, schedule, train_loader = accelerator.prepare(model, optimizer, schedule, train_loader)
     unwrapped_model = accelerator.unwrap_model(model)
     ema.to(accelerator.device)

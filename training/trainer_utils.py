@@ -269,6 +269,18 @@ def ddp_kwargs():
     return DistributedDataParallelKwargs(broadcast_buffers=False)
 
 
+def give_deepspeed_a_micro_batch_size(accelerator) -> None:
+    """Under DeepSpeed, sets `train_micro_batch_size_per_gpu` to 1 (a no-op otherwise).
+
+    The loaders use a frame-budget `batch_sampler`, so they have no `batch_size` and accelerate cannot fill
+    DeepSpeed's `"auto"` micro-batch size: `prepare()` would refuse. DeepSpeed does not batch the data here
+    (accelerate's loaders do); the value only enters the `train_batch_size = micro batch × accumulation ×
+    processes` that DeepSpeed checks and logs, so a nominal 1 is right. Call before `accelerator.prepare`."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None:
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = 1
+
+
 class LaunchError(RuntimeError):
     """The launcher started several processes that do not form one training run."""
 
