@@ -20,7 +20,9 @@ its phonemes, no reference alignment) are skipped, printed and listed with the r
 Re-running on an existing `--output_dir` keeps what is there and only adds the stages that are
 missing (a run with nothing to add writes nothing); `--overwrite` starts from scratch. Results are
 written to a temporary folder beside `--output_dir` and swapped in at the end, so an interrupted
-run leaves a finished dataset untouched.
+run leaves a finished dataset untouched. Ctrl-C and SIGTERM remove the run's work folder; what a killed
+run (SIGKILL) left beside `--output_dir` is removed by the next run on it. An interrupted stage starts
+over: rows are not resumed one by one.
 
 Typical flow for the shared corpus (see training/README.md)::
 
@@ -41,11 +43,13 @@ here with soundfile, so no torchcodec is needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -485,7 +489,53 @@ def save_atomically(splits, tokenizer, info: dict, output_dir: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_interrupted_runs(output_dir: Path) -> None:
+    """Removes what runs on `output_dir` that were killed (SIGKILL, power loss) left beside it: their work folders
+    (`.work-<pid>`) and unfinished results (`.tmp-<pid>`); a finished dataset parked as `.old-<pid>` during the
+    final swap is put back when `output_dir` is missing. Folders of a live process are left alone."""
+    for path in sorted(output_dir.parent.glob(f"{output_dir.name}.*-*")):
+        kind, _, pid = path.name[len(output_dir.name) + 1:].partition("-")
+        if kind not in ("work", "tmp", "old") or not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        if kind == "old" and not output_dir.exists():
+            path.rename(output_dir)
+            print(f"restored {output_dir} from {path.name}, left by an interrupted run")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            print(f"removed {path.name}, left by an interrupted run")
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """Within the block SIGTERM (`kill`, a batch scheduler's stop) raises SystemExit, so the `finally` clean-ups
+    run as they do for Ctrl-C; the previous handler comes back after."""
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
+    with sigterm_as_exit():
+        prepare(argv)
+
+
+def prepare(argv: Optional[List[str]] = None) -> None:
     from datasets import load_from_disk
 
     from ns2_hf.text import NS2PhonemeTokenizer
@@ -498,6 +548,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                               "or pass --overwrite to replace it.")
     codec_config = codec_config_from(args.codec_config, args.codec)
     hop_length, sampling_rate = codec_config.hop_length, codec_config.sampling_rate
+    clean_interrupted_runs(output_dir)
     work_dir = output_dir.with_name(f"{output_dir.name}.work-{os.getpid()}")
     work_dir.mkdir(parents=True)
     try:
