@@ -348,6 +348,28 @@ def test_two_process_runs_checkpoint_once_and_resume_exactly(chain, tmp_path, sc
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("script", ["train_codec.py", "train_ns2.py"])
+def test_sharded_validation_gives_the_numbers_of_one_process(chain, tmp_path, script):
+    """With the weights held still (lr 0; the codec's encoder and codebooks frozen), the validation loss at step
+    2 must not depend on how many processes shared the validation set."""
+    from training.data import load_prepared
+
+    longest = max(load_prepared(chain["data"])["validation"]["num_frames"])
+    if script == "train_codec.py":
+        arguments = ["--config", CONFIGS / "codec_tiny.yaml", *CODEC_STEPS, "--init_from", chain["codec"] / BEST_DIR,
+                     "--train_decoder_only", "true", "--lr", "0", "--discriminator_lr", "0", "--val_max_items", "2"]
+    else:
+        arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--codec", chain["codec"] / BEST_DIR, *NS2_STEPS, "--lr", "0",
+                     "--val_max_frames_per_batch", str(longest)]  # one utterance per batch: one for each process
+    arguments = [*arguments, "--dataset", chain["data"], "--max_steps", "2", "--val_interval", "2", "--save_interval", "2",
+                 "--val_log_items", "0"]
+    launch(script, *arguments, "--output_dir", tmp_path / "one")
+    launch_two_processes(script, *arguments, "--output_dir", tmp_path / "two")
+    one, two = (json.loads((tmp_path / run / BEST_DIR / "validation.json").read_text())["val_loss"] for run in ("one", "two"))
+    assert two == pytest.approx(one, rel=1e-5)
+
+
+@pytest.mark.slow
 def test_codec_decoder_fine_tuning_keeps_the_codes(chain, tmp_path):
     """`train_decoder_only` (codec_cpu_small_decoder.yaml) changes the decoder alone: encoder weights,
     codebooks and therefore the codes of a prepared dataset stay bit-identical."""

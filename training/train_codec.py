@@ -201,18 +201,21 @@ def main():
     # ---- validation: EMA weights, whole utterances one at a time ---------------------------------------
     @torch.no_grad()
     def validate(step):
+        """Each process reconstructs its share of the validation utterances (process 0 the first ones, whose
+        pictures it logs); the sums are added up across processes."""
         unwrapped_codec.eval()
         totals, writer = {}, tensorboard_writer(accelerator)
         buzz = []
-        with ema_weights(ema, unwrapped_codec.parameters()):
-            for index in range(len(val_set)):
+        with ema_weights(ema, unwrapped_codec.parameters()), \
+                accelerator.split_between_processes(list(range(len(val_set)))) as own_indices:
+            for index in own_indices:
                 audio = val_set[index][AUDIO].to(accelerator.device)[None]
                 mask = torch.ones_like(audio, dtype=torch.bool)
                 output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config.sampling_rate)
                 losses["loss"] = weights["mel"] * losses["mel_loss"] + weights["time"] * losses["time_loss"]
                 losses["si_snr"] = si_snr(output.audio_values, audio).mean()
                 for name, value in losses.items():
-                    totals[name] = totals.get(name, 0.0) + float(value) / len(val_set)
+                    totals[name] = totals.get(name, 0.0) + float(value)
                 with contextlib.suppress(ValueError):  # an utterance with no voiced frame has no buzz share
                     buzz.append(frame_rate_buzz(output.audio_values[0].float().cpu().numpy(), config.sampling_rate,
                                                 config.frame_rate))
@@ -225,8 +228,14 @@ def main():
                     writer.add_audio(f"val/audio_{index}_generated", output.audio_values[0].clamp(-1, 1).cpu(), step,
                                      sample_rate=config.sampling_rate)
                     writer.add_audio(f"val/audio_{index}_real", audio[0].cpu(), step, sample_rate=config.sampling_rate)
-            for name in ("buzz_share", "grid_lock") if buzz else ():
-                totals[name] = sum(measured[name] for measured in buzz) / len(buzz)
+            names = ("loss", "mel_loss", "time_loss", "commitment_loss", "si_snr")
+            summed = accelerator.reduce(torch.tensor(
+                [totals.get(name, 0.0) for name in names] + [sum(measured[name] for measured in buzz)
+                                                             for name in ("buzz_share", "grid_lock")] + [len(buzz)],
+                dtype=torch.float64, device=accelerator.device), reduction="sum").tolist()
+            totals = {name: value / len(val_set) for name, value in zip(names, summed)}
+            if summed[-1]:  # utterances with a buzz share (not every one has voiced frames)
+                totals.update(buzz_share=summed[-3] / summed[-1], grid_lock=summed[-2] / summed[-1])
             accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
             if totals["loss"] < progress.best_val_loss:
                 progress.best_val_loss = totals["loss"]

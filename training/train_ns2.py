@@ -263,13 +263,19 @@ def main():
 
     @torch.no_grad()
     def validate(step):
+        """Each process scores its share of the validation batches; the frame-weighted sums are added up
+        across processes. Batch i draws its prompt cuts, times and noise from `seed + i`, so the numbers do not
+        depend on the process count."""
         unwrapped_model.eval()
-        generator = torch.Generator(device="cpu").manual_seed(recipe["seed"])
-        val_prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], generator=generator,
-                                         pad_token_id=config.pad_token_id)
         totals, frames = dict.fromkeys(LOSS_NAMES, 0.0), 0
-        with ema_weights(ema, unwrapped_model.parameters()):
-            for batch in val_loader:
+        with ema_weights(ema, unwrapped_model.parameters()), \
+                accelerator.split_between_processes(list(range(len(val_loader)))) as own_batches:
+            for batch_index, batch in enumerate(val_loader):
+                if batch_index not in own_batches:
+                    continue
+                generator = torch.Generator(device="cpu").manual_seed(recipe["seed"] + batch_index)
+                val_prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"],
+                                                 generator=generator, pad_token_id=config.pad_token_id)
                 batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 inputs = val_prompter(utterances_of(batch, codec))
                 batch_size = inputs["latents"].shape[0]
@@ -282,7 +288,9 @@ def main():
                 for name in LOSS_NAMES:
                     totals[name] += float(getattr(output, name)) * batch_frames
                 frames += batch_frames
-            totals = {name: value / frames for name, value in totals.items()}
+            summed = accelerator.reduce(torch.tensor([*totals.values(), frames], dtype=torch.float64,
+                                                     device=accelerator.device), reduction="sum").tolist()
+            totals = {name: value / summed[-1] for name, value in zip(LOSS_NAMES, summed)}
             accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
             writer = tensorboard_writer(accelerator)
             if writer is not None:
