@@ -153,8 +153,8 @@ def check_run_folder(output_dir: Path, resume: bool) -> Optional[Path]:
 
 def start_run(accelerator, recipe: Dict[str, Any], args, output_dir: Path) -> Tuple[Optional[Path], Dict[str, Any]]:
     """The first step of a training script: checks the launch (`check_launch`) and the run folder
-    (`check_run_folder`, on every process before any writes), settles the learning-rate schedule (a resumed run keeps its own unless `--reschedule`:
-    `resumed_schedule`) and records the recipe.
+    (`check_run_folder`, on every process before any writes), settles the learning-rate schedule (a resumed
+    run keeps its own unless `--reschedule`: `resumed_schedule`) and records the recipe.
 
     Returns:
         `(checkpoint to resume from or None, schedule settings: lr, lr_schedule, warmup_steps, max_steps...)`.
@@ -290,7 +290,7 @@ def check_launch(accelerator) -> None:
     `torchrun` on a machine without GPUs and without `ACCELERATE_USE_CPU=true` gives N independent runs that
     would each train, and write, a model of their own."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))
-    if launched != accelerator.num_processes:
+    if launched > 1 and accelerator.num_processes == 1:
         raise LaunchError(
             f"the launcher started {launched} processes, but accelerate sees {accelerator.num_processes} in this run. "
             "On CPUs start them with `ACCELERATE_USE_CPU=true torchrun --nproc_per_node N ...` (training/README.md).")
