@@ -43,6 +43,9 @@ def test_overrides_parse_values_reach_nested_keys_and_reject_typos():
     assert updated == {"lr": 3e-4, "latent_scale": 0.5, "max_minutes": 2.5,
                        "model": {"preset": "base", "hidden_size": 64}}
     assert recipe["lr"] == 1e-3  # the input is not modified
+    # YAML 1.1 reads `no` as false: a string key keeps the word, a boolean key gets the boolean
+    assert apply_overrides({"mixed_precision": "bf16", "flag": True}, ["--mixed_precision", "no", "--flag", "no"]) == \
+        {"mixed_precision": "no", "flag": False}
     with pytest.raises(RecipeError, match="unknown recipe key"):
         apply_overrides(recipe, ["--learning_rate", "1"])
     with pytest.raises(RecipeError, match="pairs"):

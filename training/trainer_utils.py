@@ -64,7 +64,10 @@ def apply_overrides(recipe: Dict[str, Any], overrides: List[str]) -> Dict[str, A
             node = node[key]
         if path[-1] not in node and path[0] != "model":
             raise RecipeError(f"--{'.'.join(path)}: unknown recipe key (known: {', '.join(sorted(node))})")
-        node[path[-1]] = parse_value(text)
+        value = parse_value(text)
+        if isinstance(value, bool) and isinstance(node.get(path[-1]), str):  # `--mixed_precision no`: the mode "no",
+            value = text                                                    # not YAML 1.1's false
+        node[path[-1]] = value
     return recipe
 
 
