@@ -111,6 +111,24 @@ def test_frame_sampler_budget_and_coverage(budget):
     assert padded < 1.25 * lengths.sum()
 
 
+def test_frame_sampler_changes_batch_composition_every_epoch():
+    lengths = np.random.default_rng(2).permutation(np.arange(5, 305))  # distinct lengths
+    sampler = FrameBatchSampler(lengths, max_frames_per_batch=1200, seed=0)
+    compositions = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        compositions.append({frozenset(batch) for batch in sampler})
+    assert len(compositions[0] & compositions[1]) < 0.5 * len(compositions[0])  # most batches are new
+    assert len(compositions[1] & compositions[2]) < 0.5 * len(compositions[1])
+    # without the jitter, a sort rebuilds the same batches every epoch
+    plain = FrameBatchSampler(lengths, max_frames_per_batch=1200, seed=0, length_jitter=0.0)
+    plain_compositions = []
+    for epoch in range(2):
+        plain.set_epoch(epoch)
+        plain_compositions.append({frozenset(batch) for batch in plain})
+    assert plain_compositions[0] == plain_compositions[1]
+
+
 def test_frame_sampler_rejects_item_over_budget():
     with pytest.raises(ValueError, match="max_frames_per_batch"):
         FrameBatchSampler([5, 50], max_frames_per_batch=20)

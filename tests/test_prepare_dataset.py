@@ -4,13 +4,19 @@ re-runs, imported and learned durations, codec codes."""
 import csv
 import json
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from conftest import REPO_ROOT
 from training import prepare_dataset
 from training.data import CODES, DURATIONS, PreparedDataset, collate_batch, load_prepared, read_prepare_info
 
@@ -139,8 +145,50 @@ def test_failed_stage_leaves_dataset_intact(audiofolder, prepared, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def _dead_pid() -> int:
+    """The id of a process that has exited (its folders count as left by a killed run)."""
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(finished.stdout)
+
+
+def test_sigterm_removes_the_work_folder_and_keeps_the_dataset(audiofolder, prepared, tmp_path):
+    data = _copy(prepared, tmp_path)
+    before = _tree_mtimes(data)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    command = [sys.executable, str(REPO_ROOT / "training" / "prepare_dataset.py"), *_args(audiofolder, data, "--overwrite")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("data.work-*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob("data.work-*")), "the run never started its work folder"
+    process.send_signal(signal.SIGTERM)  # the features stage that follows takes seconds
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no work or staging folder left
+    assert _tree_mtimes(data) == before
+
+
+def test_the_next_run_cleans_up_after_a_killed_one(audiofolder, prepared, tmp_path, capsys):
+    data = _copy(prepared, tmp_path)
+    dead = _dead_pid()
+    for leftover in (f"data.work-{dead}", f"data.tmp-{dead}"):
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / "part.arrow").write_bytes(b"0" * 1000)
+    live = tmp_path / f"data.work-{os.getppid()}"  # a run still going (a live process): untouched
+    live.mkdir()
+    prepare_dataset.main(_args(audiofolder, data))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", live.name]
+    live.rmdir()
+    # killed between parking the finished dataset and swapping the new one in: the dataset comes back
+    data.rename(tmp_path / f"data.old-{dead}")
+    prepare_dataset.main(_args(audiofolder, data))
+    assert f"restored {data}" in capsys.readouterr().out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+    assert load_prepared(data)["train"]["id"] == load_prepared(prepared)["train"]["id"]
+
+
 def test_imported_festival_alignments_sum_to_frames(audiofolder, prepared, tmp_path, corpus_dir):
     from ns2_hf.alignment import read_alignment_json
+    from ns2_hf.text import NS2PhonemeTokenizer, phonemize
 
     data = _copy(prepared, tmp_path)
     prepare_dataset.main(_args(audiofolder, data, "--alignments_dir", str(corpus_dir / "alignments")))
@@ -149,14 +197,21 @@ def test_imported_festival_alignments_sum_to_frames(audiofolder, prepared, tmp_p
     assert len(rows) == SPEAKERS["fes_kal"]  # the others have no reference alignment: skipped, reported
     skipped = [e for e in read_prepare_info(data)["skipped"] if e["stage"] == "alignments"]
     assert len(skipped) == sum(SPEAKERS.values()) - SPEAKERS["fes_kal"]
+    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(data / "tokenizer"))
+    assert tokenizer.get_vocab() == NS2PhonemeTokenizer().get_vocab()  # the pipeline's, not festival's labels
     for row in rows:
-        segments = read_alignment_json(corpus_dir / "alignments" / f"{row['id']}.json")
-        assert row["phonemes"] == [label for label, _, _ in segments]
+        # the durations sit on the front end's own tokens: every token the pipeline gives is known
+        assert row["phonemes"] == phonemize(row["text"])
+        assert tokenizer.unk_token_id not in tokenizer.encode_phonemes(phonemize(row["text"]))
         assert len(row["durations"]) == len(row["phoneme_ids"])
         assert sum(row["durations"]) == row["num_frames"]
-        # boundaries within one frame of the reference times
-        ends = np.cumsum(row["durations"])[:-1] * HOP / 16000
-        assert np.abs(ends - [end for _, _, end in segments[:-1]]).max() <= HOP / 16000
+        # the reference's pauses land on punctuation: the first pause token ends where festival's pause ends
+        segments = read_alignment_json(corpus_dir / "alignments" / f"{row['id']}.json")
+        inner_pauses = [end for label, _, end in segments[1:-1] if label == "pau"]
+        punctuation = [index for index, token in enumerate(row["phonemes"][:-1]) if token in ",;:—"]
+        if inner_pauses and punctuation:
+            end_s = np.cumsum(row["durations"])[punctuation[0]] * HOP / 16000
+            assert abs(end_s - inner_pauses[0]) <= HOP / 16000
 
 
 def test_aligner_and_codec_stages(audiofolder, prepared, tmp_path):

@@ -43,6 +43,9 @@ def test_overrides_parse_values_reach_nested_keys_and_reject_typos():
     assert updated == {"lr": 3e-4, "latent_scale": 0.5, "max_minutes": 2.5,
                        "model": {"preset": "base", "hidden_size": 64}}
     assert recipe["lr"] == 1e-3  # the input is not modified
+    # YAML 1.1 reads `no` as false: a string key keeps the word, a boolean key gets the boolean
+    assert apply_overrides({"mixed_precision": "bf16", "flag": True}, ["--mixed_precision", "no", "--flag", "no"]) == \
+        {"mixed_precision": "no", "flag": False}
     with pytest.raises(RecipeError, match="unknown recipe key"):
         apply_overrides(recipe, ["--learning_rate", "1"])
     with pytest.raises(RecipeError, match="pairs"):
@@ -72,6 +75,49 @@ def test_recipes_share_keys_and_build_model_configs(stage):
         from ns2_hf.ns2 import NS2Config as config_class
     assert build_config(config_class, tiny["model"]).to_dict() == config_class.tiny().to_dict()
     assert build_config(config_class, base["model"]).to_dict() == config_class().to_dict()
+
+
+def test_deepspeed_gets_a_micro_batch_size_the_frame_batches_cannot_give():
+    from types import SimpleNamespace
+
+    from training.trainer_utils import give_deepspeed_a_micro_batch_size
+
+    config = {"train_micro_batch_size_per_gpu": "auto", "zero_optimization": {"stage": 2}}
+    accelerator = SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config=config)))
+    give_deepspeed_a_micro_batch_size(accelerator)
+    assert config == {"train_micro_batch_size_per_gpu": 1, "zero_optimization": {"stage": 2}}
+    give_deepspeed_a_micro_batch_size(SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=None)))  # DDP: nothing
+
+
+def test_processes_that_do_not_form_one_run_are_refused(monkeypatch):
+    from accelerate import Accelerator
+
+    from training.trainer_utils import LaunchError, check_launch
+
+    accelerator = Accelerator(cpu=True)
+    check_launch(accelerator)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun started two, accelerate runs this one alone
+    with pytest.raises(LaunchError, match="ACCELERATE_USE_CPU=true torchrun"):
+        check_launch(accelerator)
+
+
+def test_resumed_batch_stream_continues_exactly_across_epochs_of_changing_length():
+    from accelerate import Accelerator
+
+    from training.data import FrameBatchSampler
+    from training.trainer_utils import batches_from
+
+    lengths = np.random.default_rng(0).integers(5, 60, size=40)
+    sampler = FrameBatchSampler(lengths, max_frames_per_batch=150, seed=4)
+    per_epoch = [sampler.num_batches(epoch) for epoch in range(6)]
+    assert len(set(per_epoch)) > 1  # the epochs differ in length: the skip must count each one's own
+    accelerator = Accelerator(cpu=True)
+    loader = accelerator.prepare(torch.utils.data.DataLoader(range(len(lengths)), batch_sampler=sampler))
+    stream = batches_from(loader, sampler, accelerator, 0)
+    straight = [next(stream).tolist() for _ in range(sum(per_epoch[:3]) + 3)]
+    for start in (per_epoch[0] - 1, per_epoch[0] + 2, sum(per_epoch[:2]) + 1):
+        resumed = batches_from(loader, sampler, accelerator, start)
+        assert [next(resumed).tolist() for _ in range(len(straight) - start)] == straight[start:]
 
 
 def test_checkpoint_rotation_keeps_newest_and_never_touches_best(tmp_path):
@@ -106,9 +152,10 @@ def test_write_folder_atomically_keeps_the_old_folder_when_writing_fails(tmp_pat
 # ---------------------------------------------------------------------------------------------------
 # Slow: the whole chain through `accelerate launch`
 # ---------------------------------------------------------------------------------------------------
-def run(*command, timeout=300):
-    """Runs a command from the repository root; fails the test with its output if it fails."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(REPO_ROOT))
+def run(*command, timeout=300, **environment):
+    """Runs a command from the repository root (with `environment` variables added); fails the test with its
+    output if it fails."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(REPO_ROOT), **environment)
     result = subprocess.run([str(c) for c in command], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                             timeout=timeout)
     assert result.returncode == 0, f"{command}\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
@@ -118,6 +165,13 @@ def run(*command, timeout=300):
 def launch(script, *arguments):
     return run(sys.executable, "-m", "accelerate.commands.launch", "--config_file", CONFIGS / "accelerate_cpu.yaml",
                REPO_ROOT / "training" / script, *arguments)
+
+
+def launch_two_processes(script, *arguments):
+    """Two CPU processes (gloo), the route training/README.md documents: `accelerate launch --cpu
+    --num_processes 2` starts only one."""
+    return run(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", REPO_ROOT / "training" / script,
+               *arguments, ACCELERATE_USE_CPU="true")
 
 
 def prepare(source, output_dir, *arguments):
@@ -241,16 +295,16 @@ def _checkpoint_weights(checkpoint, name="model.safetensors"):
     return load_file(str(checkpoint / name))
 
 
-def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_files):
-    """Runs 4 steps (checkpoints at 2 and 4); then, in a copy whose step-4 checkpoint is removed (as if
-    interrupted after step 2), `--resume` to step 4: the weights must equal the uninterrupted run's."""
+def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_files, launcher=launch):
+    """Runs 4 steps (checkpoints at 2 and 4) with `launcher`; then, in a copy whose step-4 checkpoint is removed (as
+    if interrupted after step 2), `--resume` to step 4: the weights must equal the uninterrupted run's."""
     arguments = [*arguments, "--max_steps", "4", "--save_interval", "2", "--val_interval", "2", "--keep_checkpoints", "2",
                  "--val_log_items", "0"]
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    launch(script, *arguments, "--output_dir", straight)
+    launcher(script, *arguments, "--output_dir", straight)
     shutil.copytree(straight, interrupted)
     shutil.rmtree(interrupted / "checkpoints" / "step_4")
-    log = launch(script, *arguments, "--output_dir", interrupted, "--resume")
+    log = launcher(script, *arguments, "--output_dir", interrupted, "--resume")
     assert "resumed from" in log and "at step 2" in log
     for checkpoint in (interrupted / "checkpoints").iterdir():  # EMA and counters: safetensors + JSON, no pickle
         assert {"ema.safetensors", "training_state.json"} <= {path.name for path in checkpoint.iterdir()}
@@ -277,6 +331,45 @@ def test_codec_resume_continues_exactly_with_the_gan_on(chain, tmp_path):
                  "--gan_start_step", "1", "--val_max_items", "1"]
     # model.safetensors: the codec (with its EMA codebooks); model_1.safetensors: the discriminator
     _assert_resume_matches_uninterrupted("train_codec.py", arguments, tmp_path, ["model.safetensors", "model_1.safetensors"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["train_codec.py", "train_ns2.py"])
+def test_two_process_runs_checkpoint_once_and_resume_exactly(chain, tmp_path, script):
+    """Two CPU processes: the scripts check at start and at every checkpoint that both hold the same weights
+    (initial weights, EMA; they stop with ProcessMismatchError otherwise), process 0 alone writes each checkpoint
+    (with both processes' random states), and a resume continues exactly."""
+    if script == "train_codec.py":
+        arguments, weight_files = ["--config", CONFIGS / "codec_tiny.yaml", *CODEC_STEPS], ["model.safetensors", "model_1.safetensors"]
+    else:
+        arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--codec", chain["codec"] / BEST_DIR, *NS2_STEPS]
+        weight_files = ["model.safetensors"]
+    _assert_resume_matches_uninterrupted(script, [*arguments, "--dataset", chain["data"]], tmp_path, weight_files,
+                                         launcher=launch_two_processes)
+    written = {path.name for path in (tmp_path / "straight" / "checkpoints" / "step_4").iterdir()}
+    assert {"random_states_0.pkl", "random_states_1.pkl"} <= written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["train_codec.py", "train_ns2.py"])
+def test_sharded_validation_gives_the_numbers_of_one_process(chain, tmp_path, script):
+    """With the weights held still (lr 0; the codec's encoder and codebooks frozen), the validation loss at step
+    2 must not depend on how many processes shared the validation set."""
+    from training.data import load_prepared
+
+    longest = max(load_prepared(chain["data"])["validation"]["num_frames"])
+    if script == "train_codec.py":
+        arguments = ["--config", CONFIGS / "codec_tiny.yaml", *CODEC_STEPS, "--init_from", chain["codec"] / BEST_DIR,
+                     "--train_decoder_only", "true", "--lr", "0", "--discriminator_lr", "0", "--val_max_items", "2"]
+    else:
+        arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--codec", chain["codec"] / BEST_DIR, *NS2_STEPS, "--lr", "0",
+                     "--val_max_frames_per_batch", str(longest)]  # one utterance per batch: one for each process
+    arguments = [*arguments, "--dataset", chain["data"], "--max_steps", "2", "--val_interval", "2", "--save_interval", "2",
+                 "--val_log_items", "0"]
+    launch(script, *arguments, "--output_dir", tmp_path / "one")
+    launch_two_processes(script, *arguments, "--output_dir", tmp_path / "two")
+    one, two = (json.loads((tmp_path / run / BEST_DIR / "validation.json").read_text())["val_loss"] for run in ("one", "two"))
+    assert two == pytest.approx(one, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -7,8 +7,10 @@ The dataset's schema is documented in `training/data.py`. Three stages, each add
    drop utterances outside `--min_seconds`/`--max_seconds`; split into `train`/`validation`.
 2. **durations**: `--aligner DIR` (a trained `NS2AlignerModel` folder) runs monotonic alignment
    search over each utterance; or `--alignments_dir DIR` imports reference timings (MFA
-   `<id>.TextGrid` or the corpus' festival `<id>.json`), which replaces `phonemes` by the
-   reference's phone labels and the tokenizer by one built from those labels.
+   `<id>.TextGrid` or the corpus' festival `<id>.json`): festival radio / ARPAbet labels are mapped
+   to the front end's gruut IPA phones and their frames put on the utterance's own tokens
+   (`ns2_hf.alignment.phone_mapping`), so `phonemes`, `phoneme_ids` and the tokenizer stay the
+   pipeline's; unknown labels stop the stage with an error naming them.
 3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance.
 
 With `--augment_speakers N` the features stage also makes N new speakers from the real ones (ours,
@@ -24,7 +26,9 @@ its phonemes, no reference alignment) are skipped, printed and listed with the r
 Re-running on an existing `--output_dir` keeps what is there and only adds the stages that are
 missing (a run with nothing to add writes nothing); `--overwrite` starts from scratch. Results are
 written to a temporary folder beside `--output_dir` and swapped in at the end, so an interrupted
-run leaves a finished dataset untouched.
+run leaves a finished dataset untouched. Ctrl-C and SIGTERM remove the run's work folder; what a killed
+run (SIGKILL) left beside `--output_dir` is removed by the next run on it. An interrupted stage starts
+over: rows are not resumed one by one.
 
 Typical flow for the shared corpus (see training/README.md)::
 
@@ -45,11 +49,13 @@ here with soundfile, so no torchcodec is needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -401,40 +407,58 @@ def _alignment_file(alignments_dir: Path, utterance_id: str) -> Optional[Path]:
     return None
 
 
+def front_end_phones(tokenizer) -> set:
+    """The unstressed phones of `tokenizer`'s vocabulary (no special token, word boundary or punctuation)."""
+    from ns2_hf.alignment.phone_mapping import STRESS_MARKS
+    from ns2_hf.text.g2p import WORD_BOUNDARY
+    from ns2_hf.text.normalization import SENTENCE_PUNCTUATION
+
+    others = {WORD_BOUNDARY, *SENTENCE_PUNCTUATION, *tokenizer.all_special_tokens}
+    return {token.lstrip(STRESS_MARKS) for token in tokenizer.get_vocab() if token not in others}
+
+
 def alignments_import_stage(splits, alignments_dir: str, tier: str, hop_length: int, sampling_rate: int,
-                            work_dir: Path):
-    """Add `durations` from reference alignments; `phonemes` become the reference phone labels
-    and `phoneme_ids` their ids in a tokenizer built from all labels. Utterances without a
-    usable alignment are skipped. Returns (splits, tokenizer, skipped)."""
+                            tokenizer, work_dir: Path):
+    """Add `durations` from reference alignments, put on the front end's tokens (`phonemes` and `phoneme_ids`
+    stay those of the pipeline's front end, `ns2_hf.alignment.phone_mapping`). Utterances without a usable
+    alignment, or whose reference phones differ too much from the front end's, are skipped. Reference labels
+    outside the known phone sets raise `PhoneMappingError`. Returns (splits, skipped)."""
     from ns2_hf.alignment import durations_from_segments, read_alignment_json, read_textgrid
-    from ns2_hf.text import NS2PhonemeTokenizer
+    from ns2_hf.alignment.phone_mapping import PhoneMappingError, check_reference_labels, durations_on_tokens
 
     root = Path(alignments_dir)
-    results: Dict[str, dict] = {}  # id -> {"phonemes", "durations"} or {"reason"}
+    phones = front_end_phones(tokenizer)
+    results: Dict[str, dict] = {}  # id -> {"segments", "num_frames", "phonemes"} or {"reason"}
     for split in splits.values():
-        for utterance_id, num_frames in zip(split[ID], split[NUM_FRAMES]):
+        for utterance_id, num_frames, phonemes in zip(split[ID], split[NUM_FRAMES], split[PHONEMES]):
             path = _alignment_file(root, utterance_id)
             if path is None:
                 results[utterance_id] = {"reason": f"no {utterance_id}.TextGrid or .json in {root}"}
                 continue
             try:
                 segments = read_textgrid(path, tier=tier) if path.suffix == ".TextGrid" else read_alignment_json(path)
-                durations = durations_from_segments(segments, hop_length, sampling_rate, num_frames)
             except ValueError as error:
                 results[utterance_id] = {"reason": f"alignment {path.name} unusable: {error}"}
                 continue
-            results[utterance_id] = {"phonemes": [label for label, _, _ in segments], "durations": durations}
-    labels = sorted({label for r in results.values() for label in r.get("phonemes", [])})
+            results[utterance_id] = {"segments": segments, "num_frames": num_frames, "phonemes": phonemes,
+                                     "path": path}
+    labels = {label for result in results.values() for label, _, _ in result.get("segments", [])}
     if not labels:
         raise ValueError(f"no utterance has a usable alignment in {root}.")
-    tokenizer = NS2PhonemeTokenizer.from_phonemes(labels)
+    check_reference_labels(labels, phones)  # a phone set we cannot map stops the stage with the labels named
+    for utterance_id, result in results.items():
+        if "reason" in result:
+            continue
+        segments = result.pop("segments")
+        try:
+            frames = durations_from_segments(segments, hop_length, sampling_rate, result["num_frames"])
+            result["durations"] = durations_on_tokens(result["phonemes"], [label for label, _, _ in segments], frames,
+                                                      phones)
+        except (PhoneMappingError, ValueError) as error:
+            results[utterance_id] = {"reason": f"alignment {result['path'].name} unusable: {error}"}
 
     def import_row(utterance_id):
-        result = results[utterance_id]
-        if "reason" in result:
-            return {PHONEMES: [], PHONEME_IDS: [], DURATIONS: []}
-        return {PHONEMES: result["phonemes"], PHONEME_IDS: tokenizer.encode_phonemes(result["phonemes"]),
-                DURATIONS: result["durations"]}
+        return {DURATIONS: results[utterance_id].get("durations", [])}
 
     new_splits = {}
     for name, split in splits.items():
@@ -444,7 +468,7 @@ def alignments_import_stage(splits, alignments_dir: str, tier: str, hop_length: 
             cache_file_name=str(work_dir / f"alignments_{name}.arrow"),
             features=dataset_features(with_durations=True, with_codes=CODES in split.column_names))
     skipped = [{"id": i, "stage": "alignments", "reason": r["reason"]} for i, r in results.items() if "reason" in r]
-    return new_splits, tokenizer, skipped
+    return new_splits, skipped
 
 
 # ----------------------------------------------------------------------------------------------
@@ -520,7 +544,53 @@ def save_atomically(splits, tokenizer, info: dict, output_dir: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_interrupted_runs(output_dir: Path) -> None:
+    """Removes what runs on `output_dir` that were killed (SIGKILL, power loss) left beside it: their work folders
+    (`.work-<pid>`) and unfinished results (`.tmp-<pid>`); a finished dataset parked as `.old-<pid>` during the
+    final swap is put back when `output_dir` is missing. Folders of a live process are left alone."""
+    for path in sorted(output_dir.parent.glob(f"{output_dir.name}.*-*")):
+        kind, _, pid = path.name[len(output_dir.name) + 1:].partition("-")
+        if kind not in ("work", "tmp", "old") or not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        if kind == "old" and not output_dir.exists():
+            path.rename(output_dir)
+            print(f"restored {output_dir} from {path.name}, left by an interrupted run")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            print(f"removed {path.name}, left by an interrupted run")
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """Within the block SIGTERM (`kill`, a batch scheduler's stop) raises SystemExit, so the `finally` clean-ups
+    run as they do for Ctrl-C; the previous handler comes back after."""
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
+    with sigterm_as_exit():
+        prepare(argv)
+
+
+def prepare(argv: Optional[List[str]] = None) -> None:
     from datasets import load_from_disk
 
     from ns2_hf.text import NS2PhonemeTokenizer
@@ -533,6 +603,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                               "or pass --overwrite to replace it.")
     codec_config = codec_config_from(args.codec_config, args.codec)
     hop_length, sampling_rate = codec_config.hop_length, codec_config.sampling_rate
+    clean_interrupted_runs(output_dir)
     work_dir = output_dir.with_name(f"{output_dir.name}.work-{os.getpid()}")
     work_dir.mkdir(parents=True)
     try:
@@ -584,8 +655,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                 splits = aligner_stage(splits, args.aligner, hop_length, sampling_rate, args.batch_size, work_dir)
                 info["aligner"] = os.path.abspath(args.aligner)
             else:
-                splits, tokenizer, skipped = alignments_import_stage(
-                    splits, args.alignments_dir, args.textgrid_tier, hop_length, sampling_rate, work_dir)
+                splits, skipped = alignments_import_stage(
+                    splits, args.alignments_dir, args.textgrid_tier, hop_length, sampling_rate, tokenizer, work_dir)
                 report_skipped(skipped)
                 info["skipped"] = info["skipped"] + skipped
                 info["alignments_dir"] = os.path.abspath(args.alignments_dir)

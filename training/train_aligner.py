@@ -23,6 +23,7 @@ import argparse
 import csv
 import io
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -34,14 +35,17 @@ from accelerate.utils import set_seed
 from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
-from ns2_hf.alignment import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
+
+from ns2_hf.alignment import (  # noqa: E402
     NS2AlignerConfig,
     NS2AlignerModel,
     boundary_errors,
     durations_from_segments,
     read_alignment_json,
 )
-from ns2_hf.audio.io import load_audio
+from ns2_hf.audio.io import load_audio  # noqa: E402
+from training.trainer_utils import mean_over_processes  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -213,6 +217,7 @@ def main(argv: Optional[List[str]] = None) -> NS2AlignerModel:
             progress.update(1)
             progress.set_postfix({name: f"{value:.3f}" for name, value in losses.items()})
             if step % args.log_every == 0 or step == 1:
+                losses = mean_over_processes(accelerator, losses)  # the whole (multi-process) batch's
                 accelerator.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
             out_of_time = args.max_minutes is not None and time.monotonic() - start > 60 * args.max_minutes
             if step >= args.max_steps or out_of_time:

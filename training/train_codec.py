@@ -60,6 +60,9 @@ from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 from training.codec_data import UntranscribedAudio, augment  # noqa: E402
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
+    check_processes_agree,
+    ddp_kwargs,
+    mean_over_processes,
     end_of_step,
     BEST_DIR,
     TrainingProgress,
@@ -113,6 +116,7 @@ def main():
         project_dir=str(output_dir),
         step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
         dataloader_config=DataLoaderConfiguration(even_batches=False),
+        kwargs_handlers=[ddp_kwargs()],
     )
     checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
@@ -178,6 +182,8 @@ def main():
     generator_optimizer, generator_schedule = optimizer_and_schedule(codec, lr_settings["lr"])
     discriminator_optimizer, discriminator_schedule = optimizer_and_schedule(discriminator, lr_settings["discriminator_lr"])
     ema = EMAModel(codec.parameters(), decay=recipe["ema_decay"])
+    check_processes_agree("the initial weights", [*codec.state_dict().values(), *discriminator.state_dict().values(),
+                                                  *ema.shadow_params], accelerator.device)
     progress = TrainingProgress(schedule=lr_settings)
     (codec, discriminator, generator_optimizer, discriminator_optimizer, generator_schedule, discriminator_schedule,
      train_loader) = accelerator.prepare(
@@ -195,18 +201,21 @@ def main():
     # ---- validation: EMA weights, whole utterances one at a time ---------------------------------------
     @torch.no_grad()
     def validate(step):
+        """Each process reconstructs its share of the validation utterances (process 0 the first ones, whose
+        pictures it logs); the sums are added up across processes."""
         unwrapped_codec.eval()
         totals, writer = {}, tensorboard_writer(accelerator)
         buzz = []
-        with ema_weights(ema, unwrapped_codec.parameters()):
-            for index in range(len(val_set)):
+        with ema_weights(ema, unwrapped_codec.parameters()), \
+                accelerator.split_between_processes(list(range(len(val_set)))) as own_indices:
+            for index in own_indices:
                 audio = val_set[index][AUDIO].to(accelerator.device)[None]
                 mask = torch.ones_like(audio, dtype=torch.bool)
                 output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config.sampling_rate)
                 losses["loss"] = weights["mel"] * losses["mel_loss"] + weights["time"] * losses["time_loss"]
                 losses["si_snr"] = si_snr(output.audio_values, audio).mean()
                 for name, value in losses.items():
-                    totals[name] = totals.get(name, 0.0) + float(value) / len(val_set)
+                    totals[name] = totals.get(name, 0.0) + float(value)
                 with contextlib.suppress(ValueError):  # an utterance with no voiced frame has no buzz share
                     buzz.append(frame_rate_buzz(output.audio_values[0].float().cpu().numpy(), config.sampling_rate,
                                                 config.frame_rate))
@@ -219,8 +228,14 @@ def main():
                     writer.add_audio(f"val/audio_{index}_generated", output.audio_values[0].clamp(-1, 1).cpu(), step,
                                      sample_rate=config.sampling_rate)
                     writer.add_audio(f"val/audio_{index}_real", audio[0].cpu(), step, sample_rate=config.sampling_rate)
-            for name in ("buzz_share", "grid_lock") if buzz else ():
-                totals[name] = sum(measured[name] for measured in buzz) / len(buzz)
+            names = ("loss", "mel_loss", "time_loss", "commitment_loss", "si_snr")
+            summed = accelerator.reduce(torch.tensor(
+                [totals.get(name, 0.0) for name in names] + [sum(measured[name] for measured in buzz)
+                                                             for name in ("buzz_share", "grid_lock")] + [len(buzz)],
+                dtype=torch.float64, device=accelerator.device), reduction="sum").tolist()
+            totals = {name: value / len(val_set) for name, value in zip(names, summed)}
+            if summed[-1]:  # utterances with a buzz share (not every one has voiced frames)
+                totals.update(buzz_share=summed[-3] / summed[-1], grid_lock=summed[-2] / summed[-1])
             accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
             if totals["loss"] < progress.best_val_loss:
                 progress.best_val_loss = totals["loss"]
@@ -284,13 +299,13 @@ def main():
 
         if step % recipe["log_interval"] == 0 or step == 1:
             frames_per_second = window_frames * accelerator.num_processes / window_seconds
-            logs = {f"train/{name}": float(value.detach()) for name, value in losses.items()}
-            logs.update({"train/loss": float(loss.detach()), "train/lr": generator_schedule.get_last_lr()[0],
-                         "train/frames_per_second": frames_per_second})
+            # the means over processes (the grad norm is the same on every one: the gradients are all-reduced)
+            logs = {f"train/{name}": value for name, value in mean_over_processes(accelerator, {**losses, "loss": loss}).items()}
+            logs.update({"train/lr": generator_schedule.get_last_lr()[0], "train/frames_per_second": frames_per_second})
             if grad_norm is not None:  # None under DeepSpeed, which clips by itself
                 logs["train/grad_norm"] = float(grad_norm)
             accelerator.log(logs, step=step)
-            bar.set_postfix(loss=f"{float(loss):.3f}", mel=f"{float(losses['mel_loss']):.3f}", fps=f"{frames_per_second:.0f}")
+            bar.set_postfix(loss=f"{logs['train/loss']:.3f}", mel=f"{logs['train/mel_loss']:.3f}", fps=f"{frames_per_second:.0f}")
             window_seconds, window_frames = 0.0, 0
         bar.update(1)
         if end_of_step(step, recipe, start_time, validate, accelerator, output_dir, ema, progress):

@@ -59,6 +59,10 @@ from training.data import (  # noqa: E402
     load_prepared,
 )
 from training.trainer_utils import (  # noqa: E402
+    check_processes_agree,
+    ddp_kwargs,
+    give_deepspeed_a_micro_batch_size,
+    mean_over_processes,
     end_of_step,
     BEST_DIR,
     TrainingProgress,
@@ -119,6 +123,7 @@ def main():
         project_dir=str(output_dir),
         step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
         dataloader_config=DataLoaderConfiguration(even_batches=False),
+        kwargs_handlers=[ddp_kwargs()],
     )
     checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
@@ -182,7 +187,9 @@ def main():
     schedule = get_scheduler(lr_settings["lr_schedule"], optimizer, num_warmup_steps=lr_settings["warmup_steps"],
                              num_training_steps=lr_settings["max_steps"])
     ema = EMAModel(model.parameters(), decay=recipe["ema_decay"])
+    check_processes_agree("the initial weights", [*model.state_dict().values(), *ema.shadow_params], accelerator.device)
     progress = TrainingProgress(latent_scale=config.latent_scale, schedule=lr_settings)
+    give_deepspeed_a_micro_batch_size(accelerator)
     model, optimizer, schedule, train_loader = accelerator.prepare(model, optimizer, schedule, train_loader)
     unwrapped_model = accelerator.unwrap_model(model)
     ema.to(accelerator.device)
@@ -261,13 +268,19 @@ def main():
 
     @torch.no_grad()
     def validate(step):
+        """Each process scores its share of the validation batches; the frame-weighted sums are added up
+        across processes. Batch i draws its prompt cuts, times and noise from `seed + i`, so the numbers do not
+        depend on the process count."""
         unwrapped_model.eval()
-        generator = torch.Generator(device="cpu").manual_seed(recipe["seed"])
-        val_prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], generator=generator,
-                                         pad_token_id=config.pad_token_id)
         totals, frames = dict.fromkeys(LOSS_NAMES, 0.0), 0
-        with ema_weights(ema, unwrapped_model.parameters()):
-            for batch in val_loader:
+        with ema_weights(ema, unwrapped_model.parameters()), \
+                accelerator.split_between_processes(list(range(len(val_loader)))) as own_batches:
+            for batch_index, batch in enumerate(val_loader):
+                if batch_index not in own_batches:
+                    continue
+                generator = torch.Generator(device="cpu").manual_seed(recipe["seed"] + batch_index)
+                val_prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"],
+                                                 generator=generator, pad_token_id=config.pad_token_id)
                 batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
                 inputs = val_prompter(utterances_of(batch, codec))
                 batch_size = inputs["latents"].shape[0]
@@ -280,7 +293,9 @@ def main():
                 for name in LOSS_NAMES:
                     totals[name] += float(getattr(output, name)) * batch_frames
                 frames += batch_frames
-            totals = {name: value / frames for name, value in totals.items()}
+            summed = accelerator.reduce(torch.tensor([*totals.values(), frames], dtype=torch.float64,
+                                                     device=accelerator.device), reduction="sum").tolist()
+            totals = {name: value / summed[-1] for name, value in zip(LOSS_NAMES, summed)}
             accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
             writer = tensorboard_writer(accelerator)
             if writer is not None:
@@ -322,12 +337,14 @@ def main():
 
         if step % recipe["log_interval"] == 0 or step == 1:
             frames_per_second = window_frames * accelerator.num_processes / window_seconds
-            logs = {f"train/{name}": float(getattr(output, name).detach()) for name in LOSS_NAMES}
+            # the means over processes (the grad norm is the same on every one: the gradients are all-reduced)
+            losses = mean_over_processes(accelerator, {name: getattr(output, name) for name in LOSS_NAMES})
+            logs = {f"train/{name}": value for name, value in losses.items()}
             logs.update({"train/lr": schedule.get_last_lr()[0], "train/frames_per_second": frames_per_second})
             if grad_norm is not None:  # None under DeepSpeed, which clips by itself
                 logs["train/grad_norm"] = float(grad_norm)
             accelerator.log(logs, step=step)
-            bar.set_postfix(loss=f"{float(output.loss):.3f}", fps=f"{frames_per_second:.0f}")
+            bar.set_postfix(loss=f"{losses['loss']:.3f}", fps=f"{frames_per_second:.0f}")
             window_seconds, window_frames = 0.0, 0
         bar.update(1)
         if end_of_step(step, recipe, start_time, validate, accelerator, output_dir, ema, progress):

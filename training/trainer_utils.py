@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import shutil
 import time
@@ -63,7 +64,10 @@ def apply_overrides(recipe: Dict[str, Any], overrides: List[str]) -> Dict[str, A
             node = node[key]
         if path[-1] not in node and path[0] != "model":
             raise RecipeError(f"--{'.'.join(path)}: unknown recipe key (known: {', '.join(sorted(node))})")
-        node[path[-1]] = parse_value(text)
+        value = parse_value(text)
+        if isinstance(value, bool) and isinstance(node.get(path[-1]), str):  # `--mixed_precision no`: the mode "no",
+            value = text                                                    # not YAML 1.1's false
+        node[path[-1]] = value
     return recipe
 
 
@@ -151,14 +155,15 @@ def check_run_folder(output_dir: Path, resume: bool) -> Optional[Path]:
 
 
 def start_run(accelerator, recipe: Dict[str, Any], args, output_dir: Path) -> Tuple[Optional[Path], Dict[str, Any]]:
-    """The first step of a training script: checks the run folder (`check_run_folder`, on every process before
-    any writes), settles the learning-rate schedule (a resumed run keeps its own unless `--reschedule`:
-    `resumed_schedule`) and records the recipe.
+    """The first step of a training script: checks the launch (`check_launch`) and the run folder
+    (`check_run_folder`, on every process before any writes), settles the learning-rate schedule (a resumed
+    run keeps its own unless `--reschedule`: `resumed_schedule`) and records the recipe.
 
     Returns:
         `(checkpoint to resume from or None, schedule settings: lr, lr_schedule, warmup_steps, max_steps...)`.
     """
     output_dir = Path(output_dir)
+    check_launch(accelerator)
     checkpoint = check_run_folder(output_dir, args.resume)
     accelerator.wait_for_everyone()
     schedule, step = schedule_of(recipe), 0
@@ -255,6 +260,84 @@ class TrainingProgress:
         self.values = dict(state["values"])
 
 
+# ---------------------------------------------------------------------------------------------
+# Several processes (DDP through accelerate)
+# ---------------------------------------------------------------------------------------------
+def ddp_kwargs():
+    """accelerate's handler for the DDP wrapper of the trained model: no buffer broadcast from rank 0 at each
+    forward. The only trained buffers are the codec's RVQ statistics, which the quantizer all-reduces itself
+    (`ns2_hf.codec.quantizer`): they are equal on every process, and a broadcast would only copy them again."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    return DistributedDataParallelKwargs(broadcast_buffers=False)
+
+
+def give_deepspeed_a_micro_batch_size(accelerator) -> None:
+    """Under DeepSpeed, sets `train_micro_batch_size_per_gpu` to 1 (a no-op otherwise).
+
+    The loaders use a frame-budget `batch_sampler`, so they have no `batch_size` and accelerate cannot fill
+    DeepSpeed's `"auto"` micro-batch size: `prepare()` would refuse. DeepSpeed does not batch the data here
+    (accelerate's loaders do); the value only enters the `train_batch_size = micro batch × accumulation ×
+    processes` that DeepSpeed checks and logs, so a nominal 1 is right. Call before `accelerator.prepare`."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None:
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = 1
+
+
+class LaunchError(RuntimeError):
+    """The launcher started several processes that do not form one training run."""
+
+
+def check_launch(accelerator) -> None:
+    """Raises `LaunchError` when the launcher started `WORLD_SIZE` processes but accelerate runs each one alone:
+    `torchrun` on a machine without GPUs and without `ACCELERATE_USE_CPU=true` gives N independent runs that
+    would each train, and write, a model of their own."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes == 1:
+        raise LaunchError(
+            f"the launcher started {launched} processes, but accelerate sees {accelerator.num_processes} in this run. "
+            "On CPUs start them with `ACCELERATE_USE_CPU=true torchrun --nproc_per_node N ...` (training/README.md).")
+
+
+class ProcessMismatchError(RuntimeError):
+    """The training processes hold different weights: each would train a model of its own."""
+
+
+def check_processes_agree(what: str, tensors: Iterable, device) -> None:
+    """Raises `ProcessMismatchError` when `tensors` differ between the processes of `torch.distributed`.
+
+    A collective (every process calls it; with one process it does nothing): two float64 sums per tensor (of the
+    values and of their squares), moved to `device` (the backend's: NCCL gathers CUDA tensors only), are
+    gathered and compared. Called on the initial weights and their EMA copy before `accelerator.prepare` (where
+    DDP would silently broadcast rank 0's weights but not the EMA's) and on the EMA weights at each checkpoint.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    checksum = torch.stack([torch.stack([tensor.detach().double().sum(), tensor.detach().double().pow(2).sum()])
+                            for tensor in tensors]).reshape(-1).to(device)
+    gathered = [torch.empty_like(checksum) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, checksum)
+    differing = [rank for rank, other in enumerate(gathered) if not torch.equal(other, gathered[0])]
+    if differing:
+        raise ProcessMismatchError(
+            f"{what} differ between process 0 and process(es) {differing}: every process must build the model from "
+            "the same seed (set_seed(recipe seed) before the model) and load the same files.")
+
+
+def mean_over_processes(accelerator, values: Dict[str, Any]) -> Dict[str, float]:
+    """The mean over all processes of each scalar in `values` (tensors or numbers), as floats: the logged
+    training losses are the whole (multi-process) batch's, not rank 0's. A collective: every process calls it."""
+    import torch
+
+    names = list(values)
+    stacked = torch.stack([torch.as_tensor(values[name], dtype=torch.float32).detach().reshape(()).to(accelerator.device)
+                           for name in names])
+    return dict(zip(names, accelerator.reduce(stacked, reduction="mean").tolist()))
+
+
 def seed_step(seed: int, step: int) -> None:
     """Seeds every RNG (python, numpy, torch, CUDA; different per process) from `(seed, step)`.
 
@@ -270,14 +353,19 @@ def seed_step(seed: int, step: int) -> None:
 def batches_from(dataloader, batch_sampler, accelerator, start_batch: int) -> Iterator:
     """Yields batches epoch after epoch forever, starting `start_batch` batches into the sequence
     (a resumed run skips exactly the batches already seen). `batch_sampler` (the one inside `dataloader`)
-    shuffles from its seed and the epoch only (`set_epoch`), so the order does not depend on the run."""
-    batches_per_epoch = len(dataloader)
-    if batches_per_epoch == 0:
-        raise ValueError("the training split gives no batch: is it empty, or is the batch limit too small?")
-    epoch, skip = divmod(start_batch, batches_per_epoch)
+    builds and shuffles each epoch's batches from its seed and the epoch only (`set_epoch`), so the order does
+    not depend on the run; the number of batches may change from epoch to epoch (`len(dataloader)` after
+    `set_epoch`: this process's share of that epoch's batches)."""
+    epoch, skip = 0, start_batch
     while True:
         dataloader.set_epoch(epoch)
         batch_sampler.set_epoch(epoch)
+        batches_this_epoch = len(dataloader)
+        if batches_this_epoch == 0 and epoch == 0:
+            raise ValueError("the training split gives no batch: is it empty, or is the batch limit too small?")
+        if skip >= batches_this_epoch:  # an epoch wholly seen before the resume
+            epoch, skip = epoch + 1, skip - batches_this_epoch
+            continue
         yield from (accelerator.skip_first_batches(dataloader, skip) if skip else dataloader)
         epoch, skip = epoch + 1, 0
 
@@ -320,6 +408,8 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int, em
     (`output_dir/best`) and is not touched by the rotation."""
     folder = Path(output_dir) / CHECKPOINTS_DIR
     final, partial = folder / f"step_{step}", folder / f"step_{step}.partial"
+    if ema is not None:  # only process 0 writes them: they must be every process's
+        check_processes_agree(f"the EMA weights at step {step}", ema.shadow_params, accelerator.device)
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()

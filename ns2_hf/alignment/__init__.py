@@ -1,9 +1,10 @@
 """Phoneme durations in codec frames: the built-in aligner, monotonic alignment search and
-import of reference timings (MFA TextGrids, the corpus's festival alignments)."""
+import of reference timings (MFA TextGrids, the corpus's festival alignments) onto the front end's phones."""
 
 from .configuration_aligner import NS2AlignerConfig
 from .modeling_aligner import NS2AlignerModel, NS2AlignerOutput, NS2AlignerPreTrainedModel
 from .monotonic_align import AlignmentError, durations_from_alignment, maximum_path, monotonic_alignment_search
+from .phone_mapping import PhoneMappingError, durations_on_tokens
 from .textgrid import (
     TextGridError,
     boundary_errors,
@@ -18,10 +19,12 @@ __all__ = [
     "NS2AlignerModel",
     "NS2AlignerOutput",
     "NS2AlignerPreTrainedModel",
+    "PhoneMappingError",
     "TextGridError",
     "boundary_errors",
     "durations_from_alignment",
     "durations_from_segments",
+    "durations_on_tokens",
     "maximum_path",
     "monotonic_alignment_search",
     "read_alignment_json",

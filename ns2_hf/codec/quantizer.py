@@ -5,9 +5,15 @@ selected codebook vectors *is* the quantized latent that the diffusion model gen
 score residuals against the codebooks returned by :attr:`NS2ResidualVectorQuantizer.codebooks`.
 
 Codebooks are updated by exponential moving averages of the encoder frames assigned to them (SoundStream /
-EnCodec), not by a codebook loss; unused codes are restarted at random encoder frames. The statistics are not
-all-reduced across processes: under DistributedDataParallel (which by default broadcasts buffers from rank 0 at
-every forward) the codebooks follow rank 0's batches.
+EnCodec), not by a codebook loss; unused codes are restarted at random encoder frames.
+
+Under `torch.distributed` (DDP through accelerate, one process per device) every process holds the same codebooks
+and takes the same update: the per-code counts and frame sums are all-reduced before the EMA step, dead codes are
+restarted at frames drawn from every process's batch, and quantizer dropout draws one depth for all processes. The
+update is the one a single process would take on the union of the processes' batches. Without an initialised
+process group (one process) nothing is communicated. The training scripts turn DDP's buffer broadcast off
+(`training/trainer_utils.ddp_kwargs`): the codebooks are already equal, and the broadcast would cost a copy of
+them at every forward.
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .configuration_codec import NS2CodecConfig
+
+
+def _world_size() -> int:
+    """Number of processes taking part in training (1 when `torch.distributed` is not initialised)."""
+    distributed = torch.distributed
+    return distributed.get_world_size() if distributed.is_available() and distributed.is_initialized() else 1
 
 
 @dataclass
@@ -97,19 +109,47 @@ class NS2ResidualVectorQuantizer(nn.Module):
             if not 1 <= n_quantizers <= self.num_quantizers:
                 raise ValueError(f"`n_quantizers` must be in [1, {self.num_quantizers}], got {n_quantizers}.")
             return int(n_quantizers)
-        if self.training and self.quantizer_dropout > 0 and torch.rand(()) < self.quantizer_dropout:
-            return int(torch.randint(1, self.num_quantizers + 1, ()))
-        return self.num_quantizers
+        if not (self.training and self.quantizer_dropout > 0):
+            return self.num_quantizers
+        n_active = torch.tensor(self.num_quantizers)
+        if torch.rand(()) < self.quantizer_dropout:
+            n_active = torch.randint(1, self.num_quantizers + 1, ())
+        if _world_size() > 1:  # one depth for the whole (multi-process) batch: rank 0's draw
+            n_active = n_active.to(self.embeddings.device)
+            torch.distributed.broadcast(n_active, src=0)
+        return int(n_active)
 
     @torch.no_grad()
     def _restart_dead_codes(self, index: int, frames: torch.Tensor) -> None:
         """Move codes of quantizer `index` used less than `dead_code_threshold` times per step onto random rows
-        of `frames` `(n_valid, latent_dim)`, giving each the usage of exactly the threshold."""
+        of `frames` `(n_valid, latent_dim)`, giving each the usage of exactly the threshold.
+
+        With several processes each one draws a candidate per dead code from its own `frames` (possibly empty);
+        dead code `j` takes the candidate of the `j % n`-th of the `n` processes that have frames, so the
+        restarts spread over every process's data and are the same on all of them."""
         dead = self.cluster_size[index] < self.dead_code_threshold
-        n_dead = int(dead.sum())
+        n_dead = int(dead.sum())  # the same on every process: `cluster_size` is kept equal
         if n_dead == 0:
             return
-        samples = frames[torch.randint(0, frames.shape[0], (n_dead,), device=frames.device)]
+        if frames.shape[0]:
+            samples = frames[torch.randint(0, frames.shape[0], (n_dead,), device=frames.device)]
+        else:
+            samples = frames.new_zeros(n_dead, self.latent_dim)
+        world_size = _world_size()
+        if world_size > 1:
+            candidates = [torch.empty_like(samples) for _ in range(world_size)]
+            torch.distributed.all_gather(candidates, samples.contiguous())
+            has_frames = torch.tensor([float(frames.shape[0] > 0)], device=frames.device)
+            flags = [torch.empty_like(has_frames) for _ in range(world_size)]
+            torch.distributed.all_gather(flags, has_frames)
+            sources = [rank for rank, flag in enumerate(flags) if flag.item() > 0]
+            if not sources:
+                return
+            rows = torch.arange(n_dead, device=frames.device)
+            source_of_row = torch.tensor(sources, device=frames.device)[rows % len(sources)]
+            samples = torch.stack(candidates)[source_of_row, rows]
+        elif not frames.shape[0]:
+            return
         self.embeddings[index, dead] = samples
         self.cluster_size[index, dead] = self.dead_code_threshold
         self.embedding_sum[index, dead] = samples * self.dead_code_threshold
@@ -119,6 +159,10 @@ class NS2ResidualVectorQuantizer(nn.Module):
         """EMA update of quantizer `index` from `frames` `(n_valid, latent_dim)` assigned to `codes` `(n_valid,)`."""
         counts = torch.bincount(codes, minlength=self.codebook_size).to(frames.dtype)
         sums = torch.zeros_like(self.embedding_sum[index]).index_add_(0, codes, frames)
+        if _world_size() > 1:  # the statistics of the union of all processes' frames
+            statistics = torch.cat([sums, counts.unsqueeze(1)], dim=1)
+            torch.distributed.all_reduce(statistics)
+            sums, counts = statistics[:, :-1], statistics[:, -1]
         self.cluster_size[index].mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embedding_sum[index].mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size[index].sum()
@@ -161,7 +205,8 @@ class NS2ResidualVectorQuantizer(nn.Module):
         frames = latents.transpose(1, 2).reshape(-1, self.latent_dim).to(self.embeddings.dtype)
         valid = mask.reshape(-1).bool()
         any_valid = bool(valid.any())
-        update_codebooks = self.training and any_valid
+        # with several processes every one joins the collective update, even one with only padding
+        update_codebooks = self.training and (any_valid or _world_size() > 1)
         residual = frames.detach()
         quantized = torch.zeros_like(residual)
         codes, commitment_losses = [], []
