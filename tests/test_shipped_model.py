@@ -14,7 +14,7 @@ import torch
 
 from ns2_hf import NS2Pipeline
 from ns2_hf.audio import load_audio
-from ns2_hf.metrics import speaker_similarity, transcribe, word_error_rate
+from ns2_hf.metrics import frame_rate_buzz, speaker_similarity, transcribe, word_error_rate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = REPO_ROOT / "pretrained" / "ns2-tiny-en"
@@ -31,6 +31,14 @@ STEPS = 50
 # and the model before the longer training (WER 0.72 on the test list) scored 0.60 on the first item alone.
 MAX_WER = 0.4
 MIN_SIM_MARGIN = 0.1
+
+
+# Two real recordings the project never trained on (examples/README.md). Measured with the shipped Fourier decoder
+# (codec_cpu_fourier_decoder.yaml, 3,767 steps): buzz share 0.196 / 0.164, grid lock 3.89 / 3.76 (the recordings:
+# 0.045 / 0.080 and 1.07 / 1.08); the transposed-convolution decoder it replaced: 0.485 / 0.665 and 6.54 / 7.03.
+REAL_RECORDINGS = [REPO_ROOT / "examples" / "real" / f"librivox_austen_{n}.wav" for n in ("0920", "0930")]
+MAX_BUZZ_SHARE = 0.3
+MAX_GRID_LOCK = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +64,21 @@ def test_shipped_model_speaks_in_the_prompt_voice(pipeline, corpus_dir):
     wer = word_error_rate(transcripts, [text for text, _, _ in ITEMS])
     assert wer <= MAX_WER, f"WER {wer:.3f} > {MAX_WER}: {transcripts}"
     assert np.mean(same) > np.mean(different) + MIN_SIM_MARGIN, f"SIM to prompt {same} vs a different speaker {different}"
+
+
+def test_shipped_codec_does_not_bring_its_frame_rate_buzz_back(pipeline):
+    rate = pipeline.sampling_rate
+    frame_rate = rate / pipeline.hop_length
+    shares, locks = [], []
+    for path in REAL_RECORDINGS:
+        audio = load_audio(str(path), target_sampling_rate=rate)
+        with torch.no_grad():
+            resynthesis = pipeline.codec(torch.from_numpy(audio)[None]).audio_values[0].numpy()
+        measured = frame_rate_buzz(resynthesis, rate, frame_rate)
+        shares.append(measured["buzz_share"])
+        locks.append(measured["grid_lock"])
+    assert np.mean(shares) < MAX_BUZZ_SHARE, f"buzz share {shares}"
+    assert np.mean(locks) < MAX_GRID_LOCK, f"grid lock {locks}"
 
 
 def test_shipped_model_loads_by_short_name_and_is_small(pipeline):
