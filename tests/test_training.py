@@ -407,6 +407,8 @@ def test_fourier_decoder_learns_from_the_discriminators(chain, tmp_path):
     GAN on. With the reconstruction losses switched off, only the discriminators can move the decoder: it must
     change between steps 2 and 4 when the adversarial and feature-matching terms are on, and stay put when they
     are off — so this fails if the discriminators ever stop training the generator."""
+    from ns2_hf.codec import NS2CodecConfig
+
     arguments = ["--config", CONFIGS / "codec_cpu_fourier_decoder.yaml", "--dataset", chain["data"],
                  "--init_from", chain["codec"] / BEST_DIR, "--extra_audio_dirs", "[]", *CODEC_STEPS,
                  "--gan_start_step", "0", "--mel_loss_weight", "0", "--time_loss_weight", "0", "--lr", "1e-2",
