@@ -11,7 +11,10 @@ The dataset's schema is documented in `training/data.py`. Three stages, each add
    to the front end's gruut IPA phones and their frames put on the utterance's own tokens
    (`ns2_hf.alignment.phone_mapping`), so `phonemes`, `phoneme_ids` and the tokenizer stay the
    pipeline's; unknown labels stop the stage with an error naming them.
-3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance.
+3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance; `--drop_audio` then
+   removes the audio column.
+
+Storage is compact (ours): audio as 16-bit PCM, pitch as float16, codes as int16 (`training/data.py`).
 
 With `--augment_speakers N` the features stage also makes N new speakers from the real ones (ours,
 `training/voice_augmentation.py`): each is one real speaker's utterances with pitch, formants and
@@ -72,7 +75,7 @@ from training.voice_augmentation import draw_transforms, transform_voice  # noqa
 from training.data import (  # noqa: E402
     AUDIO, CODES, DURATIONS, ID, LOG_F0, NORMALIZED_TEXT, NUM_FRAMES, PHONEME_IDS, PHONEMES,
     PREPARE_INFO_FILE, SAMPLING_RATE, SPEAKER_ID, SPLITS, TEXT, UNKNOWN_SPEAKER, VOICED,
-    dataset_features, num_frames_for, read_prepare_info,
+    audio_as_float, audio_to_pcm16, dataset_features, num_frames_for, read_prepare_info,
 )
 
 TOKENIZER_DIR = "tokenizer"
@@ -111,6 +114,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="Reference alignments (<id>.TextGrid or <id>.json): adds durations and replaces phonemes.")
     parser.add_argument("--textgrid_tier", default="phones")
     parser.add_argument("--codec", default=None, help="Trained NS2CodecModel folder: adds codes.")
+    parser.add_argument("--drop_audio", action="store_true",
+                        help="Remove the audio column once codes exist (with --codec, or on a dataset that has codes): "
+                             "about 10 MB instead of 120 MB per hour; NS2 training needs only codes, but the aligner "
+                             "stage, codec training and train_ns2's logged examples need the audio.")
     parser.add_argument("--batch_size", type=int, default=16, help="Utterances per aligner/codec forward pass.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
     parser.add_argument("--augment_speakers", type=int, default=0,
@@ -232,7 +239,7 @@ def utterance_features(example, tokenizer, sampling_rate, hop_length, min_second
     from ns2_hf.text import normalize_text, phonemize
 
     # Placeholder for skipped rows, typed like the real values so that arrow can concatenate them.
-    empty = {NORMALIZED_TEXT: "", PHONEMES: [], PHONEME_IDS: [], AUDIO: np.zeros(0, np.float32),
+    empty = {NORMALIZED_TEXT: "", PHONEMES: [], PHONEME_IDS: [], AUDIO: np.zeros(0, np.int16),
              SAMPLING_RATE: sampling_rate, NUM_FRAMES: 0, LOG_F0: np.zeros(0, np.float32), VOICED: np.zeros(0, bool)}
     source = example["audio_path"]
     try:
@@ -262,7 +269,7 @@ def utterance_features(example, tokenizer, sampling_rate, hop_length, min_second
         NORMALIZED_TEXT: normalize_text(example[TEXT]),
         PHONEMES: phonemes,
         PHONEME_IDS: tokenizer.encode_phonemes(phonemes),
-        AUDIO: waveform,
+        AUDIO: audio_to_pcm16(waveform),
         SAMPLING_RATE: sampling_rate,
         NUM_FRAMES: num_frames,
         LOG_F0: log_f0,
@@ -315,7 +322,7 @@ def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_ra
             voiced = np.asarray(example[VOICED], dtype=bool)
             # Praat reads a median of 0 as "keep the pitch" (an utterance with no voiced frame)
             median_f0 = float(np.exp(np.median(np.asarray(example[LOG_F0])[voiced]))) if voiced.any() else 0.0
-            audio = transform_voice(np.asarray(example[AUDIO], dtype=np.float32), sampling_rate, transform, median_f0)
+            audio = transform_voice(audio_as_float(example[AUDIO]), sampling_rate, transform, median_f0)
             num_frames = num_frames_for(len(audio), hop_length)
             log_f0, voiced = extract_pitch(audio, sampling_rate, hop_length, num_frames=num_frames)
             seconds = len(audio) / sampling_rate
@@ -324,7 +331,7 @@ def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_ra
                 reason = f"augmented duration {seconds:.2f} s outside [{args.min_seconds}, {args.max_seconds}] s"
             elif num_frames < len(example[PHONEMES]):
                 reason = f"augmented audio has {num_frames} frames for {len(example[PHONEMES])} phonemes"
-            return {ID: f"{example[ID]}_aug{index}", SPEAKER_ID: transform.speaker_id, AUDIO: audio,
+            return {ID: f"{example[ID]}_aug{index}", SPEAKER_ID: transform.speaker_id, AUDIO: audio_to_pcm16(audio),
                     NUM_FRAMES: num_frames, LOG_F0: log_f0, VOICED: voiced, SKIP_REASON: reason}
 
         rows = usable.select(np.flatnonzero(speakers == transform.source_speaker)).map(
@@ -382,7 +389,7 @@ def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int,
         padded_ids = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True)
         phoneme_mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(i), dtype=torch.bool) for i in ids],
                                                        batch_first=True)
-        waveform = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(a, dtype=torch.float32) for a in audio],
+        waveform = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(audio_as_float(a)) for a in audio],
                                                    batch_first=True)
         frames = torch.arange(num_frames_for(waveform.shape[1], hop_length))
         frame_mask = frames[None] < torch.as_tensor(num_frames)[:, None]
@@ -393,9 +400,7 @@ def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int,
         return {DURATIONS: rows}
 
     return {name: split.map(align_batch, input_columns=[PHONEME_IDS, AUDIO, NUM_FRAMES], batched=True,
-                            batch_size=batch_size, features=dataset_features(with_durations=True, with_codes=CODES in
-                                                                             split.column_names),
-                            writer_batch_size=100, cache_file_name=str(work_dir / f"durations_{name}.arrow"),
+                            batch_size=batch_size, features=_with_column(split, DURATIONS), writer_batch_size=100, cache_file_name=str(work_dir / f"durations_{name}.arrow"),
                             new_fingerprint=_fingerprint("aligner", name, aligner_dir), desc=f"aligner ({name})")
             for name, split in splits.items()}
 
@@ -466,7 +471,7 @@ def alignments_import_stage(splits, alignments_dir: str, tier: str, hop_length: 
         new_splits[name] = split.select(keep).map(
             import_row, input_columns=[ID], desc=f"alignments ({name})",
             cache_file_name=str(work_dir / f"alignments_{name}.arrow"),
-            features=dataset_features(with_durations=True, with_codes=CODES in split.column_names))
+            features=_with_column(split, DURATIONS))
     skipped = [{"id": i, "stage": "alignments", "reason": r["reason"]} for i, r in results.items() if "reason" in r]
     return new_splits, skipped
 
@@ -480,6 +485,9 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
     from ns2_hf.codec import NS2CodecModel
 
     codec = NS2CodecModel.from_pretrained(codec_dir).eval()
+    if codec.config.codebook_size > np.iinfo(np.int16).max + 1:
+        raise ValueError(f"codec {codec_dir} has codebook_size {codec.config.codebook_size}; the int16 `codes` column "
+                         f"holds at most {np.iinfo(np.int16).max + 1} entries per codebook.")
     if (codec.config.hop_length, codec.config.sampling_rate) != (hop_length, sampling_rate):
         raise ValueError(f"codec {codec_dir} uses hop {codec.config.hop_length} at {codec.config.sampling_rate} Hz "
                          f"but the dataset has hop {hop_length} at {sampling_rate} Hz; prepare it with "
@@ -487,15 +495,14 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
 
     @torch.no_grad()
     def encode_batch(audio, num_frames):
-        waveforms = [torch.as_tensor(a, dtype=torch.float32) for a in audio]
+        waveforms = [torch.from_numpy(audio_as_float(a)) for a in audio]
         input_values = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
         padding_mask = torch.arange(input_values.shape[1])[None] < torch.tensor([len(w) for w in waveforms])[:, None]
         codes = codec.encode(input_values, padding_mask=padding_mask).audio_codes  # (batch, n_q, frames)
         return {CODES: [c[:, :frames].tolist() for c, frames in zip(codes, num_frames)]}
 
     return {name: split.map(encode_batch, input_columns=[AUDIO, NUM_FRAMES], batched=True, batch_size=batch_size,
-                            features=dataset_features(with_durations=DURATIONS in split.column_names, with_codes=True),
-                            writer_batch_size=100, cache_file_name=str(work_dir / f"codes_{name}.arrow"),
+                            features=_with_column(split, CODES), writer_batch_size=100, cache_file_name=str(work_dir / f"codes_{name}.arrow"),
                             new_fingerprint=_fingerprint("codec", name, codec_dir), desc=f"codec ({name})")
             for name, split in splits.items()}
 
@@ -503,6 +510,14 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
 # ----------------------------------------------------------------------------------------------
 # Bookkeeping
 # ----------------------------------------------------------------------------------------------
+
+def _with_column(split, column: str):
+    """`split`'s features plus the prepared schema's `column`: the existing columns keep their stored dtypes, so a
+    stage added to a dataset prepared before the compact storage (float32 audio) does not convert it."""
+    from datasets import Features
+
+    return Features({**split.features, column: dataset_features(with_durations=True, with_codes=True)[column]})
+
 
 def _fingerprint(*parts) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
@@ -649,6 +664,9 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             added = list(splits["train"].column_names)
 
         columns = splits["train"].column_names
+        if AUDIO not in columns and ((args.aligner and DURATIONS not in columns) or (args.codec and CODES not in columns)):
+            raise ValueError(f"{output_dir} was prepared with --drop_audio: the aligner and codec stages need the "
+                             "audio; prepare it again with --overwrite.")
         if (args.aligner or args.alignments_dir) and DURATIONS not in columns:
             started, count = time.perf_counter(), sum(len(s) for s in splits.values())
             if args.aligner:
@@ -673,8 +691,15 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             added.append(CODES)
         elif args.codec:
             print(f"codes already present (from {info['codec']}); --overwrite to recompute them.")
+        dropped = []
+        if args.drop_audio and AUDIO in splits["train"].column_names:
+            if CODES not in splits["train"].column_names:
+                raise ValueError("--drop_audio removes the audio once codes exist; give --codec too.")
+            splits = {name: split.remove_columns(AUDIO) for name, split in splits.items()}
+            dropped.append(AUDIO)
+            info["dropped_columns"] = dropped
 
-        if not added:
+        if not added and not dropped:
             print(f"{output_dir}: nothing to do, every requested stage is done.")
             return
         info["splits"] = {name: len(split) for name, split in splits.items()}
