@@ -28,7 +28,7 @@ column                  type                         meaning
 ======================  ===========================  ============================================
 
 Storage is compact (ours, for hundreds of hours): 16-bit audio, float16 pitch and int16 codes take
-about 120 MB per hour with audio and about 10 MB per hour without it (see training/README.md).
+116 MB per hour with audio and 6 MB per hour without it (measured on the shared corpus, training/README.md).
 Datasets prepared before, with float32 `audio`/`log_f0` and int32 `codes`, read the same: the
 readers below convert whatever dtype is stored.
 
