@@ -335,3 +335,22 @@ def test_augmented_speakers_are_new_ids_made_from_one_real_speaker_each(audiofol
     # a re-run must ask for the same augmentation (the source check covers it)
     with pytest.raises(ValueError, match="was prepared from"):
         prepare_dataset.main(_args(audiofolder, output_dir))
+
+
+def test_shards_merge_into_the_unsharded_dataset(audiofolder, prepared, tmp_path):
+    from datasets import load_from_disk
+
+    shards = [tmp_path / f"shard{index}" for index in range(2)]
+    for index, shard in enumerate(shards):
+        prepare_dataset.main(_args(audiofolder, shard, "--shard", f"{index}/2"))
+    assert load_from_disk(str(shards[0]))["train"]["source_index"] == [0, 2, 4, 6]  # every 2nd row of the 8
+    with pytest.raises(ValueError, match="shards 0..1"):
+        prepare_dataset.main(["--merge", str(shards[0]), str(shards[0]), "--output_dir", str(tmp_path / "bad")])
+    prepare_dataset.main(["--merge", *map(str, reversed(shards)), "--output_dir", str(tmp_path / "merged")])
+    merged, whole = load_prepared(tmp_path / "merged"), load_prepared(prepared)
+    for split in ("train", "validation"):
+        assert merged[split].features == whole[split].features
+        assert merged[split].to_dict() == whole[split].to_dict()  # rows, their order and the split
+    merged_info, whole_info = read_prepare_info(tmp_path / "merged"), read_prepare_info(prepared)
+    assert merged_info["tokenizer_vocab_hash"] == whole_info["tokenizer_vocab_hash"]
+    assert merged_info["source"] == whole_info["source"] and merged_info["splits"] == whole_info["splits"]

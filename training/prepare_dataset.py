@@ -16,6 +16,9 @@ The dataset's schema is documented in `training/data.py`. Three stages, each add
 
 Storage is compact (ours): audio as 16-bit PCM, pitch as float16, codes as int16 (`training/data.py`).
 
+`--shard I/N` prepares every N-th source row (from row I) of several workers or nodes, unsplit; `--merge SHARD_DIR...`
+then joins the N folders into the dataset one run would have made (same rows, order, split and tokenizer).
+
 With `--augment_speakers N` the features stage also makes N new speakers from the real ones (ours,
 `training/voice_augmentation.py`): each is one real speaker's utterances with pitch, formants and
 tempo changed by the same transform, under a new speaker id (`<speaker>_aug<k>`, utterance ids
@@ -82,6 +85,7 @@ TOKENIZER_DIR = "tokenizer"
 """Sub-folder of the prepared dataset holding the tokenizer that produced `phoneme_ids`."""
 
 SKIP_REASON = "skip_reason"  # temporary column: "" for usable rows
+SOURCE_INDEX = "source_index"  # the row's position in the source: kept by shards (--shard), so --merge restores the order
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -90,6 +94,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     source.add_argument("--dataset", help="Hub dataset name or local dataset path for datasets.load_dataset.")
     source.add_argument("--audiofolder", help="Folder with metadata.csv/.jsonl (column file_name) and the audio.")
     source.add_argument("--manifest", help="CSV or JSONL file: audio path (relative to the file), text, speaker.")
+    source.add_argument("--merge", nargs="+", metavar="SHARD_DIR",
+                        help="Merge the folders of a --shard run (all N shards, same stages) into --output_dir: the "
+                             "same rows, order, split and tokenizer as preparing the source in one run.")
     parser.add_argument("--dataset_config", default=None, help="Configuration name for --dataset.")
     parser.add_argument("--dataset_split", default="train", help="Split of --dataset to read.")
     parser.add_argument("--audio_column", default=None,
@@ -118,12 +125,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="Remove the audio column once codes exist (with --codec, or on a dataset that has codes): "
                              "about 6 MB instead of 116 MB per hour; NS2 training needs only codes, but the aligner "
                              "stage, codec training and train_ns2's logged examples need the audio.")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="Prepare only source rows I, I+N, I+2N, ... (0 <= I < N), e.g. one worker or node of N; "
+                             "the shard is not split into train/validation until --merge.")
     parser.add_argument("--batch_size", type=int, default=16, help="Utterances per aligner/codec forward pass.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
     parser.add_argument("--augment_speakers", type=int, default=0,
                         help="Add this many augmented speakers (pitch/formant/tempo-shifted copies of real speakers, "
                              "training/voice_augmentation.py) in the features stage.")
     args = parser.parse_args(argv)
+    if args.shard:
+        index, _, count = args.shard.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            parser.error(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}.")
+        args.shard = (int(index), int(count))
+        if args.augment_speakers:
+            parser.error("--augment_speakers needs every utterance of a speaker: not with --shard.")
+    if args.merge and (args.shard or args.aligner or args.alignments_dir or args.codec or args.drop_audio):
+        parser.error("--merge only merges; run the stages on the shards (or on the merged folder).")
     if args.aligner and args.alignments_dir:
         parser.error("give either --aligner or --alignments_dir, not both.")
     if not 0.0 <= args.validation_fraction < 1.0:
@@ -178,6 +197,7 @@ def read_source(args: argparse.Namespace, work_dir: Path):
             ID: utterance_id,
             SPEAKER_ID: UNKNOWN_SPEAKER if speaker in (None, "") else str(speaker),
             TEXT: example[args.text_column] or "",
+            SOURCE_INDEX: index,
             "audio_path": path if data is None else None,
             "audio_bytes": data,
         }
@@ -187,6 +207,9 @@ def read_source(args: argparse.Namespace, work_dir: Path):
     duplicates = len(source) - len(set(source[ID]))
     if duplicates:
         raise ValueError(f"{duplicates} utterance ids are duplicated; give a unique --id_column.")
+    if args.shard:
+        index, count = args.shard
+        source = source.shard(num_shards=count, index=index, contiguous=False)  # rows index, index + count, ...
     return source
 
 
@@ -210,6 +233,8 @@ def describe_source(args: argparse.Namespace) -> dict:
     }
     if args.augment_speakers:
         described["augment_speakers"] = args.augment_speakers
+    if args.shard:
+        described["shard"] = list(args.shard)
     return described
 
 
@@ -282,7 +307,7 @@ def features_stage(source, tokenizer, codec_config, args, work_dir: Path):
     """Stage 1 over the whole source. Returns the usable rows and the skipped ones."""
     from datasets import Features, Value
 
-    features = Features({**dataset_features(), SKIP_REASON: Value("string")})
+    features = Features({**dataset_features(), SKIP_REASON: Value("string"), SOURCE_INDEX: Value("int64")})
     processed = source.map(
         utterance_features,
         fn_kwargs=dict(tokenizer=tokenizer, sampling_rate=codec_config.sampling_rate,
@@ -600,6 +625,49 @@ def sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+def merge_shards(shard_dirs: List[str], output_dir: Path) -> None:
+    """Concatenate the folders of a `--shard I/N` run (all N, prepared with the same source arguments and stages) in
+    source order, split them as one run would, and save the result to `output_dir`."""
+    from datasets import concatenate_datasets, load_from_disk
+
+    from ns2_hf.text import NS2PhonemeTokenizer
+
+    infos = [read_prepare_info(folder) for folder in shard_dirs]
+    if not all(info.get("source", {}).get("shard") for info in infos):
+        raise ValueError(f"--merge takes folders prepared with --shard; {shard_dirs} are not all such folders.")
+    count = infos[0]["source"]["shard"][1]
+    if sorted(info["source"]["shard"][0] for info in infos) != list(range(count)) or \
+            any(info["source"]["shard"][1] != count for info in infos):
+        raise ValueError(f"--merge needs the shards 0..{count - 1} of one run, each once; got "
+                         f"{[info['source']['shard'] for info in infos]}.")
+    source = {key: value for key, value in infos[0]["source"].items() if key != "shard"}
+    keys = ("sampling_rate", "hop_length", "aligner", "alignments_dir", "codec", "tokenizer_vocab_hash",
+            "dropped_columns")
+    for folder, info in zip(shard_dirs, infos):
+        differing = [key for key in keys if info.get(key) != infos[0].get(key)]
+        if {k: v for k, v in info["source"].items() if k != "shard"} != source:
+            differing.append("source")
+        if differing:
+            raise ValueError(f"shard {folder} differs from {shard_dirs[0]} in {differing}: prepare all shards with "
+                             "the same arguments and stages.")
+    rows = concatenate_datasets([load_from_disk(folder)["train"] for folder in shard_dirs])
+    rows = rows.sort(SOURCE_INDEX).remove_columns(SOURCE_INDEX)
+    unknown = sorted(set(source["holdout_speakers"]) - set(rows[SPEAKER_ID]))
+    if unknown:
+        raise ValueError(f"--holdout_speakers {unknown} are not speakers of the merged shards.")
+    splits = dict(split_by_speaker(rows, source["validation_fraction"], source["holdout_speakers"], source["seed"]))
+    info = {**infos[0], "source": source, "shards": [os.path.abspath(folder) for folder in shard_dirs],
+            "num_source_utterances": sum(info["num_source_utterances"] for info in infos),
+            "skipped": [entry for info in infos for entry in info["skipped"]],
+            "splits": {name: len(split) for name, split in splits.items()},
+            "speakers": {name: sorted(set(split[SPEAKER_ID])) for name, split in splits.items()}}
+    info["num_skipped"] = len(info["skipped"])
+    info.pop("stages", None)
+    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(Path(shard_dirs[0]) / TOKENIZER_DIR))
+    save_atomically(splits, tokenizer, info, output_dir)
+    print(f"merged {len(shard_dirs)} shards into {output_dir}: {info['splits']}, {info['num_skipped']} skipped")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     with sigterm_as_exit():
         prepare(argv)
@@ -616,6 +684,10 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             and not args.overwrite:
         raise FileExistsError(f"{output_dir} exists and is not a prepared dataset; choose another --output_dir "
                               "or pass --overwrite to replace it.")
+    if args.merge:
+        clean_interrupted_runs(output_dir)
+        merge_shards(args.merge, output_dir)
+        return
     codec_config = codec_config_from(args.codec_config, args.codec)
     hop_length, sampling_rate = codec_config.hop_length, codec_config.sampling_rate
     clean_interrupted_runs(output_dir)
@@ -633,7 +705,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
                                  f"--codec_config {args.codec_config} differs. Use --overwrite to redo it.")
             hop_length, sampling_rate = info["hop_length"], info["sampling_rate"]
             loaded = load_from_disk(str(output_dir))
-            splits = {name: loaded[name] for name in SPLITS}
+            splits = {name: loaded[name] for name in loaded}  # a shard has its rows in one split, "train"
             tokenizer = NS2PhonemeTokenizer.from_pretrained(str(output_dir / TOKENIZER_DIR))
             added: List[str] = []
         else:
@@ -642,9 +714,11 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             source = read_source(args, work_dir)
             holdout = _holdout(args)
             unknown = sorted(set(holdout) - set(source[SPEAKER_ID]))
-            if unknown:
+            if unknown and not args.shard:  # a shard need not hold every speaker: --merge checks
                 raise ValueError(f"--holdout_speakers {unknown} are not speakers of the source.")
             usable, skipped = features_stage(source, tokenizer, codec_config, args, work_dir)
+            if not args.shard:
+                usable = usable.remove_columns(SOURCE_INDEX)
             augmented_speakers = []
             if args.augment_speakers:
                 augmented, augment_skipped, augmented_speakers = augmentation_stage(
@@ -655,7 +729,8 @@ def prepare(argv: Optional[List[str]] = None) -> None:
 
                     usable = concatenate_datasets([usable, augmented])
             report_skipped(skipped)
-            splits = dict(split_by_speaker(usable, args.validation_fraction, holdout, args.seed))
+            splits = {"train": usable} if args.shard else dict(
+                split_by_speaker(usable, args.validation_fraction, holdout, args.seed))
             info = {"source": describe_source(args), "num_source_utterances": len(source),
                     "sampling_rate": sampling_rate, "hop_length": hop_length, "skipped": skipped,
                     "aligner": None, "alignments_dir": None, "codec": None,
