@@ -354,3 +354,26 @@ def test_shards_merge_into_the_unsharded_dataset(audiofolder, prepared, tmp_path
     merged_info, whole_info = read_prepare_info(tmp_path / "merged"), read_prepare_info(prepared)
     assert merged_info["tokenizer_vocab_hash"] == whole_info["tokenizer_vocab_hash"]
     assert merged_info["source"] == whole_info["source"] and merged_info["splits"] == whole_info["splits"]
+
+
+def test_a_stage_added_to_a_float32_dataset_keeps_its_dtypes(audiofolder, prepared, tmp_path):
+    from datasets import DatasetDict, Features, List, Value, load_from_disk
+
+    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
+
+    NS2CodecModel(NS2CodecConfig.tiny()).save_pretrained(tmp_path / "codec")
+    data = _copy(prepared, tmp_path)
+    compact = load_from_disk(str(data))
+    old = DatasetDict({name: split.cast(Features({**split.features, "audio": List(Value("float32")),
+                                                  "log_f0": List(Value("float32"))}))
+                       for name, split in compact.items()})  # the layout written before compact storage
+    old.save_to_disk(str(tmp_path / "old"))
+    shutil.rmtree(data)
+    (tmp_path / "old").rename(data)
+    shutil.copytree(prepared / prepare_dataset.TOKENIZER_DIR, data / prepare_dataset.TOKENIZER_DIR)
+    shutil.copy(prepared / "prepare_info.json", data / "prepare_info.json")
+    prepare_dataset.main(_args(audiofolder, data, "--codec", str(tmp_path / "codec")))
+    dataset = load_prepared(data, required_columns=[CODES])
+    assert dataset["train"].features["audio"].feature.dtype == "float32"  # not converted by the new stage
+    for name in ("train", "validation"):
+        assert dataset[name]["audio"] == old[name]["audio"]
