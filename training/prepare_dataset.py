@@ -85,7 +85,7 @@ TOKENIZER_DIR = "tokenizer"
 """Sub-folder of the prepared dataset holding the tokenizer that produced `phoneme_ids`."""
 
 SKIP_REASON = "skip_reason"  # temporary column: "" for usable rows
-SOURCE_INDEX = "source_index"  # the row's position in the source: kept by shards (--shard), so --merge restores the order
+SOURCE_INDEX = "source_index"  # temporary column: the row's place in the source, kept by --shard for --merge
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -356,7 +356,8 @@ def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_ra
                 reason = f"augmented duration {seconds:.2f} s outside [{args.min_seconds}, {args.max_seconds}] s"
             elif num_frames < len(example[PHONEMES]):
                 reason = f"augmented audio has {num_frames} frames for {len(example[PHONEMES])} phonemes"
-            return {ID: f"{example[ID]}_aug{index}", SPEAKER_ID: transform.speaker_id, AUDIO: audio_to_pcm16(audio),
+            return {ID: f"{example[ID]}_aug{index}", SPEAKER_ID: transform.speaker_id,
+                    AUDIO: audio_to_pcm16(audio),
                     NUM_FRAMES: num_frames, LOG_F0: log_f0, VOICED: voiced, SKIP_REASON: reason}
 
         rows = usable.select(np.flatnonzero(speakers == transform.source_speaker)).map(
@@ -425,7 +426,8 @@ def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int,
         return {DURATIONS: rows}
 
     return {name: split.map(align_batch, input_columns=[PHONEME_IDS, AUDIO, NUM_FRAMES], batched=True,
-                            batch_size=batch_size, features=_with_column(split, DURATIONS), writer_batch_size=100, cache_file_name=str(work_dir / f"durations_{name}.arrow"),
+                            batch_size=batch_size, features=_with_column(split, DURATIONS), writer_batch_size=100,
+                            cache_file_name=str(work_dir / f"durations_{name}.arrow"),
                             new_fingerprint=_fingerprint("aligner", name, aligner_dir), desc=f"aligner ({name})")
             for name, split in splits.items()}
 
@@ -527,7 +529,8 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
         return {CODES: [c[:, :frames].tolist() for c, frames in zip(codes, num_frames)]}
 
     return {name: split.map(encode_batch, input_columns=[AUDIO, NUM_FRAMES], batched=True, batch_size=batch_size,
-                            features=_with_column(split, CODES), writer_batch_size=100, cache_file_name=str(work_dir / f"codes_{name}.arrow"),
+                            features=_with_column(split, CODES), writer_batch_size=100,
+                            cache_file_name=str(work_dir / f"codes_{name}.arrow"),
                             new_fingerprint=_fingerprint("codec", name, codec_dir), desc=f"codec ({name})")
             for name, split in splits.items()}
 
@@ -739,7 +742,8 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             added = list(splits["train"].column_names)
 
         columns = splits["train"].column_names
-        if AUDIO not in columns and ((args.aligner and DURATIONS not in columns) or (args.codec and CODES not in columns)):
+        needs_audio = (args.aligner and DURATIONS not in columns) or (args.codec and CODES not in columns)
+        if AUDIO not in columns and needs_audio:
             raise ValueError(f"{output_dir} was prepared with --drop_audio: the aligner and codec stages need the "
                              "audio; prepare it again with --overwrite.")
         if (args.aligner or args.alignments_dir) and DURATIONS not in columns:
