@@ -9,6 +9,7 @@ from training.data import (
     FrameBatchSampler,
     PreparedDataset,
     PreparedDatasetError,
+    audio_to_pcm16,
     collate_batch,
     dataset_features,
     load_prepared,
@@ -40,6 +41,8 @@ def _split(frame_counts, with_extras=True):
     from datasets import Dataset
 
     rows = _rows(frame_counts)
+    for row in rows:
+        row["audio"] = audio_to_pcm16(np.asarray(row["audio"])).tolist()  # the stored dtype (read back as float)
     if not with_extras:
         for row in rows:
             del row["durations"], row["codes"]
@@ -162,3 +165,20 @@ def test_random_segments_are_windows_of_valid_audio():
         assert torch.equal(segments[1, :300], audio[1, :300]) and (segments[1, 300:] == 0).all()
         assert segment_mask[0].all() and segment_mask[1].sum() == 300
     assert len(starts) > 10
+
+
+def test_float32_datasets_from_before_compact_storage_read_the_same():
+    from datasets import Dataset, Features, List, Value
+
+    compact = _split([5, 8])
+    old_features = Features({**compact.features, "audio": List(Value("float32")), "log_f0": List(Value("float32")),
+                             "codes": List(List(Value("int32")))})
+    old = Dataset.from_list(_rows([5, 8]), features=old_features)
+    for new_item, old_item in zip(PreparedDataset(compact), PreparedDataset(old)):
+        assert torch.equal(new_item["codes"], old_item["codes"]) and new_item["codes"].dtype == torch.long
+        assert torch.equal(new_item["log_f0"], old_item["log_f0"])  # 5.0 is exact in float16
+        # int16 PCM: the float32 audio within half a step (clipped at full scale, standard normal noise exceeds 1)
+        expected = torch.from_numpy(audio_to_pcm16(old_item["audio"].numpy()).astype(np.float32) / 32768)
+        assert torch.allclose(new_item["audio"], expected, atol=0)
+        inside = old_item["audio"].abs() < 0.99
+        assert (new_item["audio"] - old_item["audio"])[inside].abs().max() <= 0.5 / 32768

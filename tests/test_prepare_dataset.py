@@ -18,7 +18,10 @@ import torch
 
 from conftest import REPO_ROOT
 from training import prepare_dataset
-from training.data import CODES, DURATIONS, PreparedDataset, collate_batch, load_prepared, read_prepare_info
+from training.data import (
+    CODES, DURATIONS, PreparedDataset, PreparedDatasetError, audio_as_float, collate_batch, load_prepared,
+    read_prepare_info,
+)
 
 SPEAKERS = {"fes_kal": 3, "kok_alpha": 3, "flite_slt": 2}  # incl. a festival voice with reference alignments
 HOLDOUT = "flite_slt"
@@ -96,7 +99,22 @@ def test_features_have_consistent_lengths(prepared, corpus_dir):
         f0 = np.exp(np.asarray(row["log_f0"])[np.asarray(row["voiced"])])
         assert 60 < np.median(f0) < 400
         original, _ = sf.read(corpus_dir / "audio" / f"{row['id']}.flac", dtype="float32")
-        np.testing.assert_allclose(row["audio"], original, atol=1e-6)  # 16 kHz source: stored as read
+        np.testing.assert_array_equal(audio_as_float(row["audio"]), original)  # 16-bit 16 kHz source: stored exactly
+
+
+def test_storage_is_compact_and_reads_back_within_rounding(prepared, corpus_dir):
+    from ns2_hf.audio.pitch import extract_pitch
+
+    dataset = load_prepared(prepared)
+    features = dataset["train"].features
+    assert (features["audio"].feature.dtype, features["log_f0"].feature.dtype) == ("int16", "float16")
+    row = dataset["train"][0]
+    original, _ = sf.read(corpus_dir / "audio" / f"{row['id']}.flac", dtype="float32")
+    log_f0, _ = extract_pitch(original, 16000, HOP, num_frames=row["num_frames"])
+    np.testing.assert_allclose(row["log_f0"], log_f0, rtol=2 ** -11)  # float16: 11 significant bits
+    item = PreparedDataset(dataset["train"], columns=("audio", "log_f0"))[0]
+    assert item["audio"].dtype == item["log_f0"].dtype == torch.float32
+    np.testing.assert_array_equal(item["audio"].numpy(), original)
 
 
 def test_split_holds_out_speaker_and_a_few_per_speaker(prepared):
@@ -240,13 +258,21 @@ def test_aligner_and_codec_stages(audiofolder, prepared, tmp_path):
         assert codes.shape == (n_q, row["num_frames"])
         if index < 3:  # batched, padded encoding equals encoding the clip alone
             with torch.no_grad():
-                alone = codec.encode(torch.tensor(row["audio"])[None]).audio_codes[0].numpy()
+                alone = codec.encode(torch.from_numpy(audio_as_float(row["audio"]))[None]).audio_codes[0].numpy()
             np.testing.assert_array_equal(codes, alone)
 
     items = PreparedDataset(dataset["train"])
     batch = collate_batch([items[0], items[1]])
     assert batch["codes"].shape[:2] == (2, n_q)
     assert torch.equal(batch["durations"].sum(1), batch["num_frames"])
+    assert dataset["train"].features["codes"].feature.feature.dtype == "int16"
+
+    prepare_dataset.main(_args(audiofolder, data, "--drop_audio"))
+    dropped = load_prepared(data, required_columns=[DURATIONS, CODES])
+    assert "audio" not in dropped["train"].column_names and read_prepare_info(data)["dropped_columns"] == ["audio"]
+    assert dropped["train"]["codes"] == dataset["train"]["codes"]
+    with pytest.raises(PreparedDatasetError, match="without --drop_audio"):
+        PreparedDataset(dropped["train"], columns=("audio",))
 
 
 def test_manifest_without_speakers(corpus_dir, tmp_path):
@@ -278,7 +304,7 @@ def test_hub_style_dataset_with_audio_bytes(corpus_dir, tmp_path):
     dataset = load_prepared(tmp_path / "data")
     assert dataset["train"]["id"] == ["piper_joe_0000"] and dataset["validation"]["speaker_id"] == ["rms"]
     original, _ = sf.read(corpus_dir / "audio" / "piper_joe_0000.flac", dtype="float32")
-    np.testing.assert_allclose(dataset["train"][0]["audio"], original, atol=1e-6)
+    np.testing.assert_array_equal(audio_as_float(dataset["train"][0]["audio"]), original)
 
 
 def test_augmented_speakers_are_new_ids_made_from_one_real_speaker_each(audiofolder, tmp_path):
@@ -303,9 +329,51 @@ def test_augmented_speakers_are_new_ids_made_from_one_real_speaker_each(audiofol
             source = rows[row["id"].rsplit("_aug", 1)[0]]
             assert source["speaker_id"] == transform["source_speaker"] and row["phonemes"] == source["phonemes"]
             assert row["num_frames"] == math.ceil(len(row["audio"]) / HOP) == len(row["log_f0"]) == len(row["voiced"])
-            shift = 12 * math.log2(median_f0(row["audio"]) / median_f0(source["audio"]))
+            shift = 12 * math.log2(median_f0(audio_as_float(row["audio"])) / median_f0(audio_as_float(source["audio"])))
             assert shift == pytest.approx(transform["semitones"], abs=0.3)
             assert len(row["audio"]) / len(source["audio"]) == pytest.approx(transform["duration_factor"], rel=0.01)
     # a re-run must ask for the same augmentation (the source check covers it)
     with pytest.raises(ValueError, match="was prepared from"):
         prepare_dataset.main(_args(audiofolder, output_dir))
+
+
+def test_shards_merge_into_the_unsharded_dataset(audiofolder, prepared, tmp_path):
+    from datasets import load_from_disk
+
+    shards = [tmp_path / f"shard{index}" for index in range(2)]
+    for index, shard in enumerate(shards):
+        prepare_dataset.main(_args(audiofolder, shard, "--shard", f"{index}/2"))
+    assert load_from_disk(str(shards[0]))["train"]["source_index"] == [0, 2, 4, 6]  # every 2nd row of the 8
+    with pytest.raises(ValueError, match="shards 0..1"):
+        prepare_dataset.main(["--merge", str(shards[0]), str(shards[0]), "--output_dir", str(tmp_path / "bad")])
+    prepare_dataset.main(["--merge", *map(str, reversed(shards)), "--output_dir", str(tmp_path / "merged")])
+    merged, whole = load_prepared(tmp_path / "merged"), load_prepared(prepared)
+    for split in ("train", "validation"):
+        assert merged[split].features == whole[split].features
+        assert merged[split].to_dict() == whole[split].to_dict()  # rows, their order and the split
+    merged_info, whole_info = read_prepare_info(tmp_path / "merged"), read_prepare_info(prepared)
+    assert merged_info["tokenizer_vocab_hash"] == whole_info["tokenizer_vocab_hash"]
+    assert merged_info["source"] == whole_info["source"] and merged_info["splits"] == whole_info["splits"]
+
+
+def test_a_stage_added_to_a_float32_dataset_keeps_its_dtypes(audiofolder, prepared, tmp_path):
+    from datasets import DatasetDict, Features, List, Value, load_from_disk
+
+    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
+
+    NS2CodecModel(NS2CodecConfig.tiny()).save_pretrained(tmp_path / "codec")
+    data = _copy(prepared, tmp_path)
+    compact = load_from_disk(str(data))
+    old = DatasetDict({name: split.cast(Features({**split.features, "audio": List(Value("float32")),
+                                                  "log_f0": List(Value("float32"))}))
+                       for name, split in compact.items()})  # the layout written before compact storage
+    old.save_to_disk(str(tmp_path / "old"))
+    shutil.rmtree(data)
+    (tmp_path / "old").rename(data)
+    shutil.copytree(prepared / prepare_dataset.TOKENIZER_DIR, data / prepare_dataset.TOKENIZER_DIR)
+    shutil.copy(prepared / "prepare_info.json", data / "prepare_info.json")
+    prepare_dataset.main(_args(audiofolder, data, "--codec", str(tmp_path / "codec")))
+    dataset = load_prepared(data, required_columns=[CODES])
+    assert dataset["train"].features["audio"].feature.dtype == "float32"  # not converted by the new stage
+    for name in ("train", "validation"):
+        assert dataset[name]["audio"] == old[name]["audio"]

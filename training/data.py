@@ -15,15 +15,22 @@ column                  type                         meaning
 `normalized_text`       str                          `ns2_hf.text.normalize_text(text)`
 `phonemes`              list[str]                    phone tokens, one per duration
 `phoneme_ids`           list[int]                    their tokenizer ids
-`audio`                 list[float32]                16 kHz mono waveform (the array, not a path)
+`audio`                 list[int16]                  16 kHz mono waveform as 16-bit PCM (the array, not a
+                                                     path; `audio_as_float` reads it back). Absent when
+                                                     prepared with `--drop_audio`
 `sampling_rate`         int                          rate of `audio` (the codec's)
 `num_frames`            int                          `ceil(len(audio) / hop_length)` codec frames
-`log_f0`                list[float32] (num_frames)   natural log of f0, interpolated when unvoiced
+`log_f0`                list[float16] (num_frames)   natural log of f0, interpolated when unvoiced
 `voiced`                list[bool] (num_frames)      voicing per frame
 `durations`             list[int] (len(phonemes))    frames per phoneme, **sum == num_frames**
                                                      (added by the aligner stage)
-`codes`                 list[list[int]] (n_q, F)     codec codes (added by the codec stage)
+`codes`                 list[list[int16]] (n_q, F)   codec codes (added by the codec stage)
 ======================  ===========================  ============================================
+
+Storage is compact (ours, for hundreds of hours): 16-bit audio, float16 pitch and int16 codes take
+116 MB per hour with audio and 6 MB per hour without it (measured on the shared corpus, training/README.md).
+Datasets prepared before, with float32 `audio`/`log_f0` and int32 `codes`, read the same: the
+readers below convert whatever dtype is stored.
 
 Codec latents are not stored: a training script gets them with `codec.codes_to_latents(codes)`.
 Beside the splits, `prepare_info.json` records the source, counts, skipped files with reasons,
@@ -59,10 +66,30 @@ SPLITS = ("train", "validation")
 PREPARE_INFO_FILE = "prepare_info.json"
 
 FEATURE_COLUMNS = (
-    ID, SPEAKER_ID, TEXT, NORMALIZED_TEXT, PHONEMES, PHONEME_IDS, AUDIO, SAMPLING_RATE, NUM_FRAMES, LOG_F0, VOICED,
+    ID, SPEAKER_ID, TEXT, NORMALIZED_TEXT, PHONEMES, PHONEME_IDS, SAMPLING_RATE, NUM_FRAMES, LOG_F0, VOICED,
 )
+"""Columns every prepared split has (`audio` too, unless it was dropped after the codec stage)."""
+
+PCM_SCALE = 32768
+"""Full scale of the int16 `audio` column: a stored sample `s` is the waveform value `s / PCM_SCALE` (soundfile's
+scale, so a 16-bit source file is stored exactly)."""
+
+
+def audio_to_pcm16(waveform: np.ndarray) -> np.ndarray:
+    """`(samples,)` float waveform in [-1, 1] → `(samples,)` int16 PCM (rounded, clipped at full scale)."""
+    scaled = np.round(np.asarray(waveform, dtype=np.float32) * PCM_SCALE)
+    return np.clip(scaled, -PCM_SCALE, PCM_SCALE - 1).astype(np.int16)
+
+
+def audio_as_float(stored) -> np.ndarray:
+    """A stored `audio` value (int16 PCM, or the float32 of datasets prepared before) → `(samples,)` float32."""
+    array = np.asarray(stored)
+    if array.dtype.kind in "iu":
+        return array.astype(np.float32) / PCM_SCALE
+    return array.astype(np.float32)
 # The stage that adds each optional column, for error messages.
-STAGE_OF_COLUMN = {DURATIONS: "--aligner (or --alignments_dir)", CODES: "--codec"}
+STAGE_OF_COLUMN = {DURATIONS: "--aligner (or --alignments_dir)", CODES: "--codec",
+                   AUDIO: "--overwrite and without --drop_audio"}
 
 
 def dataset_features(with_durations: bool = False, with_codes: bool = False):
@@ -76,16 +103,16 @@ def dataset_features(with_durations: bool = False, with_codes: bool = False):
         NORMALIZED_TEXT: Value("string"),
         PHONEMES: List(Value("string")),
         PHONEME_IDS: List(Value("int32")),
-        AUDIO: List(Value("float32")),
+        AUDIO: List(Value("int16")),
         SAMPLING_RATE: Value("int32"),
         NUM_FRAMES: Value("int32"),
-        LOG_F0: List(Value("float32")),
+        LOG_F0: List(Value("float16")),
         VOICED: List(Value("bool")),
     }
     if with_durations:
         features[DURATIONS] = List(Value("int32"))
     if with_codes:
-        features[CODES] = List(List(Value("int32")))
+        features[CODES] = List(List(Value("int16")))  # codebook sizes stay below 2**15 (checked by the codec stage)
     return Features(features)
 
 
@@ -146,7 +173,8 @@ class PreparedDataset(torch.utils.data.Dataset):
 
     Item fields (those whose columns exist and are requested): `id`, `speaker_id` (str),
     `phoneme_ids` `(L,)` long, `durations` `(L,)` long, `log_f0` `(F,)` float32, `voiced` `(F,)`
-    bool, `codes` `(n_q, F)` long, `audio` `(T,)` float32, `num_frames` int.
+    bool, `codes` `(n_q, F)` long, `audio` `(T,)` float32, `num_frames` int (whatever the compact dtype
+    on disk: int16 PCM audio is scaled back to [-1, 1]).
 
     Args:
         split: a `datasets.Dataset` (one split of `load_prepared`'s result).
@@ -184,7 +212,8 @@ class PreparedDataset(torch.utils.data.Dataset):
         row = self._rows[int(index)]
         item = {ID: str(row[ID]), SPEAKER_ID: str(row[SPEAKER_ID]), NUM_FRAMES: int(row[NUM_FRAMES])}
         for column in self.columns:
-            item[column] = torch.as_tensor(np.asarray(row[column]), dtype=self._DTYPES[column])
+            value = audio_as_float(row[column]) if column == AUDIO else np.asarray(row[column])
+            item[column] = torch.as_tensor(value, dtype=self._DTYPES[column])
         return item
 
 

@@ -11,7 +11,13 @@ The dataset's schema is documented in `training/data.py`. Three stages, each add
    to the front end's gruut IPA phones and their frames put on the utterance's own tokens
    (`ns2_hf.alignment.phone_mapping`), so `phonemes`, `phoneme_ids` and the tokenizer stay the
    pipeline's; unknown labels stop the stage with an error naming them.
-3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance.
+3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance; `--drop_audio` then
+   removes the audio column.
+
+Storage is compact (ours): audio as 16-bit PCM, pitch as float16, codes as int16 (`training/data.py`).
+
+`--shard I/N` prepares every N-th source row (from row I) of several workers or nodes, unsplit; `--merge SHARD_DIR...`
+then joins the N folders into the dataset one run would have made (same rows, order, split and tokenizer).
 
 With `--augment_speakers N` the features stage also makes N new speakers from the real ones (ours,
 `training/voice_augmentation.py`): each is one real speaker's utterances with pitch, formants and
@@ -72,13 +78,14 @@ from training.voice_augmentation import draw_transforms, transform_voice  # noqa
 from training.data import (  # noqa: E402
     AUDIO, CODES, DURATIONS, ID, LOG_F0, NORMALIZED_TEXT, NUM_FRAMES, PHONEME_IDS, PHONEMES,
     PREPARE_INFO_FILE, SAMPLING_RATE, SPEAKER_ID, SPLITS, TEXT, UNKNOWN_SPEAKER, VOICED,
-    dataset_features, num_frames_for, read_prepare_info,
+    audio_as_float, audio_to_pcm16, dataset_features, num_frames_for, read_prepare_info,
 )
 
 TOKENIZER_DIR = "tokenizer"
 """Sub-folder of the prepared dataset holding the tokenizer that produced `phoneme_ids`."""
 
 SKIP_REASON = "skip_reason"  # temporary column: "" for usable rows
+SOURCE_INDEX = "source_index"  # temporary column: the row's place in the source, kept by --shard for --merge
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -87,6 +94,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     source.add_argument("--dataset", help="Hub dataset name or local dataset path for datasets.load_dataset.")
     source.add_argument("--audiofolder", help="Folder with metadata.csv/.jsonl (column file_name) and the audio.")
     source.add_argument("--manifest", help="CSV or JSONL file: audio path (relative to the file), text, speaker.")
+    source.add_argument("--merge", nargs="+", metavar="SHARD_DIR",
+                        help="Merge the folders of a --shard run (all N shards, same stages) into --output_dir: the "
+                             "same rows, order, split and tokenizer as preparing the source in one run.")
     parser.add_argument("--dataset_config", default=None, help="Configuration name for --dataset.")
     parser.add_argument("--dataset_split", default="train", help="Split of --dataset to read.")
     parser.add_argument("--audio_column", default=None,
@@ -111,12 +121,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="Reference alignments (<id>.TextGrid or <id>.json): adds durations and replaces phonemes.")
     parser.add_argument("--textgrid_tier", default="phones")
     parser.add_argument("--codec", default=None, help="Trained NS2CodecModel folder: adds codes.")
+    parser.add_argument("--drop_audio", action="store_true",
+                        help="Remove the audio column once codes exist (with --codec, or on a dataset that has codes): "
+                             "about 6 MB instead of 116 MB per hour; NS2 training needs only codes, but the aligner "
+                             "stage, codec training and train_ns2's logged examples need the audio.")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="Prepare only source rows I, I+N, I+2N, ... (0 <= I < N), e.g. one worker or node of N; "
+                             "the shard is not split into train/validation until --merge.")
     parser.add_argument("--batch_size", type=int, default=16, help="Utterances per aligner/codec forward pass.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
     parser.add_argument("--augment_speakers", type=int, default=0,
                         help="Add this many augmented speakers (pitch/formant/tempo-shifted copies of real speakers, "
                              "training/voice_augmentation.py) in the features stage.")
     args = parser.parse_args(argv)
+    if args.shard:
+        index, _, count = args.shard.partition("/")
+        if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+            parser.error(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}.")
+        args.shard = (int(index), int(count))
+        if args.augment_speakers:
+            parser.error("--augment_speakers needs every utterance of a speaker: not with --shard.")
+    if args.merge and (args.shard or args.aligner or args.alignments_dir or args.codec or args.drop_audio):
+        parser.error("--merge only merges; run the stages on the shards (or on the merged folder).")
     if args.aligner and args.alignments_dir:
         parser.error("give either --aligner or --alignments_dir, not both.")
     if not 0.0 <= args.validation_fraction < 1.0:
@@ -171,6 +197,7 @@ def read_source(args: argparse.Namespace, work_dir: Path):
             ID: utterance_id,
             SPEAKER_ID: UNKNOWN_SPEAKER if speaker in (None, "") else str(speaker),
             TEXT: example[args.text_column] or "",
+            SOURCE_INDEX: index,
             "audio_path": path if data is None else None,
             "audio_bytes": data,
         }
@@ -180,6 +207,9 @@ def read_source(args: argparse.Namespace, work_dir: Path):
     duplicates = len(source) - len(set(source[ID]))
     if duplicates:
         raise ValueError(f"{duplicates} utterance ids are duplicated; give a unique --id_column.")
+    if args.shard:
+        index, count = args.shard
+        source = source.shard(num_shards=count, index=index, contiguous=False)  # rows index, index + count, ...
     return source
 
 
@@ -203,6 +233,8 @@ def describe_source(args: argparse.Namespace) -> dict:
     }
     if args.augment_speakers:
         described["augment_speakers"] = args.augment_speakers
+    if args.shard:
+        described["shard"] = list(args.shard)
     return described
 
 
@@ -232,7 +264,7 @@ def utterance_features(example, tokenizer, sampling_rate, hop_length, min_second
     from ns2_hf.text import normalize_text, phonemize
 
     # Placeholder for skipped rows, typed like the real values so that arrow can concatenate them.
-    empty = {NORMALIZED_TEXT: "", PHONEMES: [], PHONEME_IDS: [], AUDIO: np.zeros(0, np.float32),
+    empty = {NORMALIZED_TEXT: "", PHONEMES: [], PHONEME_IDS: [], AUDIO: np.zeros(0, np.int16),
              SAMPLING_RATE: sampling_rate, NUM_FRAMES: 0, LOG_F0: np.zeros(0, np.float32), VOICED: np.zeros(0, bool)}
     source = example["audio_path"]
     try:
@@ -262,7 +294,7 @@ def utterance_features(example, tokenizer, sampling_rate, hop_length, min_second
         NORMALIZED_TEXT: normalize_text(example[TEXT]),
         PHONEMES: phonemes,
         PHONEME_IDS: tokenizer.encode_phonemes(phonemes),
-        AUDIO: waveform,
+        AUDIO: audio_to_pcm16(waveform),
         SAMPLING_RATE: sampling_rate,
         NUM_FRAMES: num_frames,
         LOG_F0: log_f0,
@@ -275,7 +307,7 @@ def features_stage(source, tokenizer, codec_config, args, work_dir: Path):
     """Stage 1 over the whole source. Returns the usable rows and the skipped ones."""
     from datasets import Features, Value
 
-    features = Features({**dataset_features(), SKIP_REASON: Value("string")})
+    features = Features({**dataset_features(), SKIP_REASON: Value("string"), SOURCE_INDEX: Value("int64")})
     processed = source.map(
         utterance_features,
         fn_kwargs=dict(tokenizer=tokenizer, sampling_rate=codec_config.sampling_rate,
@@ -315,7 +347,7 @@ def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_ra
             voiced = np.asarray(example[VOICED], dtype=bool)
             # Praat reads a median of 0 as "keep the pitch" (an utterance with no voiced frame)
             median_f0 = float(np.exp(np.median(np.asarray(example[LOG_F0])[voiced]))) if voiced.any() else 0.0
-            audio = transform_voice(np.asarray(example[AUDIO], dtype=np.float32), sampling_rate, transform, median_f0)
+            audio = transform_voice(audio_as_float(example[AUDIO]), sampling_rate, transform, median_f0)
             num_frames = num_frames_for(len(audio), hop_length)
             log_f0, voiced = extract_pitch(audio, sampling_rate, hop_length, num_frames=num_frames)
             seconds = len(audio) / sampling_rate
@@ -324,7 +356,8 @@ def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_ra
                 reason = f"augmented duration {seconds:.2f} s outside [{args.min_seconds}, {args.max_seconds}] s"
             elif num_frames < len(example[PHONEMES]):
                 reason = f"augmented audio has {num_frames} frames for {len(example[PHONEMES])} phonemes"
-            return {ID: f"{example[ID]}_aug{index}", SPEAKER_ID: transform.speaker_id, AUDIO: audio,
+            return {ID: f"{example[ID]}_aug{index}", SPEAKER_ID: transform.speaker_id,
+                    AUDIO: audio_to_pcm16(audio),
                     NUM_FRAMES: num_frames, LOG_F0: log_f0, VOICED: voiced, SKIP_REASON: reason}
 
         rows = usable.select(np.flatnonzero(speakers == transform.source_speaker)).map(
@@ -382,7 +415,7 @@ def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int,
         padded_ids = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True)
         phoneme_mask = torch.nn.utils.rnn.pad_sequence([torch.ones(len(i), dtype=torch.bool) for i in ids],
                                                        batch_first=True)
-        waveform = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(a, dtype=torch.float32) for a in audio],
+        waveform = torch.nn.utils.rnn.pad_sequence([torch.from_numpy(audio_as_float(a)) for a in audio],
                                                    batch_first=True)
         frames = torch.arange(num_frames_for(waveform.shape[1], hop_length))
         frame_mask = frames[None] < torch.as_tensor(num_frames)[:, None]
@@ -393,9 +426,8 @@ def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int,
         return {DURATIONS: rows}
 
     return {name: split.map(align_batch, input_columns=[PHONEME_IDS, AUDIO, NUM_FRAMES], batched=True,
-                            batch_size=batch_size, features=dataset_features(with_durations=True, with_codes=CODES in
-                                                                             split.column_names),
-                            writer_batch_size=100, cache_file_name=str(work_dir / f"durations_{name}.arrow"),
+                            batch_size=batch_size, features=_with_column(split, DURATIONS), writer_batch_size=100,
+                            cache_file_name=str(work_dir / f"durations_{name}.arrow"),
                             new_fingerprint=_fingerprint("aligner", name, aligner_dir), desc=f"aligner ({name})")
             for name, split in splits.items()}
 
@@ -466,7 +498,7 @@ def alignments_import_stage(splits, alignments_dir: str, tier: str, hop_length: 
         new_splits[name] = split.select(keep).map(
             import_row, input_columns=[ID], desc=f"alignments ({name})",
             cache_file_name=str(work_dir / f"alignments_{name}.arrow"),
-            features=dataset_features(with_durations=True, with_codes=CODES in split.column_names))
+            features=_with_column(split, DURATIONS))
     skipped = [{"id": i, "stage": "alignments", "reason": r["reason"]} for i, r in results.items() if "reason" in r]
     return new_splits, skipped
 
@@ -480,6 +512,9 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
     from ns2_hf.codec import NS2CodecModel
 
     codec = NS2CodecModel.from_pretrained(codec_dir).eval()
+    if codec.config.codebook_size > np.iinfo(np.int16).max + 1:
+        raise ValueError(f"codec {codec_dir} has codebook_size {codec.config.codebook_size}; the int16 `codes` column "
+                         f"holds at most {np.iinfo(np.int16).max + 1} entries per codebook.")
     if (codec.config.hop_length, codec.config.sampling_rate) != (hop_length, sampling_rate):
         raise ValueError(f"codec {codec_dir} uses hop {codec.config.hop_length} at {codec.config.sampling_rate} Hz "
                          f"but the dataset has hop {hop_length} at {sampling_rate} Hz; prepare it with "
@@ -487,15 +522,15 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
 
     @torch.no_grad()
     def encode_batch(audio, num_frames):
-        waveforms = [torch.as_tensor(a, dtype=torch.float32) for a in audio]
+        waveforms = [torch.from_numpy(audio_as_float(a)) for a in audio]
         input_values = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
         padding_mask = torch.arange(input_values.shape[1])[None] < torch.tensor([len(w) for w in waveforms])[:, None]
         codes = codec.encode(input_values, padding_mask=padding_mask).audio_codes  # (batch, n_q, frames)
         return {CODES: [c[:, :frames].tolist() for c, frames in zip(codes, num_frames)]}
 
     return {name: split.map(encode_batch, input_columns=[AUDIO, NUM_FRAMES], batched=True, batch_size=batch_size,
-                            features=dataset_features(with_durations=DURATIONS in split.column_names, with_codes=True),
-                            writer_batch_size=100, cache_file_name=str(work_dir / f"codes_{name}.arrow"),
+                            features=_with_column(split, CODES), writer_batch_size=100,
+                            cache_file_name=str(work_dir / f"codes_{name}.arrow"),
                             new_fingerprint=_fingerprint("codec", name, codec_dir), desc=f"codec ({name})")
             for name, split in splits.items()}
 
@@ -503,6 +538,14 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
 # ----------------------------------------------------------------------------------------------
 # Bookkeeping
 # ----------------------------------------------------------------------------------------------
+
+def _with_column(split, column: str):
+    """`split`'s features plus the prepared schema's `column`: the existing columns keep their stored dtypes, so a
+    stage added to a dataset prepared before the compact storage (float32 audio) does not convert it."""
+    from datasets import Features
+
+    return Features({**split.features, column: dataset_features(with_durations=True, with_codes=True)[column]})
+
 
 def _fingerprint(*parts) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
@@ -585,6 +628,49 @@ def sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
+def merge_shards(shard_dirs: List[str], output_dir: Path) -> None:
+    """Concatenate the folders of a `--shard I/N` run (all N, prepared with the same source arguments and stages) in
+    source order, split them as one run would, and save the result to `output_dir`."""
+    from datasets import concatenate_datasets, load_from_disk
+
+    from ns2_hf.text import NS2PhonemeTokenizer
+
+    infos = [read_prepare_info(folder) for folder in shard_dirs]
+    if not all(info.get("source", {}).get("shard") for info in infos):
+        raise ValueError(f"--merge takes folders prepared with --shard; {shard_dirs} are not all such folders.")
+    count = infos[0]["source"]["shard"][1]
+    if sorted(info["source"]["shard"][0] for info in infos) != list(range(count)) or \
+            any(info["source"]["shard"][1] != count for info in infos):
+        raise ValueError(f"--merge needs the shards 0..{count - 1} of one run, each once; got "
+                         f"{[info['source']['shard'] for info in infos]}.")
+    source = {key: value for key, value in infos[0]["source"].items() if key != "shard"}
+    keys = ("sampling_rate", "hop_length", "aligner", "alignments_dir", "codec", "tokenizer_vocab_hash",
+            "dropped_columns")
+    for folder, info in zip(shard_dirs, infos):
+        differing = [key for key in keys if info.get(key) != infos[0].get(key)]
+        if {k: v for k, v in info["source"].items() if k != "shard"} != source:
+            differing.append("source")
+        if differing:
+            raise ValueError(f"shard {folder} differs from {shard_dirs[0]} in {differing}: prepare all shards with "
+                             "the same arguments and stages.")
+    rows = concatenate_datasets([load_from_disk(folder)["train"] for folder in shard_dirs])
+    rows = rows.sort(SOURCE_INDEX).remove_columns(SOURCE_INDEX)
+    unknown = sorted(set(source["holdout_speakers"]) - set(rows[SPEAKER_ID]))
+    if unknown:
+        raise ValueError(f"--holdout_speakers {unknown} are not speakers of the merged shards.")
+    splits = dict(split_by_speaker(rows, source["validation_fraction"], source["holdout_speakers"], source["seed"]))
+    info = {**infos[0], "source": source, "shards": [os.path.abspath(folder) for folder in shard_dirs],
+            "num_source_utterances": sum(info["num_source_utterances"] for info in infos),
+            "skipped": [entry for info in infos for entry in info["skipped"]],
+            "splits": {name: len(split) for name, split in splits.items()},
+            "speakers": {name: sorted(set(split[SPEAKER_ID])) for name, split in splits.items()}}
+    info["num_skipped"] = len(info["skipped"])
+    info.pop("stages", None)
+    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(Path(shard_dirs[0]) / TOKENIZER_DIR))
+    save_atomically(splits, tokenizer, info, output_dir)
+    print(f"merged {len(shard_dirs)} shards into {output_dir}: {info['splits']}, {info['num_skipped']} skipped")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     with sigterm_as_exit():
         prepare(argv)
@@ -601,6 +687,10 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             and not args.overwrite:
         raise FileExistsError(f"{output_dir} exists and is not a prepared dataset; choose another --output_dir "
                               "or pass --overwrite to replace it.")
+    if args.merge:
+        clean_interrupted_runs(output_dir)
+        merge_shards(args.merge, output_dir)
+        return
     codec_config = codec_config_from(args.codec_config, args.codec)
     hop_length, sampling_rate = codec_config.hop_length, codec_config.sampling_rate
     clean_interrupted_runs(output_dir)
@@ -618,7 +708,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
                                  f"--codec_config {args.codec_config} differs. Use --overwrite to redo it.")
             hop_length, sampling_rate = info["hop_length"], info["sampling_rate"]
             loaded = load_from_disk(str(output_dir))
-            splits = {name: loaded[name] for name in SPLITS}
+            splits = {name: loaded[name] for name in loaded}  # a shard has its rows in one split, "train"
             tokenizer = NS2PhonemeTokenizer.from_pretrained(str(output_dir / TOKENIZER_DIR))
             added: List[str] = []
         else:
@@ -627,9 +717,11 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             source = read_source(args, work_dir)
             holdout = _holdout(args)
             unknown = sorted(set(holdout) - set(source[SPEAKER_ID]))
-            if unknown:
+            if unknown and not args.shard:  # a shard need not hold every speaker: --merge checks
                 raise ValueError(f"--holdout_speakers {unknown} are not speakers of the source.")
             usable, skipped = features_stage(source, tokenizer, codec_config, args, work_dir)
+            if not args.shard:
+                usable = usable.remove_columns(SOURCE_INDEX)
             augmented_speakers = []
             if args.augment_speakers:
                 augmented, augment_skipped, augmented_speakers = augmentation_stage(
@@ -640,7 +732,8 @@ def prepare(argv: Optional[List[str]] = None) -> None:
 
                     usable = concatenate_datasets([usable, augmented])
             report_skipped(skipped)
-            splits = dict(split_by_speaker(usable, args.validation_fraction, holdout, args.seed))
+            splits = {"train": usable} if args.shard else dict(
+                split_by_speaker(usable, args.validation_fraction, holdout, args.seed))
             info = {"source": describe_source(args), "num_source_utterances": len(source),
                     "sampling_rate": sampling_rate, "hop_length": hop_length, "skipped": skipped,
                     "aligner": None, "alignments_dir": None, "codec": None,
@@ -649,6 +742,10 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             added = list(splits["train"].column_names)
 
         columns = splits["train"].column_names
+        needs_audio = (args.aligner and DURATIONS not in columns) or (args.codec and CODES not in columns)
+        if AUDIO not in columns and needs_audio:
+            raise ValueError(f"{output_dir} was prepared with --drop_audio: the aligner and codec stages need the "
+                             "audio; prepare it again with --overwrite.")
         if (args.aligner or args.alignments_dir) and DURATIONS not in columns:
             started, count = time.perf_counter(), sum(len(s) for s in splits.values())
             if args.aligner:
@@ -673,8 +770,15 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             added.append(CODES)
         elif args.codec:
             print(f"codes already present (from {info['codec']}); --overwrite to recompute them.")
+        dropped = []
+        if args.drop_audio and AUDIO in splits["train"].column_names:
+            if CODES not in splits["train"].column_names:
+                raise ValueError("--drop_audio removes the audio once codes exist; give --codec too.")
+            splits = {name: split.remove_columns(AUDIO) for name, split in splits.items()}
+            dropped.append(AUDIO)
+            info["dropped_columns"] = dropped
 
-        if not added:
+        if not added and not dropped:
             print(f"{output_dir}: nothing to do, every requested stage is done.")
             return
         info["splits"] = {name: len(split) for name, split in splits.items()}
@@ -683,7 +787,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
         info["tokenizer_vocab_hash"] = vocab_hash(tokenizer)
         info["last_run_added"] = added
         save_atomically(splits, tokenizer, info, output_dir)
-        print(f"wrote {output_dir}: {info['splits']}, {info['num_skipped']} skipped, added {added}")
+        print(f"wrote {output_dir}: {info['splits']}, {info['num_skipped']} skipped, added {added}, dropped {dropped}")
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 

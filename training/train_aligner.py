@@ -45,6 +45,7 @@ from ns2_hf.alignment import (  # noqa: E402
     read_alignment_json,
 )
 from ns2_hf.audio.io import load_audio  # noqa: E402
+from training.data import audio_as_float  # noqa: E402
 from training.trainer_utils import mean_over_processes  # noqa: E402
 
 
@@ -123,7 +124,7 @@ def load_dataset_examples(dataset_dir: str, sampling_rate: int) -> List[Dict]:
     for row in dataset:
         audio = row["audio"]
         if isinstance(audio, list):  # training/prepare_dataset.py stores the array and a sampling_rate column
-            waveform = load_audio(np.asarray(audio, dtype=np.float32), row["sampling_rate"], sampling_rate)
+            waveform = load_audio(audio_as_float(audio), row["sampling_rate"], sampling_rate)
         elif "array" in audio:
             waveform = load_audio(np.asarray(audio["array"]), audio["sampling_rate"], sampling_rate)
         else:

@@ -55,6 +55,7 @@ from training.data import (  # noqa: E402
     VOICED,
     FrameBatchSampler,
     PreparedDataset,
+    audio_as_float,
     collate_batch,
     load_prepared,
 )
@@ -221,7 +222,7 @@ def main():
             row = rows[index]
             same_speaker = [i for i, speaker in enumerate(speakers) if speaker == speakers[index] and i != index]
             prompt_row = rows[same_speaker[0]] if same_speaker else row
-            prompt_audio = torch.tensor(prompt_row["audio"])
+            prompt_audio = torch.from_numpy(audio_as_float(prompt_row["audio"]))
             prompt_latents = codec.encode(prompt_audio[None].to(accelerator.device)).quantized_latents
             prompt_mask = torch.ones(1, prompt_latents.shape[-1], dtype=torch.bool, device=accelerator.device)
             prompt_hidden = unwrapped_model.encode_prompt(prompt_latents, prompt_mask)
@@ -238,7 +239,7 @@ def main():
             generator = torch.Generator().manual_seed(recipe["seed"])
             audio = build_pipeline()(row["text"], prompt_audio.numpy(), prompt_sampling_rate=sampling_rate,
                                      num_inference_steps=recipe["val_inference_steps"], generator=generator).audios[0]
-            real = torch.tensor(row["audio"])
+            real = torch.from_numpy(audio_as_float(row["audio"]))
             mels = [mel_spectrogram(torch.as_tensor(wave), sampling_rate, hop_length=hop_length)[0].numpy()
                     for wave in (real, audio)]
             writer.add_figure(f"val/mel_{index}", mel_figure(*mels, title=f"{row['id']}: {row['text']}"), step)
@@ -256,12 +257,12 @@ def main():
         for index in range(min(recipe["val_objective_items"], len(rows))):
             row = rows[index]
             same_speaker = [i for i, speaker in enumerate(speakers) if speaker == speakers[index] and i != index]
-            prompt = np.asarray(rows[same_speaker[0] if same_speaker else index]["audio"], dtype=np.float32)
+            prompt = audio_as_float(rows[same_speaker[0] if same_speaker else index]["audio"])
             audio = build_pipeline()(row["text"], prompt, prompt_sampling_rate=sampling_rate,
                                      num_inference_steps=recipe["val_inference_steps"],
                                      generator=torch.Generator().manual_seed(recipe["seed"])).audios[0]
             items.append(EvaluationItem(id=row["id"], text=row["text"], prompt=prompt, audio=audio,
-                                        ground_truth=np.asarray(row["audio"], dtype=np.float32)))
+                                        ground_truth=audio_as_float(row["audio"])))
         summary = summarize(evaluate_items(items, sampling_rate, metrics=recipe["val_objective_metrics"]))
         accelerator.log({f"val_objective/{name}": value["mean"] for name, value in summary.get("model", {}).items()},
                         step=step)
