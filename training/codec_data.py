@@ -33,7 +33,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 class UntranscribedAudio(torch.utils.data.Dataset):
     """Every audio file under `folders` (sorted), resampled to `sampling_rate`, mono; items look like
     `PreparedDataset(..., columns=("audio",))` items (`id`, `speaker_id` = the folder name, `num_frames`,
-    `audio` `(T,)` float32), so `collate_batch` batches them with the corpus."""
+    `audio` `(T,)` float32), so `collate_batch` batches them with the corpus. The waveforms are read once and held
+    in memory: meant for minutes of extra speech, not a corpus (prepare a corpus with `prepare_dataset.py`)."""
 
     def __init__(self, folders: Sequence[str], sampling_rate: int, hop_length: int):
         self.paths = sorted(

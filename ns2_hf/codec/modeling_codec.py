@@ -299,8 +299,9 @@ class NS2CodecFourierDecoder(nn.Module):
         log_magnitude, phase = head.chunk(2, dim=1)
         magnitude = log_magnitude.exp().clamp(max=1e2)  # Vocos' bound: no overflow early in training
         spectrum = torch.polar(magnitude, phase)
-        frame_mask = torch.ones(latents.shape[0], latents.shape[2], device=latents.device) if latent_mask is None \
-            else latent_mask.float()
+        if latent_mask is None:
+            latent_mask = torch.ones(latents.shape[0], latents.shape[2], dtype=torch.bool, device=latents.device)
+        frame_mask = latent_mask.float()
         waveform = self.inverse_stft(spectrum, frame_mask).clamp(-1.0, 1.0)
         return waveform.to(latents.dtype)
 
