@@ -377,3 +377,39 @@ def test_a_stage_added_to_a_float32_dataset_keeps_its_dtypes(audiofolder, prepar
     assert dataset["train"].features["audio"].feature.dtype == "float32"  # not converted by the new stage
     for name in ("train", "validation"):
         assert dataset[name]["audio"] == old[name]["audio"]
+
+
+@pytest.mark.parametrize("audio_format", ["flac", "opus"])
+def test_encoded_audio_formats_read_back_and_are_smaller(audiofolder, prepared, tmp_path, corpus_dir, audio_format):
+    """`--audio_format flac` stores the audio bit-exactly in about half the bytes; `opus` in about a tenth, close to
+    the recording (a perceptual codec: within -15 dB of error); every reader (`PreparedDataset`, `audio_as_float`)
+    decodes them, and a stage added later (the codec's codes) reads the stored audio."""
+    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
+
+    data = tmp_path / "data"
+    prepare_dataset.main(_args(audiofolder, data, "--audio_format", audio_format))
+    assert read_prepare_info(data)["audio_format"] == audio_format
+    dataset, reference = load_prepared(data), load_prepared(prepared)
+    assert dataset["train"]["id"] == reference["train"]["id"]
+    assert dataset["train"].features["audio"].dtype == "binary"
+    stored = sum(len(a) for a in dataset["train"]["audio"])
+    pcm_bytes = 2 * sum(len(a) for a in reference["train"]["audio"])
+    assert stored < (0.7 if audio_format == "flac" else 0.2) * pcm_bytes
+    items, reference_items = PreparedDataset(dataset["train"]), PreparedDataset(reference["train"])
+    for index in range(len(items)):
+        audio, original = items[index]["audio"].numpy(), reference_items[index]["audio"].numpy()
+        assert items[index]["num_frames"] == reference_items[index]["num_frames"]
+        if audio_format == "flac":
+            np.testing.assert_array_equal(audio, original)
+        else:
+            assert len(audio) == len(original)
+            error = np.mean((audio - original) ** 2) / np.mean(original**2)
+            assert error < 10 ** (-15 / 10)
+    codec = NS2CodecModel(NS2CodecConfig.tiny()).eval()
+    codec.save_pretrained(tmp_path / "codec")
+    prepare_dataset.main(_args(audiofolder, data, "--audio_format", audio_format, "--codec", str(tmp_path / "codec"),
+                               "--device", "cpu"))
+    row = load_prepared(data, required_columns=[CODES])["train"][0]
+    with torch.no_grad():
+        alone = codec.encode(torch.from_numpy(audio_as_float(row["audio"]))[None]).audio_codes[0].numpy()
+    np.testing.assert_array_equal(np.asarray(row["codes"]), alone)

@@ -15,9 +15,10 @@ column                  type                         meaning
 `normalized_text`       str                          `ns2_hf.text.normalize_text(text)`
 `phonemes`              list[str]                    phone tokens, one per duration
 `phoneme_ids`           list[int]                    their tokenizer ids
-`audio`                 list[int16]                  16 kHz mono waveform as 16-bit PCM (the array, not a
-                                                     path; `audio_as_float` reads it back). Absent when
-                                                     prepared with `--drop_audio`
+`audio`                 list[int16] or binary        16 kHz mono waveform as 16-bit PCM (the array, not a
+                                                     path), or with `--audio_format flac|opus` the bytes
+                                                     of such a file; `audio_as_float` reads either back.
+                                                     Absent when prepared with `--drop_audio`
 `sampling_rate`         int                          rate of `audio` (the codec's)
 `num_frames`            int                          `ceil(len(audio) / hop_length)` codec frames
 `log_f0`                list[float16] (num_frames)   natural log of f0, interpolated when unvoiced
@@ -28,7 +29,8 @@ column                  type                         meaning
 ======================  ===========================  ============================================
 
 Storage is compact (ours, for hundreds of hours): 16-bit audio, float16 pitch and int16 codes take
-116 MB per hour with audio and 6 MB per hour without it (measured on the shared corpus, training/README.md).
+116 MB per hour with audio (PCM), about 64 MB with FLAC and 13 MB with Opus audio, and 6 MB per hour without
+it (measured on the shared corpus, training/README.md).
 Datasets prepared before, with float32 `audio`/`log_f0` and int32 `codes`, read the same: the
 readers below convert whatever dtype is stored.
 
@@ -39,6 +41,7 @@ hop length and sampling rate, the tokenizer's vocabulary hash and the aligner/co
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -74,6 +77,14 @@ PCM_SCALE = 32768
 """Full scale of the int16 `audio` column: a stored sample `s` is the waveform value `s / PCM_SCALE` (soundfile's
 scale, so a 16-bit source file is stored exactly)."""
 
+AUDIO_FORMATS = ("pcm16", "flac", "opus")
+"""How the `audio` column stores each waveform: `pcm16` int16 samples (116 MB per hour at 16 kHz), `flac` the bytes
+of a 16-bit FLAC file (lossless, about 55 % of that), `opus` the bytes of an Ogg Opus file (lossy, about 11 %: for
+moving a dataset to a remote machine, not for a reference copy)."""
+
+_SOUNDFILE_FORMATS = {"flac": ("FLAC", "PCM_16"), "opus": ("OGG", "OPUS")}
+_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
 
 def audio_to_pcm16(waveform: np.ndarray) -> np.ndarray:
     """`(samples,)` float waveform in [-1, 1] → `(samples,)` int16 PCM (rounded, clipped at full scale)."""
@@ -81,19 +92,50 @@ def audio_to_pcm16(waveform: np.ndarray) -> np.ndarray:
     return np.clip(scaled, -PCM_SCALE, PCM_SCALE - 1).astype(np.int16)
 
 
+def encode_audio(waveform: np.ndarray, sampling_rate: int, audio_format: str = "pcm16"):
+    """`(samples,)` float waveform in [-1, 1] → the stored `audio` value of `audio_format` (see `AUDIO_FORMATS`):
+    int16 samples, or the bytes of a FLAC / Ogg Opus file (empty bytes for an empty waveform)."""
+    if audio_format == "pcm16":
+        return audio_to_pcm16(waveform)
+    if audio_format not in _SOUNDFILE_FORMATS:
+        raise ValueError(f"unknown audio format {audio_format!r}; choose from {AUDIO_FORMATS}.")
+    if audio_format == "opus" and sampling_rate not in _OPUS_RATES:
+        raise ValueError(f"Opus stores only {_OPUS_RATES} Hz audio, not {sampling_rate} Hz; use --audio_format flac.")
+    if len(waveform) == 0:
+        return b""
+    import soundfile as sf
+
+    file_format, subtype = _SOUNDFILE_FORMATS[audio_format]
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(np.asarray(waveform, dtype=np.float32), -1.0, 1.0), sampling_rate, format=file_format,
+             subtype=subtype)
+    return buffer.getvalue()
+
+
 def audio_as_float(stored) -> np.ndarray:
-    """A stored `audio` value (int16 PCM, or the float32 of datasets prepared before) → `(samples,)` float32."""
+    """A stored `audio` value (int16 PCM, FLAC/Opus bytes, or the float32 of datasets prepared before) →
+    `(samples,)` float32."""
+    if isinstance(stored, bytes):
+        if not stored:
+            return np.zeros(0, np.float32)
+        import soundfile as sf
+
+        waveform, _ = sf.read(io.BytesIO(stored), dtype="float32")
+        return waveform
     array = np.asarray(stored)
     if array.dtype.kind in "iu":
         return array.astype(np.float32) / PCM_SCALE
     return array.astype(np.float32)
+
+
 # The stage that adds each optional column, for error messages.
 STAGE_OF_COLUMN = {DURATIONS: "--aligner (or --alignments_dir)", CODES: "--codec",
                    AUDIO: "--overwrite and without --drop_audio"}
 
 
-def dataset_features(with_durations: bool = False, with_codes: bool = False):
-    """The `datasets.Features` of a prepared split (stage-1 columns plus the optional ones)."""
+def dataset_features(with_durations: bool = False, with_codes: bool = False, audio_format: str = "pcm16"):
+    """The `datasets.Features` of a prepared split (stage-1 columns plus the optional ones; `audio` as int16 samples
+    or, for the `flac`/`opus` `audio_format`, as the bytes of a file)."""
     from datasets import Features, List, Value
 
     features = {
@@ -103,7 +145,7 @@ def dataset_features(with_durations: bool = False, with_codes: bool = False):
         NORMALIZED_TEXT: Value("string"),
         PHONEMES: List(Value("string")),
         PHONEME_IDS: List(Value("int32")),
-        AUDIO: List(Value("int16")),
+        AUDIO: List(Value("int16")) if audio_format == "pcm16" else Value("binary"),
         SAMPLING_RATE: Value("int32"),
         NUM_FRAMES: Value("int32"),
         LOG_F0: List(Value("float16")),

@@ -14,7 +14,10 @@ The dataset's schema is documented in `training/data.py`. Three stages, each add
 3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance; `--drop_audio` then
    removes the audio column.
 
-Storage is compact (ours): audio as 16-bit PCM, pitch as float16, codes as int16 (`training/data.py`).
+Storage is compact (ours): audio as 16-bit PCM (or, with `--audio_format flac|opus`, as the bytes of a FLAC or Ogg
+Opus file), pitch as float16, codes as int16 (`training/data.py`).
+
+The aligner and codec stages run batched on `--device` (default: CUDA when there is a GPU, else the CPU).
 
 `--shard I/N` prepares every N-th source row (from row I) of several workers or nodes, unsplit; `--merge SHARD_DIR...`
 then joins the N folders into the dataset one run would have made (same rows, order, split and tokenizer).
@@ -76,9 +79,9 @@ from ns2_hf.audio import AudioInputError, check_waveform, load_audio  # noqa: E4
 from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
 from training.voice_augmentation import draw_transforms, transform_voice  # noqa: E402
 from training.data import (  # noqa: E402
-    AUDIO, CODES, DURATIONS, ID, LOG_F0, NORMALIZED_TEXT, NUM_FRAMES, PHONEME_IDS, PHONEMES,
+    AUDIO, AUDIO_FORMATS, CODES, DURATIONS, ID, LOG_F0, NORMALIZED_TEXT, NUM_FRAMES, PHONEME_IDS, PHONEMES,
     PREPARE_INFO_FILE, SAMPLING_RATE, SPEAKER_ID, SPLITS, TEXT, UNKNOWN_SPEAKER, VOICED,
-    audio_as_float, audio_to_pcm16, dataset_features, num_frames_for, read_prepare_info,
+    audio_as_float, dataset_features, encode_audio, num_frames_for, read_prepare_info,
 )
 
 TOKENIZER_DIR = "tokenizer"
@@ -129,6 +132,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="Prepare only source rows I, I+N, I+2N, ... (0 <= I < N), e.g. one worker or node of N; "
                              "the shard is not split into train/validation until --merge.")
     parser.add_argument("--batch_size", type=int, default=16, help="Utterances per aligner/codec forward pass.")
+    parser.add_argument("--device", default=None,
+                        help="Torch device of the aligner and codec stages (default: cuda if available, else cpu).")
+    parser.add_argument("--audio_format", default="pcm16", choices=AUDIO_FORMATS,
+                        help="How the features stage stores audio: int16 samples (pcm16), lossless FLAC bytes (about "
+                             "55 %% of pcm16) or lossy Ogg Opus bytes (about 11 %%, e.g. to copy a dataset to a remote "
+                             "machine); every reader decodes them the same way.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
     parser.add_argument("--augment_speakers", type=int, default=0,
                         help="Add this many augmented speakers (pitch/formant/tempo-shifted copies of real speakers, "
@@ -259,12 +268,14 @@ def codec_config_from(name: Optional[str], codec_dir: Optional[str]):
 # Stage 1: features
 # ----------------------------------------------------------------------------------------------
 
-def utterance_features(example, tokenizer, sampling_rate, hop_length, min_seconds, max_seconds) -> dict:
+def utterance_features(example, tokenizer, sampling_rate, hop_length, min_seconds, max_seconds,
+                       audio_format="pcm16") -> dict:
     """Stage-1 columns of one utterance, plus `skip_reason` ("" when usable)."""
     from ns2_hf.text import normalize_text, phonemize
 
     # Placeholder for skipped rows, typed like the real values so that arrow can concatenate them.
-    empty = {NORMALIZED_TEXT: "", PHONEMES: [], PHONEME_IDS: [], AUDIO: np.zeros(0, np.int16),
+    empty = {NORMALIZED_TEXT: "", PHONEMES: [], PHONEME_IDS: [], AUDIO: encode_audio(np.zeros(0), sampling_rate,
+                                                                                     audio_format),
              SAMPLING_RATE: sampling_rate, NUM_FRAMES: 0, LOG_F0: np.zeros(0, np.float32), VOICED: np.zeros(0, bool)}
     source = example["audio_path"]
     try:
@@ -294,7 +305,7 @@ def utterance_features(example, tokenizer, sampling_rate, hop_length, min_second
         NORMALIZED_TEXT: normalize_text(example[TEXT]),
         PHONEMES: phonemes,
         PHONEME_IDS: tokenizer.encode_phonemes(phonemes),
-        AUDIO: audio_to_pcm16(waveform),
+        AUDIO: encode_audio(waveform, sampling_rate, audio_format),
         SAMPLING_RATE: sampling_rate,
         NUM_FRAMES: num_frames,
         LOG_F0: log_f0,
@@ -307,11 +318,13 @@ def features_stage(source, tokenizer, codec_config, args, work_dir: Path):
     """Stage 1 over the whole source. Returns the usable rows and the skipped ones."""
     from datasets import Features, Value
 
-    features = Features({**dataset_features(), SKIP_REASON: Value("string"), SOURCE_INDEX: Value("int64")})
+    features = Features({**dataset_features(audio_format=args.audio_format), SKIP_REASON: Value("string"),
+                         SOURCE_INDEX: Value("int64")})
     processed = source.map(
         utterance_features,
         fn_kwargs=dict(tokenizer=tokenizer, sampling_rate=codec_config.sampling_rate,
-                       hop_length=codec_config.hop_length, min_seconds=args.min_seconds, max_seconds=args.max_seconds),
+                       hop_length=codec_config.hop_length, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                       audio_format=args.audio_format),
         remove_columns=["audio_path", "audio_bytes"],
         features=features,
         num_proc=args.num_proc if args.num_proc > 1 else None,
@@ -340,7 +353,7 @@ def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_ra
         if log_f0.size:
             speaker_f0[speaker] = float(np.exp(np.median(log_f0)))
     transforms = draw_transforms(speaker_f0, count, args.seed)
-    features = Features({**dataset_features(), SKIP_REASON: Value("string")})
+    features = Features({**dataset_features(audio_format=args.audio_format), SKIP_REASON: Value("string")})
     copies, skipped = [], []
     for index, transform in enumerate(transforms):
         def augment(example):
@@ -357,7 +370,7 @@ def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_ra
             elif num_frames < len(example[PHONEMES]):
                 reason = f"augmented audio has {num_frames} frames for {len(example[PHONEMES])} phonemes"
             return {ID: f"{example[ID]}_aug{index}", SPEAKER_ID: transform.speaker_id,
-                    AUDIO: audio_to_pcm16(audio),
+                    AUDIO: encode_audio(audio, sampling_rate, args.audio_format),
                     NUM_FRAMES: num_frames, LOG_F0: log_f0, VOICED: voiced, SKIP_REASON: reason}
 
         rows = usable.select(np.flatnonzero(speakers == transform.source_speaker)).map(
@@ -397,11 +410,12 @@ def split_by_speaker(dataset, validation_fraction: float, holdout_speakers: List
 # Stage 2: durations
 # ----------------------------------------------------------------------------------------------
 
-def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path):
-    """Add `durations` from a trained aligner (MAS over its soft alignment)."""
+def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path,
+                  device: torch.device):
+    """Add `durations` from a trained aligner (MAS over its soft alignment), batches run on `device`."""
     from ns2_hf.alignment import NS2AlignerModel
 
-    aligner = NS2AlignerModel.from_pretrained(aligner_dir).eval()
+    aligner = NS2AlignerModel.from_pretrained(aligner_dir).eval().to(device)
     if (aligner.config.hop_length, aligner.config.sampling_rate) != (hop_length, sampling_rate):
         raise ValueError(f"aligner {aligner_dir} uses hop {aligner.config.hop_length} at "
                          f"{aligner.config.sampling_rate} Hz but the dataset has hop {hop_length} at "
@@ -419,7 +433,8 @@ def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int,
                                                    batch_first=True)
         frames = torch.arange(num_frames_for(waveform.shape[1], hop_length))
         frame_mask = frames[None] < torch.as_tensor(num_frames)[:, None]
-        durations = aligner.align(padded_ids, phoneme_mask, waveform=waveform, frame_mask=frame_mask)
+        durations = aligner.align(padded_ids.to(device), phoneme_mask.to(device), waveform=waveform.to(device),
+                                  frame_mask=frame_mask.to(device)).cpu()
         rows = [d[: len(i)].tolist() for d, i in zip(durations, ids)]
         for row, frames in zip(rows, num_frames):
             assert sum(row) == frames, f"durations sum to {sum(row)}, not num_frames={frames}"
@@ -507,11 +522,12 @@ def alignments_import_stage(splits, alignments_dir: str, tier: str, hop_length: 
 # Stage 3: codes
 # ----------------------------------------------------------------------------------------------
 
-def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path):
-    """Add `codes` `(n_q, num_frames)` from a trained codec."""
+def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path,
+                device: torch.device):
+    """Add `codes` `(n_q, num_frames)` from a trained codec, batches encoded on `device`."""
     from ns2_hf.codec import NS2CodecModel
 
-    codec = NS2CodecModel.from_pretrained(codec_dir).eval()
+    codec = NS2CodecModel.from_pretrained(codec_dir).eval().to(device)
     if codec.config.codebook_size > np.iinfo(np.int16).max + 1:
         raise ValueError(f"codec {codec_dir} has codebook_size {codec.config.codebook_size}; the int16 `codes` column "
                          f"holds at most {np.iinfo(np.int16).max + 1} entries per codebook.")
@@ -525,7 +541,7 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
         waveforms = [torch.from_numpy(audio_as_float(a)) for a in audio]
         input_values = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
         padding_mask = torch.arange(input_values.shape[1])[None] < torch.tensor([len(w) for w in waveforms])[:, None]
-        codes = codec.encode(input_values, padding_mask=padding_mask).audio_codes  # (batch, n_q, frames)
+        codes = codec.encode(input_values.to(device), padding_mask=padding_mask.to(device)).audio_codes.cpu()
         return {CODES: [c[:, :frames].tolist() for c, frames in zip(codes, num_frames)]}
 
     return {name: split.map(encode_batch, input_columns=[AUDIO, NUM_FRAMES], batched=True, batch_size=batch_size,
@@ -538,6 +554,11 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
 # ----------------------------------------------------------------------------------------------
 # Bookkeeping
 # ----------------------------------------------------------------------------------------------
+
+def stage_device(name: Optional[str]) -> torch.device:
+    """`--device`, or CUDA when there is a GPU, else the CPU."""
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
 
 def _with_column(split, column: str):
     """`split`'s features plus the prepared schema's `column`: the existing columns keep their stored dtypes, so a
@@ -736,7 +757,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
                 split_by_speaker(usable, args.validation_fraction, holdout, args.seed))
             info = {"source": describe_source(args), "num_source_utterances": len(source),
                     "sampling_rate": sampling_rate, "hop_length": hop_length, "skipped": skipped,
-                    "aligner": None, "alignments_dir": None, "codec": None,
+                    "aligner": None, "alignments_dir": None, "codec": None, "audio_format": args.audio_format,
                     "augmented_speakers": augmented_speakers}
             timed("features", len(source), started, info)
             added = list(splits["train"].column_names)
@@ -749,7 +770,8 @@ def prepare(argv: Optional[List[str]] = None) -> None:
         if (args.aligner or args.alignments_dir) and DURATIONS not in columns:
             started, count = time.perf_counter(), sum(len(s) for s in splits.values())
             if args.aligner:
-                splits = aligner_stage(splits, args.aligner, hop_length, sampling_rate, args.batch_size, work_dir)
+                splits = aligner_stage(splits, args.aligner, hop_length, sampling_rate, args.batch_size, work_dir,
+                                       stage_device(args.device))
                 info["aligner"] = os.path.abspath(args.aligner)
             else:
                 splits, skipped = alignments_import_stage(
@@ -764,7 +786,8 @@ def prepare(argv: Optional[List[str]] = None) -> None:
                   "--overwrite to recompute them.")
         if args.codec and CODES not in columns:
             started, count = time.perf_counter(), sum(len(s) for s in splits.values())
-            splits = codec_stage(splits, args.codec, hop_length, sampling_rate, args.batch_size, work_dir)
+            splits = codec_stage(splits, args.codec, hop_length, sampling_rate, args.batch_size, work_dir,
+                                 stage_device(args.device))
             info["codec"] = os.path.abspath(args.codec)
             timed("codes", count, started, info)
             added.append(CODES)
