@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Retrain the shipped model's codec and NS2 on one GPU, each stage bounded in time:
+#   1. the codec from scratch (training/configs/codec_gpu.yaml: Fourier decoder, GAN, augmentation, real recordings);
+#   2. the `codes` of the prepared dataset with that codec (prepare_dataset.py, batched on the GPU);
+#   3. NS2 on those codes (training/configs/ns2_gpu.yaml: prompt-anchored pitch).
+# Then assemble the pipeline here (training/assemble_pipeline.py) and evaluate it (training/evaluate_tts.py).
+#
+# Usage: SOURCE_ARGS="<the prepare_dataset.py source arguments DATA was prepared with>" \
+#          scripts/device/train_shipped.sh DATA RUN_DIR [RESULTS_DIR]
+#   DATA         a prepared dataset with durations and audio (e.g. --audio_format opus to keep it small)
+#   RUN_DIR      where the runs go (RUN_DIR/codec, RUN_DIR/ns2)
+#   RESULTS_DIR  optional: the logs and a tar of codec/best + ns2/best, cut into 15 MB parts
+# Environment: CODEC_MINUTES, NS2_MINUTES (wall-clock bounds, default 4 and 3.5), PYTHON (default python3),
+#   WHEELS (a folder of wheels to install first, for machines without a package index).
+set -euo pipefail
+DATA=$1 RUN=$2 RESULTS=${3:-}
+PYTHON=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+mkdir -p "$RUN"
+
+package() {  # whatever the stages left, even after a failure
+  [ -n "$RESULTS" ] || return 0
+  mkdir -p "$RESULTS"
+  cp "$RUN"/*.log "$RESULTS"/ 2>/dev/null || true
+  local parts=()
+  for folder in codec/best ns2/best; do [ -d "$RUN/$folder" ] && parts+=("$folder"); done
+  [ ${#parts[@]} -gt 0 ] && tar -cf - -C "$RUN" "${parts[@]}" | split -b 15m - "$RESULTS/shipped.tar.part-"
+  ls -la "$RESULTS"
+}
+trap package EXIT
+
+if [ -n "${WHEELS:-}" ]; then
+  $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+$PYTHON -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+
+stage() {  # name, command...: run with a log and the elapsed time
+  local name=$1; shift
+  local start=$SECONDS
+  echo "== $name"
+  "$@" 2>&1 | tr '\r' '\n' | grep -v -E '^\s*$|[0-9]+/[0-9]+ \[[0-9:]+<' > "$RUN/$name.log" || { tail -40 "$RUN/$name.log"; return 1; }
+  tail -5 "$RUN/$name.log"
+  echo "== $name done in $((SECONDS - start)) s"
+}
+
+stage codec $PYTHON training/train_codec.py --config training/configs/codec_gpu.yaml --dataset "$DATA" \
+  --output_dir "$RUN/codec" --max_minutes "${CODEC_MINUTES:-4}"
+# shellcheck disable=SC2086  # SOURCE_ARGS is a list of arguments
+stage codes $PYTHON training/prepare_dataset.py $SOURCE_ARGS --output_dir "$DATA" --codec "$RUN/codec/best" --batch_size 64
+stage ns2 $PYTHON training/train_ns2.py --config training/configs/ns2_gpu.yaml --dataset "$DATA" \
+  --codec "$RUN/codec/best" --output_dir "$RUN/ns2" --max_minutes "${NS2_MINUTES:-3.5}"
