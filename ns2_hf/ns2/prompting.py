@@ -99,7 +99,7 @@ class NS2SpeechPrompter:
             `log_f0 (F_t,)` and the `prompt_latents (D, F − F_t)`; with `voiced` also the target's
             `voiced (F_t,)` and the prompt's `prompt_log_f0` and `prompt_voiced` `(F − F_t,)`.
         """
-        durations = utterance["durations"]
+        durations = utterance["durations"].cpu()  # a few numbers: read once, not one GPU sync per phone
         start, end = self.choose_span(durations)
         frame_start = int(durations[:start].sum())
         frame_end = frame_start + int(durations[start:end].sum())
@@ -140,16 +140,17 @@ class NS2SpeechPrompter:
         if any(with_voicing) and not all(with_voicing):
             raise ValueError("some utterances carry `voiced` and some do not: give it for all or none")
         targets = [self.split(utterance) for utterance in utterances]
+        device = targets[0]["latents"].device
         batch = {
             "phoneme_ids": _pad([t["phoneme_ids"] for t in targets], self.pad_token_id),
-            "phoneme_mask": _mask([len(t["phoneme_ids"]) for t in targets]),
+            "phoneme_mask": _mask([len(t["phoneme_ids"]) for t in targets], device),
             "durations": _pad([t["durations"] for t in targets], 0),
             "log_f0": _pad([t["log_f0"] for t in targets], 0.0),
             "latents": _pad_frames([t["latents"] for t in targets]),
-            "latent_mask": _mask([t["latents"].shape[-1] for t in targets]),
+            "latent_mask": _mask([t["latents"].shape[-1] for t in targets], device),
             "codes": _pad_frames([t["codes"] for t in targets]),
             "prompt_latents": _pad_frames([t["prompt_latents"] for t in targets]),
-            "prompt_mask": _mask([t["prompt_latents"].shape[-1] for t in targets]),
+            "prompt_mask": _mask([t["prompt_latents"].shape[-1] for t in targets], device),
         }
         if all(with_voicing):
             batch[VOICED_KEY] = _pad([t[VOICED_KEY].bool() for t in targets], False)
@@ -192,7 +193,7 @@ def _pad_frames(sequences: List[torch.Tensor]) -> torch.Tensor:
     return pad_sequence([s.transpose(0, 1) for s in sequences], batch_first=True).permute(0, 2, 1)
 
 
-def _mask(lengths: List[int]) -> torch.Tensor:
-    """Lengths → `(batch, longest)` bool, True on the first `length` positions."""
-    lengths = torch.tensor(lengths)
-    return torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)
+def _mask(lengths: List[int], device: torch.device) -> torch.Tensor:
+    """Lengths → `(batch, longest)` bool on `device`, True on the first `length` positions."""
+    lengths = torch.tensor(lengths, device=device)
+    return torch.arange(int(lengths.max()), device=device).unsqueeze(0) < lengths.unsqueeze(1)
