@@ -47,7 +47,7 @@ class NS2DacCodecModel(NS2TransformersCodecModel):
     def _decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         return self.codec.decode(quantized_representation=latents).audio_values
 
-    def get_codebooks(self) -> torch.Tensor:
+    def _codebooks(self) -> torch.Tensor:
         quantizers = self.codec.quantizer.quantizers[: self.config.num_quantizers]
         # out_proj of every code vector at once: codebook (K, d) as a (1, d, K) sequence -> (1, D, K)
         return torch.stack([quantizer.out_proj(quantizer.codebook.weight.t()[None])[0].t() for quantizer in quantizers])

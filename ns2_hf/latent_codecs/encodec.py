@@ -76,7 +76,7 @@ class NS2EncodecCodecModel(NS2TransformersCodecModel):
     def _decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         return self.codec.decoder(latents)[:, 0]
 
-    def get_codebooks(self) -> torch.Tensor:
+    def _codebooks(self) -> torch.Tensor:
         return torch.stack([layer.codebook.embed for layer in self.codec.quantizer.layers[: self.config.num_quantizers]])
 
 

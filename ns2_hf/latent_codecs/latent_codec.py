@@ -40,6 +40,13 @@ class NS2LatentCodec(Protocol):
 
     def encode(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None): ...
 
+    @torch.no_grad()
+    def get_codebooks(self) -> torch.Tensor:
+        """`(num_quantizers, codebook_size, latent_dim)`: the vector code k of quantizer j adds to the latent (what
+        CE-RVQ scores residuals against); `codes_to_latents(codes) == sum_j get_codebooks()[j, codes[:, j]]`."""
+        return self._codebooks()
+
+    @torch.no_grad()
     def codes_to_latents(self, audio_codes: torch.LongTensor) -> torch.Tensor: ...
 
     def decode(self, quantized_latents: torch.Tensor | None = None, audio_codes: torch.LongTensor | None = None): ...
@@ -170,7 +177,7 @@ class NS2TransformersCodecModel(PreTrainedModel):
     docstring). Frozen: NS2 never trains its codec.
 
     A subclass sets `config_class` and `codec_class` and implements `_encode_codes`, `_codes_to_latents`,
-    `_decode_latents` and `get_codebooks`. Audio enters as `(batch, samples)` at `config.sampling_rate`, is
+    `_decode_latents` and `_codebooks`. Audio enters as `(batch, samples)` at `config.sampling_rate`, is
     right-padded with zeros to a whole number of frames, and items of different lengths are encoded one at a time
     (these codecs have no padding mask, so a batch neighbour's length would change an item's last frames).
     """
@@ -212,7 +219,7 @@ class NS2TransformersCodecModel(PreTrainedModel):
         """`(batch, latent_dim, frames)` → `(batch, samples)` audio (about `frames * hop` samples)."""
         raise NotImplementedError
 
-    def get_codebooks(self) -> torch.Tensor:
+    def _codebooks(self) -> torch.Tensor:
         """`(num_quantizers, codebook_size, latent_dim)`: the latent-space vector each code adds."""
         raise NotImplementedError
 
@@ -266,6 +273,13 @@ class NS2TransformersCodecModel(PreTrainedModel):
         output = NS2LatentCodecEncoderOutput(audio_codes, quantized_latents, latent_mask)
         return output if return_dict else output.to_tuple()
 
+    @torch.no_grad()
+    def get_codebooks(self) -> torch.Tensor:
+        """`(num_quantizers, codebook_size, latent_dim)`: the vector code k of quantizer j adds to the latent (what
+        CE-RVQ scores residuals against); `codes_to_latents(codes) == sum_j get_codebooks()[j, codes[:, j]]`."""
+        return self._codebooks()
+
+    @torch.no_grad()
     def codes_to_latents(self, audio_codes: torch.LongTensor) -> torch.Tensor:
         """`(batch, k, frames)` codes of the first k quantizers → `(batch, latent_dim, frames)` quantized latents."""
         if audio_codes.dim() != 3 or not 1 <= audio_codes.shape[1] <= self.config.num_quantizers:

@@ -54,7 +54,7 @@ class NS2MimiCodecModel(NS2TransformersCodecModel):
     def _decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         return self.codec.decoder(latents).audio_values[:, 0]
 
-    def get_codebooks(self) -> torch.Tensor:
+    def _codebooks(self) -> torch.Tensor:
         quantizer = self.codec.quantizer
         codebooks = []
         for rvq in (quantizer.semantic_residual_vector_quantizer, quantizer.acoustic_residual_vector_quantizer):
