@@ -246,3 +246,31 @@ def test_adapter_configs_check_the_codec_and_the_number_of_codebooks():
         NS2MimiCodecConfig(codec_config=TINY_CODECS["mimi"][1], num_quantizers=5)
     config = NS2MimiCodecConfig(codec_config=TINY_CODECS["mimi"][1].to_dict(), num_quantizers=2)
     assert (config.sampling_rate, config.hop_length, config.frame_rate, config.latent_dim) == (24000, 1920, 12.5, 32)
+
+
+@pytest.mark.slow
+def test_train_ns2_script_runs_on_the_codec_and_its_best_pipeline_speaks(prepared, corpus_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    _, codec_dir, data = prepared
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               REPO_ROOT / "training" / "configs" / "accelerate_cpu.yaml", REPO_ROOT / "training" / "train_ns2.py",
+               "--config", REPO_ROOT / "training" / "configs" / "ns2_tiny.yaml", "--dataset", data,
+               "--codec", codec_dir, "--output_dir", tmp_path / "ns2", "--max_steps", "3", "--warmup_steps", "1",
+               "--val_interval", "3", "--val_log_items", "1", "--val_inference_steps", "2",
+               "--latent_scale_batches", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    result = subprocess.run([str(part) for part in command], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    pipeline = NS2Pipeline.from_pretrained(tmp_path / "ns2" / "best")
+    pipeline.set_progress_bar_config(disable=True)
+    codec = load_latent_codec(codec_dir)
+    assert pipeline.model.config.codec_latent_space == codec_latent_space(codec)
+    output = pipeline("The birch canoe.", prompt_audio=str(corpus_dir / "audio" / f"{SPEAKER}_0005.flac"),
+                      num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    assert output.sampling_rate == codec.config.sampling_rate
+    assert len(output.audios[0]) == int(output.durations[0].sum()) * codec.config.hop_length
