@@ -110,6 +110,20 @@ def test_prepared_dataset_takes_rate_hop_and_codes_from_the_codec(prepared):
     assert len({code for row in rows for code in np.ravel(row["codes"])}) > config.codebook_size // 4
 
 
+def test_an_aligner_trained_on_the_dataset_counts_the_codec_frames(prepared, audiofolder, tmp_path):
+    _, codec_dir, data = prepared
+    config = load_latent_codec(codec_dir).config
+    aligner = load_training_script("train_aligner").main(
+        ["--dataset", str(data), "--output_dir", str(tmp_path / "aligner"), "--size", "tiny", "--max_steps", "1"])
+    assert (aligner.config.sampling_rate, aligner.config.hop_length) == (config.sampling_rate, config.hop_length)
+    assert aligner.config.n_fft >= 4 * config.hop_length
+    prepare_dataset.main(["--audiofolder", str(audiofolder), "--output_dir", str(tmp_path / "data"),
+                          "--codec_config", str(codec_dir), "--aligner", str(tmp_path / "aligner"),
+                          "--holdout_speakers", "", "--validation_fraction", "0.25"])
+    rows = list(load_prepared(tmp_path / "data", required_columns=[DURATIONS])["train"])
+    assert rows and all(sum(row["durations"]) == row["num_frames"] for row in rows)
+
+
 def test_adapter_encodes_decodes_and_sums_its_codebooks(prepared):
     name, codec_dir, _ = prepared
     codec = load_latent_codec(codec_dir)
