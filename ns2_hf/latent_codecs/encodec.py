@@ -77,7 +77,8 @@ class NS2EncodecCodecModel(NS2TransformersCodecModel):
         return self.codec.decoder(latents)[:, 0]
 
     def _codebooks(self) -> torch.Tensor:
-        return torch.stack([layer.codebook.embed for layer in self.codec.quantizer.layers[: self.config.num_quantizers]])
+        layers = self.codec.quantizer.layers[: self.config.num_quantizers]
+        return torch.stack([layer.codebook.embed for layer in layers])
 
 
 __all__ = ["NS2EncodecCodecConfig", "NS2EncodecCodecModel"]

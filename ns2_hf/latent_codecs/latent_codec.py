@@ -68,10 +68,11 @@ def check_codec_latent_space(trained_with: dict | None, codec: NS2LatentCodec) -
     found = codec_latent_space(codec)
     differing = sorted(key for key in trained_with.keys() | found.keys() if trained_with.get(key) != found.get(key))
     if differing:
+        expected = {key: trained_with.get(key) for key in differing}
+        given = {key: found.get(key) for key in differing}
         raise ValueError(
             f"the NS2 model was trained on the latent space of a {trained_with.get('model_type')} codec and the "
-            f"pipeline's codec is a {found['model_type']} whose {', '.join(differing)} differ "
-            f"({ {key: trained_with.get(key) for key in differing} } vs { {key: found.get(key) for key in differing} }): "
+            f"pipeline's codec is a {found['model_type']} whose {', '.join(differing)} differ ({expected} vs {given}): "
             "its latents would mean nothing to the model. Use the codec the model was trained on, or train NS2 on "
             "codes of this one."
         )

@@ -201,7 +201,7 @@ def load_latent_codec_config(name_or_path: Union[str, os.PathLike], num_quantize
                              f"supports (ns2_codec, or transformers' {', '.join(ADAPTERS)}).")
     if num_quantizers is not None and num_quantizers != config.num_quantizers:
         raise ModelLoadError(f"{os.fspath(name_or_path)} is a codec with {config.num_quantizers} quantizers; "
-                             f"`num_quantizers` {num_quantizers} can only be chosen when wrapping a transformers codec.")
+                             f"`num_quantizers` {num_quantizers} is chosen only when wrapping a transformers codec.")
     return config
 
 
