@@ -11,7 +11,8 @@ The dataset's schema is documented in `training/data.py`. Three stages, each add
    to the front end's gruut IPA phones and their frames put on the utterance's own tokens
    (`ns2_hf.alignment.phone_mapping`), so `phonemes`, `phoneme_ids` and the tokenizer stay the
    pipeline's; unknown labels stop the stage with an error naming them.
-3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder) encodes every utterance; `--drop_audio` then
+3. **codes**: `--codec DIR` (a trained `NS2CodecModel` folder, or any codec of `ns2_hf.latent_codecs`: a DAC,
+   EnCodec or Mimi checkpoint such as `descript/dac_16khz`) encodes every utterance; `--drop_audio` then
    removes the audio column.
 
 Storage is compact (ours): audio as 16-bit PCM (or, with `--audio_format flac|opus`, as the bytes of a FLAC or Ogg
@@ -123,7 +124,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--alignments_dir", default=None,
                         help="Reference alignments (<id>.TextGrid or <id>.json): adds durations and replaces phonemes.")
     parser.add_argument("--textgrid_tier", default="phones")
-    parser.add_argument("--codec", default=None, help="Trained NS2CodecModel folder: adds codes.")
+    parser.add_argument("--codec", default=None,
+                        help="Codec that adds codes: a trained NS2CodecModel folder, a saved DAC/EnCodec/Mimi adapter "
+                             "folder, or a transformers DAC/EnCodec/Mimi checkpoint (Hub id or folder).")
     parser.add_argument("--drop_audio", action="store_true",
                         help="Remove the audio column once codes exist (with --codec, or on a dataset that has codes): "
                              "about 6 MB instead of 116 MB per hour; NS2 training needs only codes, but the aligner "
@@ -252,16 +255,18 @@ def _holdout(args) -> List[str]:
 
 
 def codec_config_from(name: Optional[str], codec_dir: Optional[str]):
-    """The codec config that fixes sampling rate and hop length: 'tiny', 'base', a folder, or
-    (by default) the `--codec` folder's config, else 'base'."""
+    """The codec config that fixes sampling rate and hop length: 'tiny', 'base', a codec (any that
+    `ns2_hf.pipelines.loading.load_latent_codec` loads: a folder or a DAC/EnCodec/Mimi Hub id), or
+    (by default) the `--codec` one's config, else 'base'."""
     from ns2_hf.codec import NS2CodecConfig
+    from ns2_hf.pipelines.loading import load_latent_codec_config
 
     name = name or codec_dir or "base"
     if name == "tiny":
         return NS2CodecConfig.tiny()
     if name == "base":
         return NS2CodecConfig()
-    return NS2CodecConfig.from_pretrained(name)
+    return load_latent_codec_config(name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -524,10 +529,11 @@ def alignments_import_stage(splits, alignments_dir: str, tier: str, hop_length: 
 
 def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path,
                 device: torch.device):
-    """Add `codes` `(n_q, num_frames)` from a trained codec, batches encoded on `device`."""
-    from ns2_hf.codec import NS2CodecModel
+    """Add `codes` `(n_q, num_frames)` from a codec (`load_latent_codec`: ns2-hf's own, or DAC/EnCodec/Mimi), batches
+    encoded on `device`."""
+    from ns2_hf.pipelines.loading import load_latent_codec
 
-    codec = NS2CodecModel.from_pretrained(codec_dir).eval().to(device)
+    codec = load_latent_codec(codec_dir).to(device)
     if codec.config.codebook_size > np.iinfo(np.int16).max + 1:
         raise ValueError(f"codec {codec_dir} has codebook_size {codec.config.codebook_size}; the int16 `codes` column "
                          f"holds at most {np.iinfo(np.int16).max + 1} entries per codebook.")
@@ -788,7 +794,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             started, count = time.perf_counter(), sum(len(s) for s in splits.values())
             splits = codec_stage(splits, args.codec, hop_length, sampling_rate, args.batch_size, work_dir,
                                  stage_device(args.device))
-            info["codec"] = os.path.abspath(args.codec)
+            info["codec"] = os.path.abspath(args.codec) if os.path.isdir(args.codec) else args.codec  # or a Hub id
             timed("codes", count, started, info)
             added.append(CODES)
         elif args.codec:

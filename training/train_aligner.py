@@ -23,6 +23,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ from ns2_hf.alignment import (  # noqa: E402
     read_alignment_json,
 )
 from ns2_hf.audio.io import load_audio  # noqa: E402
-from training.data import audio_as_float  # noqa: E402
+from training.data import audio_as_float, read_prepare_info  # noqa: E402
 from training.trainer_utils import mean_over_processes  # noqa: E402
 
 
@@ -167,14 +168,27 @@ def evaluate_festival(model: NS2AlignerModel, examples: List[Dict], tolerance: i
     }
 
 
+def frame_grid_of(dataset_dir: str) -> Dict[str, int]:
+    """`sampling_rate`, `hop_length` and `n_fft` of the aligner for a prepared dataset: its codec's rate and hop, and
+    the smallest power of two >= 4 hops as the mel window (1024 at hop 200, the default)."""
+    info = read_prepare_info(dataset_dir)
+    if "hop_length" not in info:
+        return {}
+    hop_length = int(info["hop_length"])
+    return {"sampling_rate": int(info["sampling_rate"]), "hop_length": hop_length,
+            "n_fft": 2 ** math.ceil(math.log2(4 * hop_length))}
+
+
 def main(argv: Optional[List[str]] = None) -> NS2AlignerModel:
     args = parse_args(argv)
     accelerator = Accelerator()
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
 
-    # Data: token ids and waveforms at the aligner's (= the codec's) sampling rate.
-    sampling_rate = NS2AlignerConfig().sampling_rate
+    # Data: token ids and waveforms at the aligner's (= the codec's) sampling rate. A prepared dataset fixes the
+    # frame grid (its codec's rate and hop: the durations count codec frames); the festival corpus: the defaults.
+    frame_grid = {} if args.festival else frame_grid_of(args.dataset)
+    sampling_rate = frame_grid.get("sampling_rate", NS2AlignerConfig().sampling_rate)
     if args.festival:
         examples, phones = load_festival_examples(args.corpus_dir, sampling_rate)
     else:
@@ -182,7 +196,7 @@ def main(argv: Optional[List[str]] = None) -> NS2AlignerModel:
     vocab_size = args.vocab_size or 1 + max(max(example["phoneme_ids"]) for example in examples)
 
     # Model.
-    overrides = {"vocab_size": vocab_size}
+    overrides = {"vocab_size": vocab_size, **frame_grid}
     if args.binarization_start_step is not None:
         overrides["binarization_start_step"] = args.binarization_start_step
     config = NS2AlignerConfig.tiny(**overrides) if args.size == "tiny" else NS2AlignerConfig(**overrides)

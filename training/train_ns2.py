@@ -6,7 +6,7 @@
 
 Any recipe key can be overridden on the command line (`--max_steps 500 --lr 3e-4 --model.preset base`).
 The dataset needs `durations` (prepare_dataset.py --aligner) and `codes` (--codec, made by the same
-codec folder given here); its `tokenizer/` folder (the tokenizer that made `phoneme_ids`) goes into
+codec given here: ns2-hf's own or any of `ns2_hf.latent_codecs` — DAC, EnCodec, Mimi); its `tokenizer/` folder (the tokenizer that made `phoneme_ids`) goes into
 the saved pipeline.
 
 Per batch the frozen codec turns the stored codes into the quantized latents (the diffusion target,
@@ -39,10 +39,11 @@ from transformers import get_scheduler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
 from ns2_hf.audio.mel import mel_spectrogram  # noqa: E402
-from ns2_hf.codec import NS2CodecFeatureExtractor, NS2CodecModel  # noqa: E402
+from ns2_hf.codec import NS2CodecFeatureExtractor  # noqa: E402
+from ns2_hf.latent_codecs import codec_latent_space  # noqa: E402
 from ns2_hf.ns2 import NS2Config, NS2Model, NS2SpeechPrompter  # noqa: E402
 from ns2_hf.ns2.prompt_pitch import prompt_pitch_statistics  # noqa: E402
-from ns2_hf.pipelines.loading import load_model  # noqa: E402
+from ns2_hf.pipelines.loading import load_latent_codec  # noqa: E402
 from ns2_hf.pipelines.pipeline_ns2 import NS2Pipeline  # noqa: E402
 from ns2_hf.schedulers import NS2Scheduler  # noqa: E402
 from ns2_hf.text import NS2PhonemeTokenizer  # noqa: E402
@@ -85,7 +86,9 @@ LOSS_NAMES = ("loss", "data_loss", "score_loss", "ce_rvq_loss", "duration_loss",
 
 
 def add_arguments(parser):
-    parser.add_argument("--codec", required=True, help="trained NS2CodecModel folder (the one that made the codes)")
+    parser.add_argument("--codec", required=True,
+                        help="the codec that made the dataset's codes (prepare_dataset.py --codec): a trained "
+                             "NS2CodecModel folder, a DAC/EnCodec/Mimi adapter folder or transformers checkpoint")
 
 
 def utterances_of(batch, codec):
@@ -129,7 +132,7 @@ def main():
     checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
     # ---- frozen codec and tokenizer --------------------------------------------------------------------
-    codec = load_model(NS2CodecModel, args.codec).to(accelerator.device).eval().requires_grad_(False)
+    codec = load_latent_codec(args.codec).to(accelerator.device).requires_grad_(False)
     codebooks = codec.get_codebooks()
     tokenizer = NS2PhonemeTokenizer.from_pretrained(str(Path(args.dataset) / TOKENIZER_DIR))  # made the phoneme_ids
 
@@ -163,6 +166,7 @@ def main():
     config.vocab_size = len(tokenizer)
     config.pad_token_id = tokenizer.pad_token_id
     config.latent_dim = codec.config.latent_dim
+    config.codec_latent_space = codec_latent_space(codec)  # the pipeline refuses a codec of another latent space
     largest_id = max(max(ids) for ids in dataset["train"][PHONEME_IDS])
     if largest_id >= config.vocab_size:
         raise ValueError(f"phoneme id {largest_id} is outside the {config.vocab_size} ids of the dataset's tokenizer")

@@ -65,6 +65,9 @@ class NS2Config(PreTrainedConfig):
             min(SNR, γ)·‖ẑ₀ − z₀‖², finite as t → 0 where the raw noise-space error blows up.
         data_loss_weight, score_loss_weight, ce_rvq_loss_weight, duration_loss_weight,
         pitch_loss_weight: weights of the loss terms in the total loss (paper: 1, 1, 0.1, 1, 1).
+        codec_latent_space: the latent space of the codec the model was trained on
+            (`ns2_hf.latent_codecs.codec_latent_space(codec)`: the codec config's `model_type` and `latent_space()`);
+            `NS2Pipeline` refuses a codec with another. None for models saved before it was recorded.
     """
 
     model_type = "ns2"
@@ -106,6 +109,7 @@ class NS2Config(PreTrainedConfig):
         ce_rvq_loss_weight: float = 0.1,
         duration_loss_weight: float = 1.0,
         pitch_loss_weight: float = 1.0,
+        codec_latent_space: Optional[dict] = None,
         **kwargs,
     ):
         if hidden_size % num_attention_heads or hidden_size % predictor_attention_heads:
@@ -155,6 +159,7 @@ class NS2Config(PreTrainedConfig):
         self.ce_rvq_loss_weight = ce_rvq_loss_weight
         self.duration_loss_weight = duration_loss_weight
         self.pitch_loss_weight = pitch_loss_weight
+        self.codec_latent_space = codec_latent_space
         # folders saved before the scheduler owned the VP SDE carry its β and t_eps here; the saved
         # scheduler holds the same values, so they are dropped rather than kept as a second copy
         for key in LEGACY_SDE_KEYS:

@@ -110,12 +110,16 @@ def check_loaded_weights(model: torch.nn.Module, folder: Union[str, os.PathLike]
     """
     import torch
     from safetensors import safe_open
+    from transformers import PreTrainedModel
+    from transformers.core_model_loading import revert_weight_conversion
 
     file_of: Dict[str, Path] = {}
     for path in weight_files(folder):
         with safe_open(str(path), framework="pt") as handle:
             file_of.update(dict.fromkeys(handle.keys(), path))
     state = model.state_dict()
+    if isinstance(model, PreTrainedModel):  # the keys as `save_pretrained` writes them (e.g. Mimi's are renamed)
+        state = revert_weight_conversion(model, state)
     missing, unexpected = sorted(set(state) - set(file_of)), sorted(set(file_of) - set(state))
     if missing or unexpected:
         files = ", ".join(sorted({str(path) for path in file_of.values()}))
@@ -169,3 +173,52 @@ def load_model(model_class: Type, folder: Union[str, os.PathLike], **kwargs):
 def hub_download_options(kwargs: dict) -> Dict[str, Optional[object]]:
     """Takes the Hub download options out of `from_pretrained` keyword arguments."""
     return {key: kwargs.pop(key) for key in ("revision", "cache_dir", "token", "local_files_only") if key in kwargs}
+
+
+def load_latent_codec_config(name_or_path: Union[str, os.PathLike], num_quantizers: Optional[int] = None):
+    """The config of the codec `load_latent_codec` would load — its sampling rate, hop, latent dim and codebooks —
+    without its weights.
+
+    Args:
+        name_or_path: an `NS2CodecModel` folder, a saved adapter folder (`NS2DacCodecModel`, ...), or a transformers
+            DAC / EnCodec / Mimi checkpoint (a Hub id such as `descript/dac_16khz`, or its local folder).
+        num_quantizers: for a transformers checkpoint, how many of its codebooks make the latent (default all).
+
+    Raises:
+        ModelLoadError: the config is of no supported codec, or `num_quantizers` is given for a folder that fixed it.
+    """
+    from transformers import AutoConfig
+
+    from ..codec import NS2CodecConfig
+    from ..latent_codecs import ADAPTERS, NS2TransformersCodecConfig
+
+    config = AutoConfig.from_pretrained(name_or_path)
+    if config.model_type in ADAPTERS:
+        return ADAPTERS[config.model_type].config_class(codec_config=config, num_quantizers=num_quantizers,
+                                                        source=os.fspath(name_or_path))
+    if not isinstance(config, (NS2CodecConfig, NS2TransformersCodecConfig)):
+        raise ModelLoadError(f"{os.fspath(name_or_path)} holds a {config.model_type!r} model, not a codec ns2-hf "
+                             f"supports (ns2_codec, or transformers' {', '.join(ADAPTERS)}).")
+    if num_quantizers is not None and num_quantizers != config.num_quantizers:
+        raise ModelLoadError(f"{os.fspath(name_or_path)} is a codec with {config.num_quantizers} quantizers; "
+                             f"`num_quantizers` {num_quantizers} is chosen only when wrapping a transformers codec.")
+    return config
+
+
+def load_latent_codec(name_or_path: Union[str, os.PathLike], num_quantizers: Optional[int] = None):
+    """Any supported codec as an NS2 latent space (`ns2_hf.latent_codecs`), in eval mode: an `NS2CodecModel` or a
+    saved adapter folder (through `load_model`'s checks), or a transformers DAC / EnCodec / Mimi checkpoint wrapped
+    in its adapter. Arguments as in `load_latent_codec_config`."""
+    from transformers import AutoConfig
+
+    from ..codec import NS2CodecConfig, NS2CodecModel
+    from ..latent_codecs import ADAPTERS, NS2TransformersCodecConfig
+
+    config = load_latent_codec_config(name_or_path, num_quantizers)
+    if isinstance(config, NS2CodecConfig):
+        return load_model(NS2CodecModel, name_or_path).eval()
+    adapter = ADAPTERS[config.codec_config.model_type]
+    if isinstance(AutoConfig.from_pretrained(name_or_path), NS2TransformersCodecConfig):  # a saved adapter folder
+        return load_model(adapter, name_or_path).eval()
+    codec = adapter.codec_class.from_pretrained(name_or_path)  # a transformers checkpoint: wrap it
+    return adapter.from_codec(codec, num_quantizers, source=os.fspath(name_or_path))

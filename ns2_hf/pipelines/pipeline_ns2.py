@@ -23,6 +23,7 @@ from ..audio.io import AudioInputError, check_waveform, load_audio
 from ..audio.pitch import extract_pitch
 from ..audio.silence import trim_silence
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
+from ..latent_codecs.latent_codec import NS2TransformersCodecModel, check_codec_latent_space, codec_latent_space
 from ..ns2 import NS2Model
 from ..ns2.prompt_pitch import prompt_pitch_statistics
 from ..schedulers import NS2Scheduler, temperature_to_sigma
@@ -63,7 +64,10 @@ class NS2Pipeline(DiffusionPipeline):
     Components:
         tokenizer ([`NS2PhonemeTokenizer`]): text → phoneme ids.
         model ([`NS2Model`]): phoneme/prompt encoders, duration/pitch predictors, diffusion denoiser.
-        codec ([`NS2CodecModel`]): waveform ↔ quantized latents (the diffusion's data space).
+        codec ([`NS2CodecModel`] or an [`NS2TransformersCodecModel`] over transformers' DAC, EnCodec or Mimi):
+            waveform ↔ quantized latents (the diffusion's data space). Its rate is the pipeline's: prompts are
+            resampled to it and outputs come at it. A codec whose latent space differs from the one the model
+            was trained on (`model.config.codec_latent_space`) is refused with a `ValueError`.
         scheduler ([`NS2Scheduler`]): VP-SDE solver (Euler probability-flow ODE by default).
         feature_extractor ([`NS2CodecFeatureExtractor`]): prompt waveform → codec input.
 
@@ -83,11 +87,13 @@ class NS2Pipeline(DiffusionPipeline):
         self,
         tokenizer: NS2PhonemeTokenizer,
         model: NS2Model,
-        codec: NS2CodecModel,
+        codec: Union[NS2CodecModel, NS2TransformersCodecModel],
         scheduler: NS2Scheduler,
         feature_extractor: NS2CodecFeatureExtractor,
     ):
         super().__init__()
+        if model is not None and codec is not None:
+            check_codec_latent_space(model.config.codec_latent_space, codec)
         self.register_modules(
             tokenizer=tokenizer, model=model, codec=codec, scheduler=scheduler, feature_extractor=feature_extractor
         )
@@ -599,10 +605,13 @@ def build_untrained_pipeline(size: str = "tiny", seed: int = 0) -> NS2Pipeline:
     model_config = NS2Config.tiny() if size == "tiny" else NS2Config()
     model_config.vocab_size = len(tokenizer)
     model_config.latent_dim = codec_config.latent_dim
+    model = NS2Model(model_config).eval()  # drawn before the codec: the seed's weights stay what they were
+    codec = NS2CodecModel(codec_config).eval()
+    model.config.codec_latent_space = codec_latent_space(codec)
     return NS2Pipeline(
         tokenizer=tokenizer,
-        model=NS2Model(model_config).eval(),
-        codec=NS2CodecModel(codec_config).eval(),
+        model=model,
+        codec=codec,
         scheduler=NS2Scheduler(),
         feature_extractor=NS2CodecFeatureExtractor(sampling_rate=codec_config.sampling_rate),
     )

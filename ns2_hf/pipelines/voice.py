@@ -82,7 +82,8 @@ class NS2Voice:
         return self.prompt_latents.shape[1] * self.hop_length / self.sampling_rate
 
     def check_codec(self, codec) -> None:
-        """Raise [`VoiceError`] unless `codec` (an `NS2CodecModel`) is the kind of codec that encoded this voice."""
+        """Raise [`VoiceError`] unless `codec` (an `NS2CodecModel` or an `ns2_hf.latent_codecs` adapter) is the kind
+        of codec that encoded this voice."""
         config = codec.config
         expected = (int(config.latent_dim), int(config.sampling_rate), int(config.hop_length))
         found = (self.prompt_latents.shape[0], self.sampling_rate, self.hop_length)
