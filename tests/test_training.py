@@ -447,3 +447,29 @@ def test_ns2_run_folder_is_never_reused_without_resume_and_a_resume_keeps_its_sc
     state = json.loads((run_dir / "checkpoints" / "step_7" / "training_state.json").read_text())
     assert state["progress"]["values"]["schedule"]["max_steps"] == 6
     assert (run_dir / "recipe.until_step_6.yaml").is_file()  # the run's recipe before the resume is kept
+
+
+@pytest.mark.slow
+def test_ns2_fine_tuning_starts_from_the_trained_weights_with_new_options(chain, tmp_path):
+    """`init_from` (ns2_cpu_finetune_anchored.yaml): the run starts from the trained model's weights, architecture
+    and latent scale — at learning rate 0 its best model equals the start — with the recipe's options applied
+    (`pitch_normalization: prompt`); an override that would change a weight's shape is refused."""
+    from safetensors.torch import load_file
+
+    from ns2_hf.ns2 import NS2Config
+
+    start = chain["ns2"] / BEST_DIR / "model"
+    arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--dataset", chain["data"], "--codec", chain["codec"] / BEST_DIR,
+                 *NS2_STEPS, "--init_from", start, "--model.pitch_normalization", "prompt"]
+    launch("train_ns2.py", *arguments, "--output_dir", tmp_path / "frozen", "--lr", "0", "--weight_decay", "0")
+    before, after = (load_file(folder / "model.safetensors") for folder in (start, tmp_path / "frozen" / BEST_DIR / "model"))
+    assert before.keys() == after.keys() and all(torch.equal(before[name], after[name]) for name in before)
+    tuned = NS2Config.from_pretrained(tmp_path / "frozen" / BEST_DIR / "model")
+    assert tuned.pitch_normalization == "prompt"
+    assert tuned.latent_scale == NS2Config.from_pretrained(start).latent_scale
+
+    launch("train_ns2.py", *arguments, "--output_dir", tmp_path / "tuned", "--lr", "1e-3")
+    moved = load_file(tmp_path / "tuned" / BEST_DIR / "model" / "model.safetensors")
+    assert any(not torch.equal(before[name], moved[name]) for name in before)
+    with pytest.raises(AssertionError, match="size mismatch"):
+        launch("train_ns2.py", *arguments, "--output_dir", tmp_path / "wider", "--model.hidden_size", "48")

@@ -13,7 +13,9 @@ Per batch the frozen codec turns the stored codes into the quantized latents (th
 `codec.codes_to_latents`), the speech prompter cuts a random span of whole phones of each utterance
 as its prompt, and `NS2Model.forward` returns the five losses (data, score, CE-RVQ, duration,
 pitch), all logged. With `latent_scale: auto` the model's `latent_scale` is set to 1 / std of the
-latents of the first training batches (and saved in its config).
+latents of the first training batches (and saved in its config). With `init_from: DIR` (the `model/` folder of a
+trained pipeline) the run fine-tunes that model instead: its architecture, weights and latent scale, with the
+recipe's `model` fields applied as options that must keep every weight's shape (e.g. `pitch_normalization`).
 
 Every `val_interval` steps the EMA weights are scored on the validation split with the same losses
 (eval mode, one fixed seed for prompt cuts, diffusion times and noise, so numbers compare across
@@ -43,7 +45,7 @@ from ns2_hf.codec import NS2CodecFeatureExtractor  # noqa: E402
 from ns2_hf.latent_codecs import codec_latent_space  # noqa: E402
 from ns2_hf.ns2 import NS2Config, NS2Model, NS2SpeechPrompter  # noqa: E402
 from ns2_hf.ns2.prompt_pitch import prompt_pitch_statistics  # noqa: E402
-from ns2_hf.pipelines.loading import load_latent_codec  # noqa: E402
+from ns2_hf.pipelines.loading import load_latent_codec, load_model  # noqa: E402
 from ns2_hf.pipelines.pipeline_ns2 import NS2Pipeline  # noqa: E402
 from ns2_hf.schedulers import NS2Scheduler  # noqa: E402
 from ns2_hf.text import NS2PhonemeTokenizer  # noqa: E402
@@ -72,6 +74,7 @@ from training.trainer_utils import (  # noqa: E402
     build_config,
     ema_weights,
     mel_figure,
+    model_config_kwargs,
     parse_recipe,
     pitch_figure,
     resume_run,
@@ -162,7 +165,13 @@ def main():
     )
 
     # ---- model (vocabulary from the tokenizer, latent size from the codec) ------------------------------
-    config = build_config(NS2Config, recipe["model"])
+    initial = None
+    if recipe["init_from"]:  # fine-tuning: a trained model's architecture, weights and latent scale
+        initial = load_model(NS2Model, recipe["init_from"])
+        _, options = model_config_kwargs(recipe["model"])  # may change options that keep every weight's shape
+        config = NS2Config(**{**initial.config.to_dict(), **options})
+    else:
+        config = build_config(NS2Config, recipe["model"])
     config.vocab_size = len(tokenizer)
     config.pad_token_id = tokenizer.pad_token_id
     config.latent_dim = codec.config.latent_dim
@@ -170,7 +179,14 @@ def main():
     largest_id = max(max(ids) for ids in dataset["train"][PHONEME_IDS])
     if largest_id >= config.vocab_size:
         raise ValueError(f"phoneme id {largest_id} is outside the {config.vocab_size} ids of the dataset's tokenizer")
-    if recipe["latent_scale"] == "auto":
+    if initial is not None:
+        for name, wanted in (("vocab_size", config.vocab_size), ("latent_dim", config.latent_dim),
+                             ("codec_latent_space", config.codec_latent_space)):
+            if getattr(initial.config, name) not in (wanted, None):
+                raise ValueError(f"init_from {recipe['init_from']} has {name} {getattr(initial.config, name)}, but "
+                                 f"this dataset's tokenizer and codec give {wanted}.")
+        config.latent_scale = initial.config.latent_scale
+    elif recipe["latent_scale"] == "auto":
         latents = [
             utterance["latents"]
             for _, batch in zip(range(recipe["latent_scale_batches"]), iter(train_loader))
@@ -182,6 +198,8 @@ def main():
         config.latent_scale = float(recipe["latent_scale"])
     accelerator.print(f"latent_scale = {config.latent_scale:.4f}")
     model = build_model(config, recipe["seed"])
+    if initial is not None:
+        model.load_state_dict(initial.state_dict())  # strict: the recipe's options changed no shape
     noise_scheduler = NS2Scheduler()  # the VP SDE: noises training latents, weights the loss, is saved for sampling
     prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], pad_token_id=config.pad_token_id)
 
