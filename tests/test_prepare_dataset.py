@@ -477,3 +477,64 @@ def test_encoded_audio_formats_read_back_and_are_smaller(audiofolder, prepared, 
     with torch.no_grad():
         alone = codec.encode(torch.from_numpy(audio_as_float(row["audio"]))[None]).audio_codes[0].numpy()
     np.testing.assert_array_equal(np.asarray(row["codes"]), alone)
+
+
+SOURCE_UTTERANCES = {"piper_joe_0000": "joe", "flite_rms_0000": "rms", "piper_joe_0001": "joe",
+                     "flite_rms_0001": "rms", "piper_joe_0002": "joe"}
+
+
+def _audio_rows(corpus_dir, corpus_texts):
+    """Hub-style columns of a few corpus utterances: audio as {bytes, path}, text, speaker."""
+    return {"audio": [{"bytes": (corpus_dir / "audio" / f"{name}.flac").read_bytes(), "path": f"{name}.flac"}
+                      for name in SOURCE_UTTERANCES],
+            "sentence": [corpus_texts[name] for name in SOURCE_UTTERANCES],
+            "speaker": list(SOURCE_UTTERANCES.values())}
+
+
+def _source_args(output_dir, *source):
+    return [*source, "--text_column", "sentence", "--speaker_column", "speaker", "--holdout_speakers", "rms",
+            "--output_dir", str(output_dir), "--codec_config", "tiny"]
+
+
+def test_a_save_to_disk_folder_is_a_source(corpus_dir, corpus_texts, tmp_path):
+    from datasets import Audio, Dataset, DatasetDict
+
+    # an Audio column, as datasets saves one (cast from {bytes, path}: encoding examples would need torchcodec)
+    rows = Dataset.from_dict(_audio_rows(corpus_dir, corpus_texts)).cast_column("audio", Audio())
+    DatasetDict(dev=rows.select(range(4)), test=rows.select([4])).save_to_disk(str(tmp_path / "saved"))
+    prepare_dataset.main(_source_args(tmp_path / "data", "--dataset", str(tmp_path / "saved"), "--dataset_split",
+                                      "dev"))
+    dataset = load_prepared(tmp_path / "data")
+    assert sorted([*dataset["train"]["id"], *dataset["validation"]["id"]]) == sorted(list(SOURCE_UTTERANCES)[:4])
+    row = dataset["train"][0]
+    original, _ = sf.read(corpus_dir / "audio" / f"{row['id']}.flac", dtype="float32")
+    np.testing.assert_array_equal(audio_as_float(row["audio"]), original)  # decoded by soundfile, stored exactly
+    with pytest.raises(ValueError, match=r"has splits \['dev', 'test'\], not 'train'"):
+        prepare_dataset.main(_source_args(tmp_path / "other", "--dataset", str(tmp_path / "saved")))
+    with pytest.raises(ValueError, match="save_to_disk folder"):
+        prepare_dataset.main(_source_args(tmp_path / "other", "--dataset", str(tmp_path / "saved"), "--streaming"))
+
+
+def test_parquet_shards_by_data_files_and_streamed(corpus_dir, corpus_texts, tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(_audio_rows(corpus_dir, corpus_texts))
+    (tmp_path / "shards").mkdir()
+    pq.write_table(table.slice(0, 3), tmp_path / "shards" / "part-0.parquet")
+    pq.write_table(table.slice(3), tmp_path / "shards" / "part-1.parquet")
+    files = ["--dataset", "parquet", "--data_files", str(tmp_path / "shards" / "*.parquet")]
+    prepare_dataset.main(_source_args(tmp_path / "read", *files))
+    prepare_dataset.main(_source_args(tmp_path / "streamed", *files, "--streaming", "--resume_chunk_rows", "2"))
+    read, streamed = load_prepared(tmp_path / "read"), load_prepared(tmp_path / "streamed")
+    assert sorted([*read["train"]["id"], *read["validation"]["id"]]) == sorted(SOURCE_UTTERANCES)
+    for split in ("train", "validation"):
+        assert streamed[split].to_dict() == read[split].to_dict()
+    info = read_prepare_info(tmp_path / "streamed")
+    assert info["source"]["data_files"] == [str(tmp_path / "shards" / "*.parquet")]
+    assert info["source"] == read_prepare_info(tmp_path / "read")["source"]  # streaming reads the same source
+    # --shard on a stream: every shard reads the whole stream and prepares its own rows
+    prepare_dataset.main(_source_args(tmp_path / "shard1", *files, "--streaming", "--shard", "1/2"))
+    from datasets import load_from_disk
+
+    assert load_from_disk(str(tmp_path / "shard1"))["train"]["source_index"] == [1, 3]
