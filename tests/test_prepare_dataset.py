@@ -263,7 +263,8 @@ def test_the_next_run_cleans_up_after_a_killed_one(audiofolder, prepared, tmp_pa
     # killed between parking the finished dataset and swapping the new one in: the dataset comes back
     data.rename(tmp_path / f"data.old-{dead}")
     prepare_dataset.main(_args(audiofolder, data))
-    assert f"restored {data}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"kept {resume_dir.name}: finished features" in out and f"restored {data}" in out
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
     assert load_prepared(data)["train"]["id"] == load_prepared(prepared)["train"]["id"]
 

@@ -36,9 +36,19 @@ its phonemes, no reference alignment) are skipped, printed and listed with the r
 Re-running on an existing `--output_dir` keeps what is there and only adds the stages that are
 missing (a run with nothing to add writes nothing); `--overwrite` starts from scratch. Results are
 written to a temporary folder beside `--output_dir` and swapped in at the end, so an interrupted
-run leaves a finished dataset untouched. Ctrl-C and SIGTERM remove the run's work folder; what a killed
-run (SIGKILL) left beside `--output_dir` is removed by the next run on it. An interrupted stage starts
-over: rows are not resumed one by one.
+run leaves a finished dataset untouched.
+
+The features stage resumes (ours): it runs over chunks of `--resume_chunk_rows` source rows (default 1000, cut in
+source order, so the same on every run) and keeps each finished chunk in `<output_dir>.resume-<key>`, where `<key>`
+hashes what changes a chunk's rows (source and its columns, `--shard`, duration limits, `--audio_format`, the codec's
+rate and hop, the tokenizer, the chunk size). A chunk is written in the run's work folder and moved into the resume
+folder whole, so the folder never holds a half-written one. A re-run with the same arguments (with or without
+`--overwrite`) reads the finished chunks back, prints how many rows it resumed and computes only the rest; the
+resume folder is removed once the dataset is swapped in. Ctrl-C and SIGTERM remove the run's work folder and keep
+the resume folder; what a killed run (SIGKILL) left beside `--output_dir` (its work folder, unfinished results) is
+removed by the next run on it. The aligner and codec stages still start over when interrupted. The key does not
+cover the audio files themselves (a local metadata table's size and time are): after editing the audio of an
+interrupted run, remove its resume folder.
 
 Typical flow for the shared corpus (see training/README.md)::
 
@@ -50,10 +60,19 @@ Typical flow for the shared corpus (see training/README.md)::
     # ... train the codec, then
     python training/prepare_dataset.py ... --output_dir data/prepared --codec runs/codec/best
 
-A Hub dataset (e.g. `--dataset blabble-io/libritts_r --dataset_config clean --dataset_split
-train.clean.100 --text_column text_normalized --speaker_column speaker_id`) is read with
-`datasets.load_dataset`; its audio column is read undecoded (`Audio(decode=False)`) and decoded
-here with soundfile, so no torchcodec is needed.
+Sources besides `--audiofolder` and `--manifest`, all through `--dataset`:
+
+- a Hub dataset (e.g. `--dataset blabble-io/libritts_r --dataset_config clean --dataset_split train.clean.100
+  --text_column text_normalized --speaker_column speaker_id`), read with `datasets.load_dataset`;
+- data files: `--dataset parquet --data_files 'shards/*.parquet'` (or `arrow`, `json`, `csv`);
+- a `save_to_disk` folder (read with `load_from_disk`; of a `DatasetDict`, the `--dataset_split` split);
+- `--streaming` (Hub ids and data files): `load_dataset(..., streaming=True)`, rows read and prepared chunk by
+  chunk without downloading the set first. A resumed stream still reads through its finished chunks (not
+  processing them), `--shard I/N` keeps every N-th row of the whole stream (each shard reads all of it), and a
+  duplicated utterance id stops the run when it comes rather than before the first chunk.
+
+Their audio column is read undecoded (`Audio(decode=False)`: bytes or path) and decoded here with soundfile, so no
+torchcodec is needed.
 """
 
 from __future__ import annotations
@@ -405,11 +424,6 @@ def features_stage(source, tokenizer, codec_config, args, work_dir: Path, resume
 
     features = Features({**dataset_features(audio_format=args.audio_format), SKIP_REASON: Value("string"),
                          SOURCE_INDEX: Value("int64")})
-    output_name = resume_dir.name.rpartition(".resume-")[0]
-    for other in sorted(resume_dir.parent.glob(f"{output_name}.resume-*")):
-        if other != resume_dir:
-            print(f"note: {other.name} holds the finished features of a run with other arguments (kept; remove it "
-                  "if that run is abandoned)")
     resume_dir.mkdir(exist_ok=True)
     pieces, resumed = [], 0
     for number, chunk_rows in source_chunks(source, args.resume_chunk_rows):
@@ -770,9 +784,13 @@ def _process_alive(pid: int) -> bool:
 def clean_interrupted_runs(output_dir: Path) -> None:
     """Removes what runs on `output_dir` that were killed (SIGKILL, power loss) left beside it: their work folders
     (`.work-<pid>`) and unfinished results (`.tmp-<pid>`); a finished dataset parked as `.old-<pid>` during the
-    final swap is put back when `output_dir` is missing. Folders of a live process are left alone."""
+    final swap is put back when `output_dir` is missing. Folders of a live process are left alone, and so are the
+    finished features chunks of interrupted runs (`.resume-<key>`), which are named."""
     for path in sorted(output_dir.parent.glob(f"{output_dir.name}.*-*")):
         kind, _, pid = path.name[len(output_dir.name) + 1:].partition("-")
+        if kind == "resume":
+            print(f"kept {path.name}: finished features of an interrupted run, resumed by a run with its arguments "
+                  "(remove it if that run is abandoned)")
         if kind not in ("work", "tmp", "old") or not pid.isdigit() or _process_alive(int(pid)):
             continue
         if kind == "old" and not output_dir.exists():
