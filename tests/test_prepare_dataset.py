@@ -169,20 +169,81 @@ def _dead_pid() -> int:
     return int(finished.stdout)
 
 
-def test_sigterm_removes_the_work_folder_and_keeps_the_dataset(audiofolder, prepared, tmp_path):
+# A run slowed down (0.3 s per utterance) so that a signal lands between its features chunks.
+SLOW_RUN = ("import sys, time; from training import prepare_dataset as p; f = p.utterance_features; "
+            "p.utterance_features = lambda *a, **k: (time.sleep(0.3), f(*a, **k))[1]; p.main(sys.argv[1:])")
+
+
+def _slow_run(args):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    return subprocess.Popen([sys.executable, "-c", SLOW_RUN, *args], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for_chunk(folder, number, process):
+    """Wait until `process` has finished features chunk `number` in its resume folder beside `folder/data`."""
+    deadline = time.monotonic() + 120
+    while not list(folder.glob(f"data.resume-*/chunk-{number:06d}")) and time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before the signal"
+        time.sleep(0.05)
+    assert list(folder.glob(f"data.resume-*/chunk-{number:06d}")), "the run never finished the chunk"
+
+
+def _chunk_ids(resume_dir):
+    from datasets import load_from_disk
+
+    return {chunk.name: load_from_disk(str(chunk))["id"] for chunk in sorted(resume_dir.iterdir())}
+
+
+def test_sigterm_keeps_the_finished_chunks_removes_the_work_folder_and_keeps_the_dataset(audiofolder, prepared,
+                                                                                          tmp_path):
     data = _copy(prepared, tmp_path)
     before = _tree_mtimes(data)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
-    command = [sys.executable, str(REPO_ROOT / "training" / "prepare_dataset.py"), *_args(audiofolder, data, "--overwrite")]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("data.work-*")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert list(tmp_path.glob("data.work-*")), "the run never started its work folder"
-    process.send_signal(signal.SIGTERM)  # the features stage that follows takes seconds
+    process = _slow_run(_args(audiofolder, data, "--overwrite", "--resume_chunk_rows", "2"))
+    _wait_for_chunk(tmp_path, 1, process)
+    process.send_signal(signal.SIGTERM)  # mid-chunk 2 (or later): its half-written rows are in the work folder
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no work or staging folder left
+    [resume_dir] = tmp_path.glob("data.resume-*")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", resume_dir.name]  # the work folder is gone
+    chunks = _chunk_ids(resume_dir)  # only whole chunks, each readable, in source order
+    assert list(chunks)[:2] == ["chunk-000000", "chunk-000001"] and all(len(ids) == 2 for ids in chunks.values())
+    assert sorted(chunks) == [f"chunk-{n:06d}" for n in range(len(chunks))]
     assert _tree_mtimes(data) == before
+
+
+def test_a_killed_run_resumes_its_finished_chunks_into_the_uninterrupted_dataset(audiofolder, prepared, tmp_path,
+                                                                                 monkeypatch, capsys):
+    data = tmp_path / "data"
+    process = _slow_run(_args(audiofolder, data, "--resume_chunk_rows", "3"))
+    _wait_for_chunk(tmp_path, 1, process)
+    process.kill()  # SIGKILL: no clean-up at all
+    process.wait(timeout=60)
+    [resume_dir] = tmp_path.glob("data.resume-*")
+    assert (tmp_path / f"data.work-{process.pid}").is_dir()
+    finished = {utterance for ids in _chunk_ids(resume_dir).values() for utterance in ids}
+    assert len(finished) >= 6
+    computed = []
+    features = prepare_dataset.utterance_features
+
+    def counted(example, *args, **kwargs):
+        computed.append(example["id"])
+        return features(example, *args, **kwargs)
+
+    monkeypatch.setattr(prepare_dataset, "utterance_features", counted)
+    prepare_dataset.main(_args(audiofolder, data, "--resume_chunk_rows", "3"))
+    out = capsys.readouterr().out
+    assert f"removed data.work-{process.pid}" in out
+    assert f"resumed {len(finished)} of 11 source rows from {resume_dir.name}" in out
+    assert computed and not set(computed) & finished  # the finished chunks are not computed again
+    assert len(computed) + len(finished) == 11
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # the resume folder goes with the swap
+    resumed, whole = load_prepared(data), load_prepared(prepared)
+    for split in ("train", "validation"):
+        assert resumed[split].features == whole[split].features
+        assert resumed[split].to_dict() == whole[split].to_dict()
+    resumed_info, whole_info = read_prepare_info(data), read_prepare_info(prepared)
+    for key in ("source", "skipped", "splits", "speakers", "num_source_utterances", "tokenizer_vocab_hash"):
+        assert resumed_info[key] == whole_info[key]
 
 
 def test_the_next_run_cleans_up_after_a_killed_one(audiofolder, prepared, tmp_path, capsys):
@@ -193,13 +254,17 @@ def test_the_next_run_cleans_up_after_a_killed_one(audiofolder, prepared, tmp_pa
         (tmp_path / leftover / "part.arrow").write_bytes(b"0" * 1000)
     live = tmp_path / f"data.work-{os.getppid()}"  # a run still going (a live process): untouched
     live.mkdir()
+    resume_dir = tmp_path / "data.resume-0123456789ab"  # finished chunks of a run with other arguments: kept
+    (resume_dir / "chunk-000000").mkdir(parents=True)
     prepare_dataset.main(_args(audiofolder, data))
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", live.name]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", resume_dir.name, live.name]
     live.rmdir()
+    shutil.rmtree(resume_dir)
     # killed between parking the finished dataset and swapping the new one in: the dataset comes back
     data.rename(tmp_path / f"data.old-{dead}")
     prepare_dataset.main(_args(audiofolder, data))
-    assert f"restored {data}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"kept {resume_dir.name}: finished features" in out and f"restored {data}" in out
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
     assert load_prepared(data)["train"]["id"] == load_prepared(prepared)["train"]["id"]
 
@@ -413,3 +478,64 @@ def test_encoded_audio_formats_read_back_and_are_smaller(audiofolder, prepared, 
     with torch.no_grad():
         alone = codec.encode(torch.from_numpy(audio_as_float(row["audio"]))[None]).audio_codes[0].numpy()
     np.testing.assert_array_equal(np.asarray(row["codes"]), alone)
+
+
+SOURCE_UTTERANCES = {"piper_joe_0000": "joe", "flite_rms_0000": "rms", "piper_joe_0001": "joe",
+                     "flite_rms_0001": "rms", "piper_joe_0002": "joe"}
+
+
+def _audio_rows(corpus_dir, corpus_texts):
+    """Hub-style columns of a few corpus utterances: audio as {bytes, path}, text, speaker."""
+    return {"audio": [{"bytes": (corpus_dir / "audio" / f"{name}.flac").read_bytes(), "path": f"{name}.flac"}
+                      for name in SOURCE_UTTERANCES],
+            "sentence": [corpus_texts[name] for name in SOURCE_UTTERANCES],
+            "speaker": list(SOURCE_UTTERANCES.values())}
+
+
+def _source_args(output_dir, *source):
+    return [*source, "--text_column", "sentence", "--speaker_column", "speaker", "--holdout_speakers", "rms",
+            "--output_dir", str(output_dir), "--codec_config", "tiny"]
+
+
+def test_a_save_to_disk_folder_is_a_source(corpus_dir, corpus_texts, tmp_path):
+    from datasets import Audio, Dataset, DatasetDict
+
+    # an Audio column, as datasets saves one (cast from {bytes, path}: encoding examples would need torchcodec)
+    rows = Dataset.from_dict(_audio_rows(corpus_dir, corpus_texts)).cast_column("audio", Audio())
+    DatasetDict(dev=rows.select(range(4)), test=rows.select([4])).save_to_disk(str(tmp_path / "saved"))
+    prepare_dataset.main(_source_args(tmp_path / "data", "--dataset", str(tmp_path / "saved"), "--dataset_split",
+                                      "dev"))
+    dataset = load_prepared(tmp_path / "data")
+    assert sorted([*dataset["train"]["id"], *dataset["validation"]["id"]]) == sorted(list(SOURCE_UTTERANCES)[:4])
+    row = dataset["train"][0]
+    original, _ = sf.read(corpus_dir / "audio" / f"{row['id']}.flac", dtype="float32")
+    np.testing.assert_array_equal(audio_as_float(row["audio"]), original)  # decoded by soundfile, stored exactly
+    with pytest.raises(ValueError, match=r"has splits \['dev', 'test'\], not 'train'"):
+        prepare_dataset.main(_source_args(tmp_path / "other", "--dataset", str(tmp_path / "saved")))
+    with pytest.raises(ValueError, match="save_to_disk folder"):
+        prepare_dataset.main(_source_args(tmp_path / "other", "--dataset", str(tmp_path / "saved"), "--streaming"))
+
+
+def test_parquet_shards_by_data_files_and_streamed(corpus_dir, corpus_texts, tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(_audio_rows(corpus_dir, corpus_texts))
+    (tmp_path / "shards").mkdir()
+    pq.write_table(table.slice(0, 3), tmp_path / "shards" / "part-0.parquet")
+    pq.write_table(table.slice(3), tmp_path / "shards" / "part-1.parquet")
+    files = ["--dataset", "parquet", "--data_files", str(tmp_path / "shards" / "*.parquet")]
+    prepare_dataset.main(_source_args(tmp_path / "read", *files))
+    prepare_dataset.main(_source_args(tmp_path / "streamed", *files, "--streaming", "--resume_chunk_rows", "2"))
+    read, streamed = load_prepared(tmp_path / "read"), load_prepared(tmp_path / "streamed")
+    assert sorted([*read["train"]["id"], *read["validation"]["id"]]) == sorted(SOURCE_UTTERANCES)
+    for split in ("train", "validation"):
+        assert streamed[split].to_dict() == read[split].to_dict()
+    info = read_prepare_info(tmp_path / "streamed")
+    assert info["source"]["data_files"] == [str(tmp_path / "shards" / "*.parquet")]
+    assert info["source"] == read_prepare_info(tmp_path / "read")["source"]  # streaming reads the same source
+    # --shard on a stream: every shard reads the whole stream and prepares its own rows
+    prepare_dataset.main(_source_args(tmp_path / "shard1", *files, "--streaming", "--shard", "1/2"))
+    from datasets import load_from_disk
+
+    assert load_from_disk(str(tmp_path / "shard1"))["train"]["source_index"] == [1, 3]

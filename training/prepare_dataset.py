@@ -36,9 +36,19 @@ its phonemes, no reference alignment) are skipped, printed and listed with the r
 Re-running on an existing `--output_dir` keeps what is there and only adds the stages that are
 missing (a run with nothing to add writes nothing); `--overwrite` starts from scratch. Results are
 written to a temporary folder beside `--output_dir` and swapped in at the end, so an interrupted
-run leaves a finished dataset untouched. Ctrl-C and SIGTERM remove the run's work folder; what a killed
-run (SIGKILL) left beside `--output_dir` is removed by the next run on it. An interrupted stage starts
-over: rows are not resumed one by one.
+run leaves a finished dataset untouched.
+
+The features stage resumes (ours): it runs over chunks of `--resume_chunk_rows` source rows (default 1000, cut in
+source order, so the same on every run) and keeps each finished chunk in `<output_dir>.resume-<key>`, where `<key>`
+hashes what changes a chunk's rows (source and its columns, `--shard`, duration limits, `--audio_format`, the codec's
+rate and hop, the tokenizer, the chunk size). A chunk is written in the run's work folder and moved into the resume
+folder whole, so the folder never holds a half-written one. A re-run with the same arguments (with or without
+`--overwrite`) reads the finished chunks back, prints how many rows it resumed and computes only the rest; the
+resume folder is removed once the dataset is swapped in. Ctrl-C and SIGTERM remove the run's work folder and keep
+the resume folder; what a killed run (SIGKILL) left beside `--output_dir` (its work folder, unfinished results) is
+removed by the next run on it. The aligner and codec stages still start over when interrupted. The key does not
+cover the audio files themselves (a local metadata table's size and time are): after editing the audio of an
+interrupted run, remove its resume folder.
 
 Typical flow for the shared corpus (see training/README.md)::
 
@@ -50,10 +60,19 @@ Typical flow for the shared corpus (see training/README.md)::
     # ... train the codec, then
     python training/prepare_dataset.py ... --output_dir data/prepared --codec runs/codec/best
 
-A Hub dataset (e.g. `--dataset blabble-io/libritts_r --dataset_config clean --dataset_split
-train.clean.100 --text_column text_normalized --speaker_column speaker_id`) is read with
-`datasets.load_dataset`; its audio column is read undecoded (`Audio(decode=False)`) and decoded
-here with soundfile, so no torchcodec is needed.
+Sources besides `--audiofolder` and `--manifest`, all through `--dataset`:
+
+- a Hub dataset (e.g. `--dataset blabble-io/libritts_r --dataset_config clean --dataset_split train.clean.100
+  --text_column text_normalized --speaker_column speaker_id`), read with `datasets.load_dataset`;
+- data files: `--dataset parquet --data_files 'shards/*.parquet'` (or `arrow`, `json`, `csv`);
+- a `save_to_disk` folder (read with `load_from_disk`; of a `DatasetDict`, the `--dataset_split` split);
+- `--streaming` (Hub ids and data files): `load_dataset(..., streaming=True)`, rows read and prepared chunk by
+  chunk without downloading the set first. A resumed stream still reads through its finished chunks (not
+  processing them), `--shard I/N` keeps every N-th row of the whole stream (each shard reads all of it), and a
+  duplicated utterance id stops the run when it comes rather than before the first chunk.
+
+Their audio column is read undecoded (`Audio(decode=False)`: bytes or path) and decoded here with soundfile, so no
+torchcodec is needed.
 """
 
 from __future__ import annotations
@@ -62,6 +81,7 @@ import argparse
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -95,14 +115,22 @@ SOURCE_INDEX = "source_index"  # temporary column: the row's place in the source
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="Hub dataset name or local dataset path for datasets.load_dataset.")
+    source.add_argument("--dataset",
+                        help="Hub dataset id, a builder with --data_files (parquet, arrow, json, csv), a local dataset "
+                             "folder for datasets.load_dataset, or a save_to_disk folder (read with load_from_disk).")
     source.add_argument("--audiofolder", help="Folder with metadata.csv/.jsonl (column file_name) and the audio.")
     source.add_argument("--manifest", help="CSV or JSONL file: audio path (relative to the file), text, speaker.")
     source.add_argument("--merge", nargs="+", metavar="SHARD_DIR",
                         help="Merge the folders of a --shard run (all N shards, same stages) into --output_dir: the "
                              "same rows, order, split and tokenizer as preparing the source in one run.")
     parser.add_argument("--dataset_config", default=None, help="Configuration name for --dataset.")
-    parser.add_argument("--dataset_split", default="train", help="Split of --dataset to read.")
+    parser.add_argument("--dataset_split", default="train",
+                        help="Split of --dataset to read (also of a saved DatasetDict).")
+    parser.add_argument("--data_files", nargs="+", default=None, metavar="FILE",
+                        help="Files or globs for --dataset, e.g. --dataset parquet --data_files 'shards/*.parquet'.")
+    parser.add_argument("--streaming", action="store_true",
+                        help="Read --dataset with load_dataset(streaming=True): rows are read and prepared chunk by "
+                             "chunk, nothing is downloaded first.")
     parser.add_argument("--audio_column", default=None,
                         help="Audio column (default: 'audio' for --dataset/--manifest, 'file_name' for --audiofolder).")
     parser.add_argument("--text_column", default="text")
@@ -142,6 +170,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "55 %% of pcm16) or lossy Ogg Opus bytes (about 11 %%, e.g. to copy a dataset to a remote "
                              "machine); every reader decodes them the same way.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
+    parser.add_argument("--resume_chunk_rows", type=int, default=1000,
+                        help="The features stage keeps every finished chunk of this many source rows in "
+                             "<output_dir>.resume-<key>; a re-run with the same arguments skips them.")
     parser.add_argument("--augment_speakers", type=int, default=0,
                         help="Add this many augmented speakers (pitch/formant/tempo-shifted copies of real speakers, "
                              "training/voice_augmentation.py) in the features stage.")
@@ -155,6 +186,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error("--augment_speakers needs every utterance of a speaker: not with --shard.")
     if args.merge and (args.shard or args.aligner or args.alignments_dir or args.codec or args.drop_audio):
         parser.error("--merge only merges; run the stages on the shards (or on the merged folder).")
+    if (args.data_files or args.streaming) and not args.dataset:
+        parser.error("--data_files and --streaming read a --dataset source.")
+    if args.resume_chunk_rows < 1:
+        parser.error("--resume_chunk_rows must be at least 1.")
     if args.aligner and args.alignments_dir:
         parser.error("give either --aligner or --alignments_dir, not both.")
     if not 0.0 <= args.validation_fraction < 1.0:
@@ -167,32 +202,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------------------------
 
 def read_source(args: argparse.Namespace, work_dir: Path):
-    """The source corpus as a `datasets.Dataset` with columns `id`, `speaker_id`, `text`,
-    `audio_path` (str or None) and `audio_bytes` (bytes or None); audio is not decoded."""
-    from datasets import Audio, load_dataset
-
-    if args.dataset:
-        rows = load_dataset(args.dataset, args.dataset_config, split=args.dataset_split)
-        audio_column = args.audio_column or "audio"
-        _require_columns(rows, [audio_column, args.text_column], args.dataset)
-        rows = rows.cast_column(audio_column, Audio(decode=False))
-        base_dir = None
-    else:
-        if args.audiofolder:
-            base_dir = Path(args.audiofolder)
-            tables = [base_dir / name for name in ("metadata.csv", "metadata.jsonl")]
-            table = next((path for path in tables if path.is_file()), None)
-            if table is None:
-                raise FileNotFoundError(f"{base_dir} has no metadata.csv or metadata.jsonl (audiofolder layout).")
-            audio_column = args.audio_column or "file_name"
-        else:
-            table = Path(args.manifest)
-            base_dir = table.parent
-            audio_column = args.audio_column or "audio"
-        # Read the table directly: datasets' audiofolder builder encodes audio, which needs torchcodec.
-        rows = load_dataset("json" if table.suffix == ".jsonl" else "csv", data_files=str(table), split="train")
-        _require_columns(rows, [audio_column, args.text_column], str(table))
-
+    """The source corpus as rows with columns `id`, `speaker_id`, `text`, `source_index`, `audio_path` (str or None)
+    and `audio_bytes` (bytes or None); audio is not decoded. A `datasets.Dataset`, or with `--streaming` an iterator
+    of such rows (dicts), read as they are consumed."""
+    rows, audio_column, base_dir = open_source(args)
     has_speaker = args.speaker_column in rows.column_names
 
     def to_source_row(example, index):
@@ -214,7 +227,9 @@ def read_source(args: argparse.Namespace, work_dir: Path):
             "audio_bytes": data,
         }
 
-    source = rows.map(to_source_row, with_indices=True, remove_columns=rows.column_names,
+    if args.streaming:
+        return _streamed_source_rows(rows, to_source_row, args.shard)
+    source = rows.map(to_source_row, with_indices=True, remove_columns=rows.column_names, features=source_features(),
                       desc="reading source", cache_file_name=str(work_dir / "source.arrow"))
     duplicates = len(source) - len(set(source[ID]))
     if duplicates:
@@ -225,6 +240,85 @@ def read_source(args: argparse.Namespace, work_dir: Path):
     return source
 
 
+def open_source(args: argparse.Namespace):
+    """`(rows, audio column, folder relative audio paths start from)` of `--dataset`, `--audiofolder` or
+    `--manifest`; a `--dataset`'s audio column is cast to `Audio(decode=False)` (bytes and path, decoded later with
+    soundfile: no torchcodec)."""
+    from datasets import Audio, DatasetDict, load_dataset, load_from_disk
+
+    if args.dataset:
+        if is_saved_dataset(args.dataset):
+            if args.streaming or args.data_files:
+                raise ValueError(f"{args.dataset} is a save_to_disk folder (read memory-mapped with load_from_disk): "
+                                 "--streaming and --data_files do not apply.")
+            rows = load_from_disk(args.dataset)
+            if isinstance(rows, DatasetDict):
+                if args.dataset_split not in rows:
+                    raise ValueError(f"{args.dataset} has splits {list(rows)}, not {args.dataset_split!r}; choose one "
+                                     "with --dataset_split.")
+                rows = rows[args.dataset_split]
+        else:
+            rows = load_dataset(args.dataset, args.dataset_config, data_files=_data_files(args),
+                                split=args.dataset_split, streaming=args.streaming)
+            if args.streaming and rows.features is None:
+                rows = rows._resolve_features()  # a json/csv stream: its columns come from its first rows
+        audio_column = args.audio_column or "audio"
+        _require_columns(rows, [audio_column, args.text_column], args.dataset)
+        return rows.cast_column(audio_column, Audio(decode=False)), audio_column, None
+    table = source_table(args)
+    if args.audiofolder:
+        if table is None:
+            raise FileNotFoundError(f"{args.audiofolder} has no metadata.csv or metadata.jsonl (audiofolder layout).")
+        audio_column = args.audio_column or "file_name"
+    else:
+        audio_column = args.audio_column or "audio"
+    # Read the table directly: datasets' audiofolder builder encodes audio, which needs torchcodec.
+    rows = load_dataset("json" if table.suffix == ".jsonl" else "csv", data_files=str(table), split="train")
+    _require_columns(rows, [audio_column, args.text_column], str(table))
+    return rows, audio_column, table.parent
+
+
+def is_saved_dataset(path: str) -> bool:
+    """Whether `path` is a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
+    return any((Path(path) / name).is_file() for name in ("state.json", "dataset_dict.json"))
+
+
+def source_table(args: argparse.Namespace) -> Optional[Path]:
+    """The metadata table of `--audiofolder` (None if it has none) or the `--manifest` file; None for `--dataset`."""
+    if args.audiofolder:
+        tables = [Path(args.audiofolder) / name for name in ("metadata.csv", "metadata.jsonl")]
+        return next((path for path in tables if path.is_file()), None)
+    return Path(args.manifest) if args.manifest else None
+
+
+def _data_files(args: argparse.Namespace) -> Optional[List[str]]:
+    """`--data_files` with local paths made absolute (what is recorded and checked on a re-run); URLs as given."""
+    if not args.data_files:
+        return None
+    return [name if "://" in name else os.path.abspath(name) for name in args.data_files]
+
+
+def source_features():
+    """The columns of `read_source`'s rows."""
+    from datasets import Features, Value
+
+    return Features({ID: Value("string"), SPEAKER_ID: Value("string"), TEXT: Value("string"),
+                     SOURCE_INDEX: Value("int64"), "audio_path": Value("string"), "audio_bytes": Value("binary")})
+
+
+def _streamed_source_rows(rows, to_source_row, shard):
+    """`to_source_row` of each streamed row (every N-th from row I with `--shard I/N`: every shard reads the whole
+    stream and prepares its own rows); a duplicated utterance id stops the stream when it comes."""
+    seen = set()
+    for index, example in enumerate(rows):
+        row = to_source_row(example, index)
+        if row[ID] in seen:
+            raise ValueError(f"utterance id {row[ID]!r} (source row {index}) is duplicated; give a unique --id_column.")
+        seen.add(row[ID])
+        if not shard or index % shard[1] == shard[0]:
+            yield row
+
+
 def _require_columns(rows, columns, name):
     missing = [c for c in columns if c not in rows.column_names]
     if missing:
@@ -233,8 +327,8 @@ def _require_columns(rows, columns, name):
 
 
 def describe_source(args: argparse.Namespace) -> dict:
-    """What was read, for prepare_info.json and for checking a re-run reads the same (`augment_speakers` only when
-    given, so that folders prepared before the option existed still match)."""
+    """What was read, for prepare_info.json and for checking a re-run reads the same (`data_files` and
+    `augment_speakers` only when given, so that folders prepared before those options existed still match)."""
     described = {
         "dataset": args.dataset, "dataset_config": args.dataset_config,
         "dataset_split": args.dataset_split if args.dataset else None,
@@ -243,6 +337,8 @@ def describe_source(args: argparse.Namespace) -> dict:
         "min_seconds": args.min_seconds, "max_seconds": args.max_seconds,
         "validation_fraction": args.validation_fraction, "holdout_speakers": _holdout(args), "seed": args.seed,
     }
+    if args.data_files:
+        described["data_files"] = _data_files(args)
     if args.augment_speakers:
         described["augment_speakers"] = args.augment_speakers
     if args.shard:
@@ -319,29 +415,90 @@ def utterance_features(example, tokenizer, sampling_rate, hop_length, min_second
     }
 
 
-def features_stage(source, tokenizer, codec_config, args, work_dir: Path):
-    """Stage 1 over the whole source. Returns the usable rows and the skipped ones."""
-    from datasets import Features, Value
+def features_stage(source, tokenizer, codec_config, args, work_dir: Path, resume_dir: Path):
+    """Stage 1 over the whole source, in chunks of `--resume_chunk_rows` source rows. Each finished chunk is saved
+    in `work_dir` and then moved whole into `resume_dir`, so that folder never holds a half-written chunk; a chunk
+    already there (from an interrupted run with the same arguments) is read back instead of computed. Returns the
+    usable rows and the skipped ones."""
+    from datasets import Features, Value, concatenate_datasets, load_from_disk
 
     features = Features({**dataset_features(audio_format=args.audio_format), SKIP_REASON: Value("string"),
                          SOURCE_INDEX: Value("int64")})
-    processed = source.map(
-        utterance_features,
-        fn_kwargs=dict(tokenizer=tokenizer, sampling_rate=codec_config.sampling_rate,
-                       hop_length=codec_config.hop_length, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                       audio_format=args.audio_format),
-        remove_columns=["audio_path", "audio_bytes"],
-        features=features,
-        num_proc=args.num_proc if args.num_proc > 1 else None,
-        writer_batch_size=100,
-        cache_file_name=str(work_dir / "features.arrow"),
-        new_fingerprint=_fingerprint("features", args),
-        desc="features",
-    )
+    resume_dir.mkdir(exist_ok=True)
+    pieces, resumed = [], 0
+    for number, chunk_rows in source_chunks(source, args.resume_chunk_rows):
+        finished = resume_dir / f"chunk-{number:06d}"
+        if finished.is_dir():
+            pieces.append(load_from_disk(str(finished)))
+            resumed += len(pieces[-1])
+            continue
+        processed = chunk_rows().map(
+            utterance_features,
+            fn_kwargs=dict(tokenizer=tokenizer, sampling_rate=codec_config.sampling_rate,
+                           hop_length=codec_config.hop_length, min_seconds=args.min_seconds,
+                           max_seconds=args.max_seconds, audio_format=args.audio_format),
+            remove_columns=["audio_path", "audio_bytes"],
+            features=features,
+            num_proc=args.num_proc if args.num_proc > 1 else None,
+            writer_batch_size=100,
+            cache_file_name=str(work_dir / f"features-{number:06d}.arrow"),
+            new_fingerprint=_fingerprint("features", args, number),
+            desc=f"features (chunk {number})",
+        )
+        processed.save_to_disk(str(work_dir / finished.name))
+        os.rename(work_dir / finished.name, finished)  # atomic: the chunk appears whole or not at all
+        for cache_file in work_dir.glob(f"features-{number:06d}*.arrow"):
+            cache_file.unlink()
+        pieces.append(load_from_disk(str(finished)))
+    if not pieces:
+        raise ValueError("the source has no rows.")
+    processed = concatenate_datasets(pieces)
+    print(f"[features] resumed {resumed} of {len(processed)} source rows from {resume_dir.name}"
+          if resumed else f"[features] finished chunks are kept in {resume_dir.name} until the dataset is saved")
     reasons = processed[SKIP_REASON]
     skipped = [{"id": i, "stage": "features", "reason": r} for i, r in zip(processed[ID], reasons) if r]
     usable = processed.select([n for n, r in enumerate(reasons) if not r]).remove_columns(SKIP_REASON)
     return usable, skipped
+
+
+def source_chunks(source, chunk_rows: int):
+    """`(number, make_chunk)` for consecutive chunks of `chunk_rows` rows of `read_source`'s rows; `make_chunk()`
+    gives the chunk as a `Dataset` (a chunk that is not needed is not made, but a stream is read through it)."""
+    from datasets import Dataset
+
+    if isinstance(source, Dataset):
+        for number, start in enumerate(range(0, len(source), chunk_rows)):
+            yield number, lambda start=start: source.select(range(start, min(start + chunk_rows, len(source))))
+        return
+    rows = iter(source)
+    for number in itertools.count():
+        chunk = list(itertools.islice(rows, chunk_rows))
+        if not chunk:
+            return
+        yield number, lambda chunk=chunk: Dataset.from_list(chunk, features=source_features())
+
+
+RESUME_FORMAT = 1
+"""Version of the features stage's chunks: raise it when a change of the code changes their rows, so that the resume
+folders of older runs are not read."""
+
+
+def resume_dir_for(args: argparse.Namespace, output_dir: Path, codec_config, tokenizer) -> Path:
+    """`<output_dir>.resume-<key>`, where the features stage keeps its finished chunks until the dataset is saved.
+    The key hashes everything that changes a chunk's rows: the source (and the size and time of a local metadata
+    table), its columns, `--shard`, the duration limits, the audio format, the codec's rate and hop, the tokenizer,
+    the chunk size and `RESUME_FORMAT`; not the split or the augmentation, which come after."""
+    table = source_table(args)
+    key = {name: getattr(args, name) for name in (
+        "dataset", "dataset_config", "dataset_split", "streaming", "audio_column", "text_column", "speaker_column",
+        "id_column", "shard", "min_seconds", "max_seconds", "audio_format", "resume_chunk_rows")}
+    key.update(data_files=_data_files(args), table=str(table.resolve()) if table else None,
+               table_stat=[table.stat().st_size, table.stat().st_mtime_ns] if table else None,
+               dataset_path=os.path.abspath(args.dataset) if args.dataset and os.path.exists(args.dataset) else None,
+               sampling_rate=codec_config.sampling_rate, hop_length=codec_config.hop_length,
+               tokenizer=vocab_hash(tokenizer), format=RESUME_FORMAT)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return output_dir.with_name(f"{output_dir.name}.resume-{digest}")
 
 
 def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_rate: int, hop_length: int):
@@ -627,9 +784,13 @@ def _process_alive(pid: int) -> bool:
 def clean_interrupted_runs(output_dir: Path) -> None:
     """Removes what runs on `output_dir` that were killed (SIGKILL, power loss) left beside it: their work folders
     (`.work-<pid>`) and unfinished results (`.tmp-<pid>`); a finished dataset parked as `.old-<pid>` during the
-    final swap is put back when `output_dir` is missing. Folders of a live process are left alone."""
+    final swap is put back when `output_dir` is missing. Folders of a live process are left alone, and so are the
+    finished features chunks of interrupted runs (`.resume-<key>`), which are named."""
     for path in sorted(output_dir.parent.glob(f"{output_dir.name}.*-*")):
         kind, _, pid = path.name[len(output_dir.name) + 1:].partition("-")
+        if kind == "resume":
+            print(f"kept {path.name}: finished features of an interrupted run, resumed by a run with its arguments "
+                  "(remove it if that run is abandoned)")
         if kind not in ("work", "tmp", "old") or not pid.isdigit() or _process_alive(int(pid)):
             continue
         if kind == "old" and not output_dir.exists():
@@ -738,15 +899,18 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             splits = {name: loaded[name] for name in loaded}  # a shard has its rows in one split, "train"
             tokenizer = NS2PhonemeTokenizer.from_pretrained(str(output_dir / TOKENIZER_DIR))
             added: List[str] = []
+            resume_dir = None
         else:
             tokenizer = NS2PhonemeTokenizer()
             started = time.perf_counter()
             source = read_source(args, work_dir)
+            resume_dir = resume_dir_for(args, output_dir, codec_config, tokenizer)
+            usable, skipped = features_stage(source, tokenizer, codec_config, args, work_dir, resume_dir)
             holdout = _holdout(args)
-            unknown = sorted(set(holdout) - set(source[SPEAKER_ID]))
+            unknown = sorted(set(holdout) - set(usable[SPEAKER_ID]))
             if unknown and not args.shard:  # a shard need not hold every speaker: --merge checks
-                raise ValueError(f"--holdout_speakers {unknown} are not speakers of the source.")
-            usable, skipped = features_stage(source, tokenizer, codec_config, args, work_dir)
+                raise ValueError(f"--holdout_speakers {unknown} are not speakers of the source's usable utterances "
+                                 "(the finished features are kept: a corrected re-run resumes them).")
             if not args.shard:
                 usable = usable.remove_columns(SOURCE_INDEX)
             augmented_speakers = []
@@ -761,11 +925,11 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             report_skipped(skipped)
             splits = {"train": usable} if args.shard else dict(
                 split_by_speaker(usable, args.validation_fraction, holdout, args.seed))
-            info = {"source": describe_source(args), "num_source_utterances": len(source),
+            info = {"source": describe_source(args), "num_source_utterances": len(usable) + len(skipped),
                     "sampling_rate": sampling_rate, "hop_length": hop_length, "skipped": skipped,
                     "aligner": None, "alignments_dir": None, "codec": None, "audio_format": args.audio_format,
                     "augmented_speakers": augmented_speakers}
-            timed("features", len(source), started, info)
+            timed("features", info["num_source_utterances"], started, info)
             added = list(splits["train"].column_names)
 
         columns = splits["train"].column_names
@@ -816,6 +980,8 @@ def prepare(argv: Optional[List[str]] = None) -> None:
         info["tokenizer_vocab_hash"] = vocab_hash(tokenizer)
         info["last_run_added"] = added
         save_atomically(splits, tokenizer, info, output_dir)
+        if resume_dir is not None:
+            shutil.rmtree(resume_dir)  # its chunks are in the saved dataset now
         print(f"wrote {output_dir}: {info['splits']}, {info['num_skipped']} skipped, added {added}, dropped {dropped}")
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
