@@ -29,7 +29,7 @@ column                  type                         meaning
 ======================  ===========================  ============================================
 
 Storage is compact (ours, for hundreds of hours): 16-bit audio, float16 pitch and int16 codes take
-116 MB per hour with audio (PCM), about 64 MB with FLAC and 13 MB with Opus audio, and 6 MB per hour without
+116 MB per hour with audio (PCM), 66 MB with FLAC and 14 MB with Opus audio, and 6 MB per hour without
 it (measured on the shared corpus, training/README.md).
 Datasets prepared before, with float32 `audio`/`log_f0` and int32 `codes`, read the same: the
 readers below convert whatever dtype is stored.
@@ -79,7 +79,7 @@ scale, so a 16-bit source file is stored exactly)."""
 
 AUDIO_FORMATS = ("pcm16", "flac", "opus")
 """How the `audio` column stores each waveform: `pcm16` int16 samples (116 MB per hour at 16 kHz), `flac` the bytes
-of a 16-bit FLAC file (lossless, about 55 % of that), `opus` the bytes of an Ogg Opus file (lossy, about 11 %: for
+of a 16-bit FLAC file (lossless, about 56 % of that), `opus` the bytes of an Ogg Opus file (lossy, about 12 %: for
 moving a dataset to a remote machine, not for a reference copy)."""
 
 _SOUNDFILE_FORMATS = {"flac": ("FLAC", "PCM_16"), "opus": ("OGG", "OPUS")}

@@ -167,7 +167,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="Torch device of the aligner and codec stages (default: cuda if available, else cpu).")
     parser.add_argument("--audio_format", default="pcm16", choices=AUDIO_FORMATS,
                         help="How the features stage stores audio: int16 samples (pcm16), lossless FLAC bytes (about "
-                             "55 %% of pcm16) or lossy Ogg Opus bytes (about 11 %%, e.g. to copy a dataset to a remote "
+                             "56 %% of pcm16) or lossy Ogg Opus bytes (about 12 %%, e.g. to copy a dataset to a remote "
                              "machine); every reader decodes them the same way.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
     parser.add_argument("--resume_chunk_rows", type=int, default=1000,
