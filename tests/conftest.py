@@ -31,6 +31,16 @@ def corpus_texts(corpus_dir) -> dict:
         return {row["file_name"].split("/")[-1].rsplit(".", 1)[0]: row["text"] for row in csv.DictReader(handle)}
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (`pytestmark = pytest.mark.usefixtures("one_thread")`): the test machines'
+    cores are shared, and one thread avoids OpenMP spin-waiting (10× faster here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -17,15 +17,6 @@ STEPS = 150
 LEARNING_RATE = 3e-3
 
 
-@pytest.fixture
-def one_thread():
-    """Two torch threads on two cores shared with other jobs run this test ~7x slower than one (measured)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _one_second_clip(corpus_dir, sampling_rate: int) -> torch.Tensor:
     with open(corpus_dir / "metadata.csv", newline="", encoding="utf-8") as handle:
         first = next(csv.DictReader(handle))

@@ -14,13 +14,7 @@ NUM_QUANTIZERS, CODEBOOK_SIZE = 4, 64
 NOISE_SCHEDULER = NS2Scheduler()  # the VP SDE training noises with
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machines' cores are shared; one thread avoids OpenMP spin-waiting (10× faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_durations(num_phonemes, num_frames, generator):
@@ -371,16 +365,22 @@ def _train(model, batch, codebooks, steps, learning_rate, diffusion=None):
     model.eval()
 
 
-def test_overfits_a_tiny_batch_with_fixed_diffusion_time_and_noise():
-    config = NS2Config.tiny()
-    model = NS2Model(config).eval()
-    batch, codebooks = make_batch(config)
+def _overfit(model, batch, codebooks):
+    """The model's outputs on `batch` (fixed diffusion times and noise) before and after 150 steps on it alone."""
     diffusion = fixed_diffusion_inputs(batch)
     with torch.no_grad():
         before = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
     _train(model, batch, codebooks, steps=150, learning_rate=3e-3, diffusion=diffusion)
     with torch.no_grad():
         after = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
+    return before, after
+
+
+def test_overfits_a_tiny_batch_with_fixed_diffusion_time_and_noise():
+    config = NS2Config.tiny()
+    model = NS2Model(config).eval()
+    batch, codebooks = make_batch(config)
+    before, after = _overfit(model, batch, codebooks)
     assert after.loss < before.loss / 5
     assert after.data_loss < before.data_loss / 5
     for name in LOSS_TERMS:
@@ -435,12 +435,7 @@ def test_prompt_pitch_model_overfits_a_tiny_batch():
     model = NS2Model(config).eval()
     batch, codebooks = make_batch(config)
     batch = with_voicing(batch)
-    diffusion = fixed_diffusion_inputs(batch)
-    with torch.no_grad():
-        before = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
-    _train(model, batch, codebooks, steps=150, learning_rate=3e-3, diffusion=diffusion)
-    with torch.no_grad():
-        after = model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **diffusion)
+    before, after = _overfit(model, batch, codebooks)
     assert after.loss < before.loss / 5
     assert after.pitch_loss < before.pitch_loss / 5
     # the de-normalised prediction is the true log-f0 on voiced frames (in Hz: within a few per cent)

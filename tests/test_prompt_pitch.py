@@ -20,12 +20,7 @@ from ns2_hf.pipelines.voice import NS2Voice
 RATE = 16000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _read(corpus_dir, row):
