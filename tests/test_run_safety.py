@@ -27,6 +27,7 @@ from training.trainer_utils import (  # noqa: E402
     resumed_schedule,
     save_recipe,
     save_training_state,
+    upgrade_old_checkpoint,
     write_best,
 )
 
@@ -106,19 +107,37 @@ def test_training_state_round_trips_without_pickle_and_never_runs_a_pickle(tmp_p
         assert torch.equal(saved, loaded)
 
 
-def test_an_old_checkpoint_is_read_with_weights_only(tmp_path):
-    """Checkpoints written before training_state.json: their custom-object files are read with
-    `weights_only=True`, so plain state loads and a planted object is refused, not run."""
+def test_an_old_checkpoint_is_upgraded_read_with_weights_only_and_loads_in_accelerate(tmp_path):
+    """Checkpoints written before training_state.json held the EMA and the progress as accelerate custom
+    objects: they are rewritten into the current layout (read with `weights_only=True`, the old files kept
+    aside), after which `accelerator.load_state` — which refuses unregistered custom objects — and
+    `load_training_state` both accept them. A planted object is refused, not run."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(torch.nn.Linear(3, 2))
+    accelerator.save_state(str(tmp_path / "old"))
     ema, progress = ema_and_progress(1)
-    torch.save(ema.state_dict(), tmp_path / "custom_checkpoint_0.pkl")
-    torch.save(progress.state_dict(), tmp_path / "custom_checkpoint_1.pkl")
+    torch.save(ema.state_dict(), tmp_path / "old" / "custom_checkpoint_0.pkl")
+    torch.save(progress.state_dict(), tmp_path / "old" / "custom_checkpoint_1.pkl")
+    with pytest.raises(RuntimeError, match="custom checkpoints"):
+        accelerator.load_state(str(tmp_path / "old"))
+    upgrade_old_checkpoint(tmp_path / "old")
+    assert sorted(path.name for path in (tmp_path / "old" / "old_layout").iterdir()) == [
+        "custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl"]
+    accelerator.load_state(str(tmp_path / "old"))
     restored_ema, restored = ema_and_progress(2)
-    load_training_state(tmp_path, restored_ema, restored)
-    assert restored.step == 10 and torch.equal(restored_ema.shadow_params[0], ema.shadow_params[0])
+    load_training_state(tmp_path / "old", restored_ema, restored)
+    assert restored.state_dict() == progress.state_dict()
+    assert torch.equal(restored_ema.shadow_params[0], ema.shadow_params[0])
+    assert model.weight.shape == (2, 3)
+
     marker = tmp_path / "ran"
-    torch.save({"step": RunsCode(marker)}, tmp_path / "custom_checkpoint_1.pkl")
+    (tmp_path / "planted").mkdir()
+    torch.save(ema.state_dict(), tmp_path / "planted" / "custom_checkpoint_0.pkl")
+    torch.save({"step": RunsCode(marker)}, tmp_path / "planted" / "custom_checkpoint_1.pkl")
     with pytest.raises(pickle.UnpicklingError):
-        load_training_state(tmp_path, restored_ema, restored)
+        upgrade_old_checkpoint(tmp_path / "planted")
     assert not marker.exists()
 
 

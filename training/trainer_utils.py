@@ -29,6 +29,7 @@ BEST_DIR = "best"
 RECIPE_FILE = "recipe.yaml"
 EMA_FILE = "ema.safetensors"
 TRAINING_STATE_FILE = "training_state.json"
+OLD_LAYOUT_DIR = "old_layout"  # a checkpoint's files from before TRAINING_STATE_FILE (upgrade_old_checkpoint)
 #: Written into `best/`: the step and validation loss of the model there.
 BEST_RECORD_FILE = "validation.json"
 #: Recipe keys that shape the learning-rate schedule; a resumed run keeps its own unless `--reschedule`.
@@ -156,7 +157,8 @@ def check_run_folder(output_dir: Path, resume: bool) -> Optional[Path]:
 
 def start_run(accelerator, recipe: Dict[str, Any], args, output_dir: Path) -> Tuple[Optional[Path], Dict[str, Any]]:
     """The first step of a training script: checks the launch (`check_launch`) and the run folder
-    (`check_run_folder`, on every process before any writes), settles the learning-rate schedule (a resumed
+    (`check_run_folder`, on every process before any writes; a checkpoint of the old layout is upgraded,
+    `upgrade_old_checkpoint`), settles the learning-rate schedule (a resumed
     run keeps its own unless `--reschedule`: `resumed_schedule`) and records the recipe.
 
     Returns:
@@ -165,6 +167,8 @@ def start_run(accelerator, recipe: Dict[str, Any], args, output_dir: Path) -> Tu
     output_dir = Path(output_dir)
     check_launch(accelerator)
     checkpoint = check_run_folder(output_dir, args.resume)
+    if checkpoint is not None and accelerator.is_main_process:
+        upgrade_old_checkpoint(checkpoint)
     accelerator.wait_for_everyone()
     schedule, step = schedule_of(recipe), 0
     if checkpoint is not None:
@@ -439,21 +443,37 @@ def save_training_state(folder: Path, ema, progress: TrainingProgress) -> None:
 
 
 def read_training_state(checkpoint: Path) -> Dict[str, Any]:
-    """`training_state.json` of a checkpoint (`{"progress": ..., "ema": ...}`, no tensors) — plain JSON, or,
-    for a checkpoint written before it existed, accelerate's custom-object files read with
-    `torch.load(weights_only=True)` (tensors and plain data only: nothing in the file can run code)."""
+    """`training_state.json` of a checkpoint: `{"progress": ..., "ema": ...}`, plain JSON (the EMA weights are
+    in `ema.safetensors`)."""
+    path = Path(checkpoint) / TRAINING_STATE_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{checkpoint} has no {TRAINING_STATE_FILE}: not a complete checkpoint")
+    return json.loads(path.read_text())
+
+
+def upgrade_old_checkpoint(checkpoint: Path) -> None:
+    """Rewrites a checkpoint saved before `training_state.json` existed (the EMA and the progress were
+    accelerate custom objects, `custom_checkpoint_0.pkl` / `_1.pkl`) into the current layout, so that
+    `accelerator.load_state` (which counts custom objects) and `load_training_state` accept it. The old files
+    are read with `torch.load(weights_only=True)` (tensors and plain data only: nothing in them can run code)
+    and kept, moved into `OLD_LAYOUT_DIR` inside the checkpoint. A current checkpoint is left as it is."""
     import torch
+    from safetensors.torch import save_file
 
     checkpoint = Path(checkpoint)
-    if (checkpoint / TRAINING_STATE_FILE).is_file():
-        return json.loads((checkpoint / TRAINING_STATE_FILE).read_text())
-    try:  # older layout: custom_checkpoint_0.pkl = the EMA, custom_checkpoint_1.pkl = the progress
-        ema_state, progress = (torch.load(checkpoint / f"custom_checkpoint_{index}.pkl", weights_only=True)
-                               for index in (0, 1))
-    except FileNotFoundError as error:
-        raise RunFolderError(f"{checkpoint} has no {TRAINING_STATE_FILE}: not a complete checkpoint") from error
-    ema_state["legacy_shadow_params"] = ema_state.pop("shadow_params")
-    return {"progress": progress, "ema": ema_state}
+    old_files = [checkpoint / f"custom_checkpoint_{index}.pkl" for index in (0, 1)]
+    if (checkpoint / TRAINING_STATE_FILE).is_file() or not all(path.is_file() for path in old_files):
+        return
+    ema_state, progress = (torch.load(path, weights_only=True) for path in old_files)
+    shadow_params = ema_state.pop("shadow_params")
+    save_file({str(index): tensor.detach().cpu().contiguous() for index, tensor in enumerate(shadow_params)},
+              str(checkpoint / EMA_FILE))
+    partial = checkpoint / (TRAINING_STATE_FILE + ".partial")
+    partial.write_text(json.dumps({"progress": progress, "ema": ema_state}, indent=2))
+    partial.rename(checkpoint / TRAINING_STATE_FILE)
+    (checkpoint / OLD_LAYOUT_DIR).mkdir(exist_ok=True)
+    for path in old_files:
+        path.rename(checkpoint / OLD_LAYOUT_DIR / path.name)
 
 
 def load_training_state(checkpoint: Path, ema, progress: TrainingProgress) -> None:
@@ -462,10 +482,8 @@ def load_training_state(checkpoint: Path, ema, progress: TrainingProgress) -> No
 
     state = read_training_state(checkpoint)
     ema_state = dict(state["ema"])
-    shadow_params = ema_state.pop("legacy_shadow_params", None)
-    if shadow_params is None:
-        tensors = load_file(str(Path(checkpoint) / EMA_FILE))
-        shadow_params = [tensors[str(index)] for index in range(len(tensors))]
+    tensors = load_file(str(Path(checkpoint) / EMA_FILE))
+    shadow_params = [tensors[str(index)] for index in range(len(tensors))]
     if len(shadow_params) != len(ema.shadow_params):
         raise RunFolderError(f"{checkpoint}: {len(shadow_params)} EMA tensors for {len(ema.shadow_params)} parameters")
     ema_state["shadow_params"] = [saved.to(current.device) for saved, current in zip(shadow_params, ema.shadow_params)]
