@@ -44,3 +44,19 @@ def test_unknown_names_raise_attribute_error():
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
         ns2_hf.NoSuchThing  # noqa: B018
     assert ns2_hf.NS2Pipeline is ns2_hf.pipelines.NS2Pipeline
+
+
+def test_the_first_phonemize_defers_dateparser_until_gruut_uses_it():
+    """gruut imports dateparser at module level (0.6 s of regex compiling); the front end defers it: after a
+    sentence is phonemized it is still a stand-in, and the first attribute gruut (or anyone) looks up on it
+    imports the real module and answers from it."""
+    printed = run_python(
+        "import sys, datetime\n"
+        "from ns2_hf.text.g2p import phonemize\n"
+        "assert phonemize('Hello there.')[:3] == ['h', 'ɛ', 'l']\n"
+        "print(type(sys.modules['dateparser']).__name__, 'dateparser.date' in sys.modules)\n"
+        "import gruut.text_processor as tp\n"
+        "parsed = tp.dateparser.parse('2020-05-04', languages=['en'])\n"
+        "print(parsed == datetime.datetime(2020, 5, 4), type(sys.modules['dateparser']).__name__)"
+    )
+    assert printed.splitlines() == ["_DeferredModule False", "True module"]

@@ -18,8 +18,10 @@ lexicon and the guesser's label set); the tokenizer's default vocabulary is that
 `WORD_BOUNDARY` and `SENTENCE_PUNCTUATION`.
 
 Speed: 5–12 ms per sentence (the 1280 corpus transcripts, a shared 2-core machine); the first
-call takes 1–2 s (gruut loads its models, the lexicon is copied into memory and indexed; the
-text processor is then cached for the process). Stock gruut takes 40–150 ms per sentence on the
+call takes about 0.2 s (gruut loads its models, the lexicon is copied into memory and indexed; the
+text processor is then cached for the process). gruut imports `dateparser` at module level, which
+compiles its time-zone patterns (0.6 s) although only a word that looks like a date needs it, so it
+is imported when first used (`_import_dateparser_lazily`). Stock gruut takes 40–150 ms per sentence on the
 same machine, because its lexicon database has no index; the phones are the same.
 
 Licences: gruut, gruut-ipa and gruut-lang-en are MIT; num2words is LGPL-2.1 (used as a library,
@@ -30,9 +32,12 @@ from __future__ import annotations
 
 import base64
 import functools
+import importlib.util
 import logging
 import re
 import sqlite3
+import sys
+import types
 from contextlib import closing
 
 from .normalization import SENTENCE_PUNCTUATION, normalize_text
@@ -71,11 +76,30 @@ def _indexed_lexicon() -> sqlite3.Connection:
     return lexicon
 
 
+class _DeferredModule(types.ModuleType):
+    """Stands in `sys.modules` for a module not imported yet: the first attribute looked up on it imports the
+    real module (which then replaces it in `sys.modules`) and every lookup is answered from that."""
+
+    def __getattr__(self, name: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _import_dateparser_lazily() -> None:
+    """Defers `dateparser` (`_DeferredModule`): gruut imports it at module level, which compiles its time-zone
+    patterns (0.6 s), but calls `dateparser.parse` only for words that look like dates. Does nothing when it is
+    imported already or not installed."""
+    if "dateparser" not in sys.modules and importlib.util.find_spec("dateparser") is not None:
+        sys.modules["dateparser"] = _DeferredModule("dateparser")
+
+
 @functools.lru_cache(maxsize=1)
 def _text_processor():
     """The gruut text processor, built once per process. "—" is added to gruut's phrase breaks
     so the dash reaches the output as a pause token; the lexicon is the indexed in-memory copy,
     looked up with the same fallbacks gruut uses (lower case, then without non-word characters)."""
+    _import_dateparser_lazily()
     from gruut import TextProcessor
     from gruut.phonemize import SqlitePhonemizer
     from gruut.utils import remove_non_word_chars
