@@ -174,6 +174,13 @@ def launch_two_processes(script, *arguments):
                *arguments, ACCELERATE_USE_CPU="true")
 
 
+def launch_fsdp_two_processes(script, *arguments):
+    """Two CPU processes under FSDP2 with the shipped `accelerate_fsdp.yaml` (tests/fsdp_on_cpu.py: accelerate
+    enables FSDP on GPUs only)."""
+    return run(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", REPO_ROOT / "tests" / "fsdp_on_cpu.py",
+               CONFIGS / "accelerate_fsdp.yaml", REPO_ROOT / "training" / script, *arguments, ACCELERATE_USE_CPU="true")
+
+
 def prepare(source, output_dir, *arguments):
     return run(sys.executable, REPO_ROOT / "training" / "prepare_dataset.py", "--audiofolder", source,
                "--output_dir", output_dir, "--codec_config", "tiny", "--holdout_speakers", "",
@@ -348,6 +355,29 @@ def test_two_process_runs_checkpoint_once_and_resume_exactly(chain, tmp_path, sc
                                          launcher=launch_two_processes)
     written = {path.name for path in (tmp_path / "straight" / "checkpoints" / "step_4").iterdir()}
     assert {"random_states_0.pkl", "random_states_1.pkl"} <= written
+
+
+@pytest.mark.slow
+def test_fsdp_trains_ns2_as_ddp_does_resumes_exactly_and_saves_full_weights(chain, tmp_path):
+    """Under FSDP2 (parameters, gradients and optimizer state sharded over two processes) train_ns2.py takes the
+    steps DDP takes: the checkpoints' EMA weights (gathered whole) and the `best/` model (a full copy, safetensors)
+    match a DDP run's, and so does the validation loss; a resume continues exactly."""
+    arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--codec", chain["codec"] / BEST_DIR, *NS2_STEPS,
+                 "--dataset", chain["data"]]
+    _assert_resume_matches_uninterrupted("train_ns2.py", arguments, tmp_path / "fsdp", ["ema.safetensors"],
+                                         launcher=launch_fsdp_two_processes)
+    fsdp = tmp_path / "fsdp" / "straight"
+    assert (fsdp / "checkpoints" / "step_4" / "pytorch_model_fsdp.bin").is_file()  # accelerate's FSDP checkpoint
+    ddp = tmp_path / "ddp"
+    launch_two_processes("train_ns2.py", *arguments, "--max_steps", "4", "--save_interval", "2", "--val_interval", "2",
+                         "--val_log_items", "0", "--output_dir", ddp)
+    for name in ("checkpoints/step_4/ema.safetensors", "best/model/model.safetensors"):
+        expected, sharded = (_checkpoint_weights(run_dir, name) for run_dir in (ddp, fsdp))
+        assert expected.keys() == sharded.keys()
+        for key in expected:  # atol: attention key biases get no gradient but rounding noise, which Adam scales up
+            torch.testing.assert_close(sharded[key], expected[key], rtol=1e-4, atol=1e-4, msg=f"{name}: {key}")
+    expected, sharded = (json.loads((run_dir / BEST_DIR / "validation.json").read_text()) for run_dir in (ddp, fsdp))
+    assert sharded["val_loss"] == pytest.approx(expected["val_loss"], rel=1e-5)
 
 
 @pytest.mark.slow

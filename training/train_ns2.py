@@ -73,6 +73,7 @@ from training.trainer_utils import (  # noqa: E402
     batches_from,
     build_config,
     ema_weights,
+    full_model_copy,
     mel_figure,
     model_config_kwargs,
     parse_recipe,
@@ -209,13 +210,13 @@ def main():
     )
     schedule = get_scheduler(lr_settings["lr_schedule"], optimizer, num_warmup_steps=lr_settings["warmup_steps"],
                              num_training_steps=lr_settings["max_steps"])
-    ema = EMAModel(model.parameters(), decay=recipe["ema_decay"])
-    check_processes_agree("the initial weights", [*model.state_dict().values(), *ema.shadow_params], accelerator.device)
+    check_processes_agree("the initial weights", model.state_dict().values(), accelerator.device)
     progress = TrainingProgress(latent_scale=config.latent_scale, schedule=lr_settings)
     give_deepspeed_a_micro_batch_size(accelerator)
     model, optimizer, schedule, train_loader = accelerator.prepare(model, optimizer, schedule, train_loader)
     unwrapped_model = accelerator.unwrap_model(model)
-    ema.to(accelerator.device)
+    # over the prepared parameters: under FSDP these are this process's shards, and so is the EMA copy
+    ema = EMAModel(unwrapped_model.parameters(), decay=recipe["ema_decay"])
 
     if checkpoint is not None:
         resume_run(accelerator, checkpoint, ema, progress, output_dir, lr_settings, {"lr": schedule})
@@ -223,10 +224,10 @@ def main():
     accelerator.init_trackers("tensorboard")
 
     # ---- validation: EMA weights, eval mode, fixed randomness -------------------------------------------------
-    def build_pipeline():
+    def build_pipeline(evaluated):
         pipeline = NS2Pipeline(
             tokenizer=tokenizer,
-            model=unwrapped_model,
+            model=evaluated,
             codec=codec,
             scheduler=NS2Scheduler.from_config(noise_scheduler.config),
             feature_extractor=NS2CodecFeatureExtractor(sampling_rate=codec.config.sampling_rate),
@@ -235,7 +236,7 @@ def main():
         return pipeline
 
     @torch.no_grad()
-    def log_examples(writer, step):
+    def log_examples(writer, step, evaluated):
         """Per example: pitch predicted (teacher-forced durations, prompt from another utterance of the
         speaker when there is one) vs real; mel and audio of the pipeline's synthesis vs the recording."""
         rows, speakers = dataset["validation"], dataset["validation"]["speaker_id"]
@@ -247,19 +248,19 @@ def main():
             prompt_audio = torch.from_numpy(audio_as_float(prompt_row["audio"]))
             prompt_latents = codec.encode(prompt_audio[None].to(accelerator.device)).quantized_latents
             prompt_mask = torch.ones(1, prompt_latents.shape[-1], dtype=torch.bool, device=accelerator.device)
-            prompt_hidden = unwrapped_model.encode_prompt(prompt_latents, prompt_mask)
+            prompt_hidden = evaluated.encode_prompt(prompt_latents, prompt_mask)
             phoneme_ids = torch.tensor([row[PHONEME_IDS]], device=accelerator.device)
             durations = torch.tensor([row[DURATIONS]], device=accelerator.device)
-            phoneme_hidden = unwrapped_model.encode_phonemes(phoneme_ids, torch.ones_like(phoneme_ids, dtype=torch.bool))
-            frame_hidden, frame_mask = unwrapped_model.length_regulate(phoneme_hidden, durations)
+            phoneme_hidden = evaluated.encode_phonemes(phoneme_ids, torch.ones_like(phoneme_ids, dtype=torch.bool))
+            frame_hidden, frame_mask = evaluated.length_regulate(phoneme_hidden, durations)
             prompt_pitch = prompt_pitch_statistics(torch.tensor([prompt_row[LOG_F0]]), torch.tensor([prompt_row[VOICED]]))
-            predicted_log_f0 = unwrapped_model.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask,
+            predicted_log_f0 = evaluated.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask,
                                                              tuple(value.to(accelerator.device) for value in prompt_pitch))
             writer.add_figure(f"val/pitch_{index}", pitch_figure(
                 row[LOG_F0], predicted_log_f0[0].cpu().numpy(), row["voiced"], title=row["id"]), step)
 
             generator = torch.Generator().manual_seed(recipe["seed"])
-            audio = build_pipeline()(row["text"], prompt_audio.numpy(), prompt_sampling_rate=sampling_rate,
+            audio = build_pipeline(evaluated)(row["text"], prompt_audio.numpy(), prompt_sampling_rate=sampling_rate,
                                      num_inference_steps=recipe["val_inference_steps"], generator=generator).audios[0]
             real = torch.from_numpy(audio_as_float(row["audio"]))
             mels = [mel_spectrogram(torch.as_tensor(wave), sampling_rate, hop_length=hop_length)[0].numpy()
@@ -269,7 +270,7 @@ def main():
             writer.add_audio(f"val/audio_{index}_real", real, step, sample_rate=sampling_rate)
 
     @torch.no_grad()
-    def log_objective_metrics(step):
+    def log_objective_metrics(step, evaluated):
         """WER/SIM/... (ns2_hf.metrics) of pipeline syntheses of the first `val_objective_items` validation
         utterances, each prompted by another utterance of its speaker; off when `val_objective_metrics` is []."""
         from ns2_hf.metrics import EvaluationItem, evaluate_items, summarize
@@ -280,7 +281,7 @@ def main():
             row = rows[index]
             same_speaker = [i for i, speaker in enumerate(speakers) if speaker == speakers[index] and i != index]
             prompt = audio_as_float(rows[same_speaker[0] if same_speaker else index]["audio"])
-            audio = build_pipeline()(row["text"], prompt, prompt_sampling_rate=sampling_rate,
+            audio = build_pipeline(evaluated)(row["text"], prompt, prompt_sampling_rate=sampling_rate,
                                      num_inference_steps=recipe["val_inference_steps"],
                                      generator=torch.Generator().manual_seed(recipe["seed"])).audios[0]
             items.append(EvaluationItem(id=row["id"], text=row["text"], prompt=prompt, audio=audio,
@@ -293,11 +294,12 @@ def main():
     def validate(step):
         """Each process scores its share of the validation batches; the frame-weighted sums are added up
         across processes. Batch i draws its prompt cuts, times and noise from `seed + i`, so the numbers do not
-        depend on the process count."""
-        unwrapped_model.eval()
+        depend on the process count. Under FSDP each process evaluates a full copy of the EMA weights
+        (`full_model_copy`)."""
         totals, frames = dict.fromkeys(LOSS_NAMES, 0.0), 0
         with ema_weights(ema, unwrapped_model.parameters()), \
                 accelerator.split_between_processes(list(range(len(val_loader)))) as own_batches:
+            evaluated = full_model_copy(accelerator, unwrapped_model).eval()
             for batch_index, batch in enumerate(val_loader):
                 if batch_index not in own_batches:
                     continue
@@ -309,9 +311,8 @@ def main():
                 batch_size = inputs["latents"].shape[0]
                 timesteps = noise_scheduler.sample_timesteps(batch_size, generator=generator)
                 noise = torch.randn(inputs["latents"].shape, generator=generator)
-                output = unwrapped_model(**inputs, codebooks=codebooks, noise_scheduler=noise_scheduler,
-                                         timesteps=timesteps.to(accelerator.device),
-                                         noise=noise.to(accelerator.device))
+                output = evaluated(**inputs, codebooks=codebooks, noise_scheduler=noise_scheduler,
+                                   timesteps=timesteps.to(accelerator.device), noise=noise.to(accelerator.device))
                 batch_frames = int(batch["num_frames"].sum())
                 for name in LOSS_NAMES:
                     totals[name] += float(getattr(output, name)) * batch_frames
@@ -322,13 +323,13 @@ def main():
             accelerator.log({f"val/{name}": value for name, value in totals.items()}, step=step)
             writer = tensorboard_writer(accelerator)
             if writer is not None:
-                log_examples(writer, step)
+                log_examples(writer, step, evaluated)
             if recipe["val_objective_metrics"] and accelerator.is_main_process:
-                log_objective_metrics(step)
+                log_objective_metrics(step, evaluated)
             if totals["loss"] < progress.best_val_loss:
                 progress.best_val_loss = totals["loss"]
                 if accelerator.is_main_process:
-                    write_best(output_dir, build_pipeline().save_pretrained, step, totals["loss"])
+                    write_best(output_dir, build_pipeline(evaluated).save_pretrained, step, totals["loss"])
         unwrapped_model.train()
         accelerator.wait_for_everyone()
 

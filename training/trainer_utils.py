@@ -288,6 +288,48 @@ def give_deepspeed_a_micro_batch_size(accelerator) -> None:
         plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = 1
 
 
+def uses_fsdp(accelerator) -> bool:
+    """True when accelerate shards the parameters themselves (FSDP): they are then `DTensor` shards."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def full_tensors(tensors: Iterable) -> List[Any]:
+    """The whole tensors of `tensors`: a `DTensor` shard (FSDP) is gathered (`full_tensor()`, a collective: every
+    process calls it), any other tensor is returned as it is."""
+    from torch.distributed.tensor import DTensor
+
+    return [tensor.full_tensor() if isinstance(tensor, DTensor) else tensor for tensor in tensors]
+
+
+def placed_like(full, current):
+    """`full` (a whole tensor, e.g. read from a checkpoint) placed as `current` is: sharded the same way when
+    `current` is a `DTensor` shard (FSDP), else moved to its device."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if isinstance(current, DTensor):
+        return distribute_tensor(full.to(current.device), current.device_mesh, current.placements)
+    return full.to(current.device)
+
+
+def full_model_copy(accelerator, model):
+    """The model to evaluate and save: `model` itself, or under FSDP a plain copy of it (its class without the
+    FSDP wrapping, its config) holding the gathered full weights on this process — every process calls it, and
+    each can then run it alone (validation shares, pictures and `save_pretrained` on process 0) without the
+    collectives an FSDP forward needs on all processes at once."""
+    if not uses_fsdp(accelerator):
+        return model
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.fsdp import FSDPModule
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+    [model_class] = [base for base in type(model).__bases__ if base is not FSDPModule]
+    copy = model_class(model.config).to(accelerator.device)
+    copy.load_state_dict(state)
+    return copy.train(model.training)
+
+
 class LaunchError(RuntimeError):
     """The launcher started several processes that do not form one training run."""
 
@@ -412,8 +454,10 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int, em
     (`output_dir/best`) and is not touched by the rotation."""
     folder = Path(output_dir) / CHECKPOINTS_DIR
     final, partial = folder / f"step_{step}", folder / f"step_{step}.partial"
-    if ema is not None:  # only process 0 writes them: they must be every process's
-        check_processes_agree(f"the EMA weights at step {step}", ema.shadow_params, accelerator.device)
+    shadow_params = None
+    if ema is not None:  # only process 0 writes them: they must be every process's (whole, under FSDP)
+        shadow_params = full_tensors(ema.shadow_params)
+        check_processes_agree(f"the EMA weights at step {step}", shadow_params, accelerator.device)
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -421,7 +465,7 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int, em
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if progress is not None:
-            save_training_state(partial, ema, progress)
+            save_training_state(partial, ema, progress, shadow_params)
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
         for old in checkpoint_steps(output_dir)[: -max(keep_last, 1)]:
@@ -430,12 +474,14 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, keep_last: int, em
     return final
 
 
-def save_training_state(folder: Path, ema, progress: TrainingProgress) -> None:
-    """EMA weights to `ema.safetensors` (in parameter order), the counters to `training_state.json`."""
+def save_training_state(folder: Path, ema, progress: TrainingProgress, shadow_params: Optional[List[Any]] = None) -> None:
+    """EMA weights to `ema.safetensors` (in parameter order; `shadow_params` when given: the whole tensors of FSDP
+    shards, `full_tensors`), the counters to `training_state.json`."""
     from safetensors.torch import save_file
 
     ema_state = ema.state_dict()
-    shadow_params = ema_state.pop("shadow_params")
+    saved_params = ema_state.pop("shadow_params")
+    shadow_params = saved_params if shadow_params is None else shadow_params
     save_file({str(index): tensor.detach().cpu().contiguous() for index, tensor in enumerate(shadow_params)},
               str(Path(folder) / EMA_FILE))
     state = {"progress": progress.state_dict(), "ema": ema_state}
@@ -477,7 +523,7 @@ def upgrade_old_checkpoint(checkpoint: Path) -> None:
 
 
 def load_training_state(checkpoint: Path, ema, progress: TrainingProgress) -> None:
-    """Restores what `save_training_state` saved (EMA weights onto the devices of the current ones)."""
+    """Restores what `save_training_state` saved (EMA weights placed as the current ones are: `placed_like`)."""
     from safetensors.torch import load_file
 
     state = read_training_state(checkpoint)
@@ -486,7 +532,7 @@ def load_training_state(checkpoint: Path, ema, progress: TrainingProgress) -> No
     shadow_params = [tensors[str(index)] for index in range(len(tensors))]
     if len(shadow_params) != len(ema.shadow_params):
         raise RunFolderError(f"{checkpoint}: {len(shadow_params)} EMA tensors for {len(ema.shadow_params)} parameters")
-    ema_state["shadow_params"] = [saved.to(current.device) for saved, current in zip(shadow_params, ema.shadow_params)]
+    ema_state["shadow_params"] = [placed_like(saved, current) for saved, current in zip(shadow_params, ema.shadow_params)]
     ema.load_state_dict(ema_state)
     progress.load_state_dict(state["progress"])
 

@@ -57,6 +57,7 @@ class NS2PreTrainedModel(PreTrainedModel):
     config_class = NS2Config
     base_model_prefix = "ns2"
     main_input_name = "phoneme_ids"
+    _no_split_modules = ["TransformerLayer", "WaveNetLayer"]  # the units FSDP shards (and device maps keep whole)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
@@ -119,6 +120,13 @@ class NS2Model(NS2PreTrainedModel):
     def denormalize_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """The denoiser's space → raw codec latents: `latents / latent_scale`."""
         return latents / self.config.latent_scale
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The phoneme embedding `(vocab_size, H)` (transformers' accessor; FSDP makes it a unit of its own)."""
+        return self.phoneme_encoder.embedding
+
+    def set_input_embeddings(self, embedding: nn.Embedding) -> None:
+        self.phoneme_encoder.embedding = embedding
 
     def encode_phonemes(self, phoneme_ids: torch.Tensor, phoneme_mask: torch.Tensor) -> torch.Tensor:
         """`phoneme_ids (batch, L)` long, `phoneme_mask (batch, L)` → phoneme hidden `(batch, L, H)`."""
