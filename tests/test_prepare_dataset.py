@@ -176,7 +176,8 @@ SLOW_RUN = ("import sys, time; from training import prepare_dataset as p; f = p.
 
 # A run whose codec is slowed down (0.5 s per batch) so that a signal lands between its codes chunks.
 SLOW_CODEC_RUN = ("import sys, time; from training import prepare_dataset as p; from ns2_hf.codec import NS2CodecModel "
-                  "as M; f = M.encode; M.encode = lambda *a, **k: (time.sleep(0.5), f(*a, **k))[1]; p.main(sys.argv[1:])")
+                  "as M; f = M.encode; M.encode = lambda *a, **k: (time.sleep(0.5), f(*a, **k))[1]; "
+                  "p.main(sys.argv[1:])")
 
 
 def _slow_run(args, code=SLOW_RUN):
@@ -187,7 +188,8 @@ def _slow_run(args, code=SLOW_RUN):
 
 def _resume_dirs(folder, holds="features"):
     """The resume folders beside `folder/data` whose chunks hold `holds` (features, or e.g. "codes of split train")."""
-    return [path for path in sorted(folder.glob("data.resume-*")) if prepare_dataset.resume_holds(path).startswith(holds)]
+    return [path for path in sorted(folder.glob("data.resume-*"))
+            if prepare_dataset.resume_holds(path).startswith(holds)]
 
 
 def _wait_for_chunk(folder, number, process, holds="features"):

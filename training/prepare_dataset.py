@@ -38,17 +38,23 @@ missing (a run with nothing to add writes nothing); `--overwrite` starts from sc
 written to a temporary folder beside `--output_dir` and swapped in at the end, so an interrupted
 run leaves a finished dataset untouched.
 
-The features stage resumes (ours): it runs over chunks of `--resume_chunk_rows` source rows (default 1000, cut in
-source order, so the same on every run) and keeps each finished chunk in `<output_dir>.resume-<key>`, where `<key>`
-hashes what changes a chunk's rows (source and its columns, `--shard`, duration limits, `--audio_format`, the codec's
-rate and hop, the tokenizer, the chunk size). A chunk is written in the run's work folder and moved into the resume
-folder whole, so the folder never holds a half-written one. A re-run with the same arguments (with or without
-`--overwrite`) reads the finished chunks back, prints how many rows it resumed and computes only the rest; the
-resume folder is removed once the dataset is swapped in. Ctrl-C and SIGTERM remove the run's work folder and keep
-the resume folder; what a killed run (SIGKILL) left beside `--output_dir` (its work folder, unfinished results) is
-removed by the next run on it. The aligner and codec stages still start over when interrupted. The key does not
-cover the audio files themselves (a local metadata table's size and time are): after editing the audio of an
-interrupted run, remove its resume folder.
+The features, aligner and codec stages resume (ours; importing `--alignments_dir` is quick and runs again). The
+features stage runs over chunks of `--resume_chunk_rows` source rows (default 1000, cut in source order, so the same
+on every run) and keeps each finished chunk in `<output_dir>.resume-<key>`, where `<key>` hashes what changes a
+chunk's rows (source and its columns, `--shard`, duration limits, `--audio_format`, the codec's rate and hop, the
+tokenizer, the chunk size). The aligner and codec stages run over chunks of
+`--resume_chunk_rows` rows of each split, a resume folder per stage and split holding just the new column
+(`durations`, `codes`); its key hashes the split's rows (ids, frame counts, phoneme ids, audio lengths and types), the
+model (a folder's path and its files' sizes and times; a Hub id as given), `--batch_size`, the device type and the
+chunk size, so a retrained or other model, or other rows, never reuse them. This holds for a run of all stages and
+for a run adding a stage to an existing dataset. A chunk is written in the run's work folder and moved into its
+resume folder whole, so the folder never holds a half-written one. A re-run with the same arguments (with or
+without `--overwrite`) reads the finished chunks back, prints how many rows of each stage it resumed and computes
+only the rest; the run's resume folders are removed once the dataset is swapped in. Ctrl-C and SIGTERM remove the
+run's work folder and keep the resume folders; what a killed run (SIGKILL) left beside `--output_dir` (its work
+folder, unfinished results) is removed by the next run on it, which names the resume folders it keeps and what they
+hold. The keys do not cover the audio files themselves (a local metadata table's size and time are): after editing
+the audio of an interrupted run, remove its resume folders.
 
 Typical flow for the shared corpus (see training/README.md)::
 
@@ -171,8 +177,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "machine); every reader decodes them the same way.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
     parser.add_argument("--resume_chunk_rows", type=int, default=1000,
-                        help="The features stage keeps every finished chunk of this many source rows in "
-                             "<output_dir>.resume-<key>; a re-run with the same arguments skips them.")
+                        help="The features, aligner and codec stages keep each finished chunk of this many rows "
+                             "(source rows; rows of a split for the aligner and codec) in a <output_dir>.resume-<key> "
+                             "folder until the dataset is saved; a re-run with the same arguments skips them.")
     parser.add_argument("--augment_speakers", type=int, default=0,
                         help="Add this many augmented speakers (pitch/formant/tempo-shifted copies of real speakers, "
                              "training/voice_augmentation.py) in the features stage.")
