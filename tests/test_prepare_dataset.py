@@ -174,25 +174,40 @@ SLOW_RUN = ("import sys, time; from training import prepare_dataset as p; f = p.
             "p.utterance_features = lambda *a, **k: (time.sleep(0.3), f(*a, **k))[1]; p.main(sys.argv[1:])")
 
 
-def _slow_run(args):
+# A run whose codec is slowed down (0.5 s per batch) so that a signal lands between its codes chunks.
+SLOW_CODEC_RUN = ("import sys, time; from training import prepare_dataset as p; from ns2_hf.codec import NS2CodecModel "
+                  "as M; f = M.encode; M.encode = lambda *a, **k: (time.sleep(0.5), f(*a, **k))[1]; "
+                  "p.main(sys.argv[1:])")
+
+
+def _slow_run(args, code=SLOW_RUN):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
-    return subprocess.Popen([sys.executable, "-c", SLOW_RUN, *args], cwd=REPO_ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait_for_chunk(folder, number, process):
-    """Wait until `process` has finished features chunk `number` in its resume folder beside `folder/data`."""
+def _resume_dirs(folder, holds="features"):
+    """The resume folders beside `folder/data` whose chunks hold `holds` (features, or e.g. "codes of split train")."""
+    return [path for path in sorted(folder.glob("data.resume-*"))
+            if prepare_dataset.resume_holds(path).startswith(holds)]
+
+
+def _wait_for_chunk(folder, number, process, holds="features"):
+    """Wait until `process` has finished chunk `number` in its resume folder of `holds` beside `folder/data`."""
+    def finished():
+        return any((path / f"chunk-{number:06d}").is_dir() for path in _resume_dirs(folder, holds))
+
     deadline = time.monotonic() + 120
-    while not list(folder.glob(f"data.resume-*/chunk-{number:06d}")) and time.monotonic() < deadline:
+    while not finished() and time.monotonic() < deadline:
         assert process.poll() is None, "the run ended before the signal"
         time.sleep(0.05)
-    assert list(folder.glob(f"data.resume-*/chunk-{number:06d}")), "the run never finished the chunk"
+    assert finished(), "the run never finished the chunk"
 
 
 def _chunk_ids(resume_dir):
     from datasets import load_from_disk
 
-    return {chunk.name: load_from_disk(str(chunk))["id"] for chunk in sorted(resume_dir.iterdir())}
+    return {chunk.name: load_from_disk(str(chunk))["id"] for chunk in sorted(resume_dir.glob("chunk-*"))}
 
 
 def test_sigterm_keeps_the_finished_chunks_removes_the_work_folder_and_keeps_the_dataset(audiofolder, prepared,
@@ -243,6 +258,143 @@ def test_a_killed_run_resumes_its_finished_chunks_into_the_uninterrupted_dataset
         assert resumed[split].to_dict() == whole[split].to_dict()
     resumed_info, whole_info = read_prepare_info(data), read_prepare_info(prepared)
     for key in ("source", "skipped", "splits", "speakers", "num_source_utterances", "tokenizer_vocab_hash"):
+        assert resumed_info[key] == whole_info[key]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(prepared, tmp_path_factory):
+    """`(aligner folder, codec folder)`: a tiny random aligner for the prepared tokenizer and a tiny random codec."""
+    from ns2_hf.alignment import NS2AlignerConfig, NS2AlignerModel
+    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
+    from ns2_hf.text import NS2PhonemeTokenizer
+
+    folder = tmp_path_factory.mktemp("models")
+    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(prepared / prepare_dataset.TOKENIZER_DIR))
+    NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(tokenizer))).save_pretrained(folder / "aligner")
+    NS2CodecModel(NS2CodecConfig.tiny()).save_pretrained(folder / "codec")
+    return folder / "aligner", folder / "codec"
+
+
+def _stage_args(aligner=None, codec=None):
+    """The aligner and/or the codec stage, in resumable chunks of 2 rows, one utterance a batch."""
+    return [*(["--aligner", str(aligner)] if aligner else []), *(["--codec", str(codec)] if codec else []),
+            "--batch_size", "1", "--resume_chunk_rows", "2", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def staged(audiofolder, prepared, tiny_models, tmp_path_factory):
+    """`prepared` plus durations and codes of an uninterrupted run of both stages (`_stage_args`; read-only)."""
+    data = _copy(prepared, tmp_path_factory.mktemp("staged"))
+    prepare_dataset.main(_args(audiofolder, data, *_stage_args(*tiny_models)))
+    return data
+
+
+def _count_rows(monkeypatch, model_class, method):
+    """The batch sizes `model_class.method` is called with from now on (its first argument is the batch)."""
+    rows, original = [], getattr(model_class, method)
+
+    def counted(self, batch, *args, **kwargs):
+        rows.append(len(batch))
+        return original(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(model_class, method, counted)
+    return rows
+
+
+def _stage_chunk_rows(folder, holds):
+    """`{resume folder: rows in its chunks}` of the resume folders of `holds` beside `folder/data`."""
+    from datasets import load_from_disk
+
+    return {path: sum(len(load_from_disk(str(chunk))) for chunk in path.glob("chunk-*"))
+            for path in _resume_dirs(folder, holds)}
+
+
+def test_an_interrupted_codec_stage_resumes_its_finished_chunks_and_another_codec_does_not(
+        audiofolder, prepared, staged, tiny_models, tmp_path, monkeypatch, capsys):
+    """The second run that adds codes to a prepared dataset, stopped (Ctrl-C) in its second chunk: a run with
+    another codec folder encodes every row; the same codec again encodes only the unfinished ones."""
+    from ns2_hf.codec import NS2CodecModel
+
+    aligner, codec = tiny_models
+    data = _copy(prepared, tmp_path)
+    before = _tree_mtimes(data)
+    encode = NS2CodecModel.encode
+
+    def interrupted(self, *args, **kwargs):
+        if len(encoded) == 3:  # batches of one row: train chunk 0 is finished, chunk 1 half done
+            raise KeyboardInterrupt
+        encoded.append(1)
+        return encode(self, *args, **kwargs)
+
+    encoded = []
+    monkeypatch.setattr(NS2CodecModel, "encode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset.main(_args(audiofolder, data, *_stage_args(codec=codec)))
+    assert _tree_mtimes(data) == before
+    [(codes_dir, finished)] = _stage_chunk_rows(tmp_path, "codes of split train").items()
+    assert finished == 2 and sorted(path.name for path in tmp_path.iterdir()) == ["data", codes_dir.name]
+    monkeypatch.setattr(NS2CodecModel, "encode", encode)
+    encoded = _count_rows(monkeypatch, NS2CodecModel, "encode")
+
+    other_codec = tmp_path / "other_codec"  # the same weights in another folder: another model to the key
+    shutil.copytree(codec, other_codec)
+    save_atomically = prepare_dataset.save_atomically
+    monkeypatch.setattr(prepare_dataset, "save_atomically", lambda *args: sys.exit("stopped before the save"))
+    with pytest.raises(SystemExit):
+        prepare_dataset.main(_args(audiofolder, data, *_stage_args(codec=other_codec)))
+    out = capsys.readouterr().out
+    assert sum(encoded) == 8 and "] resumed" not in out
+    assert f"kept {codes_dir.name}: finished codes of split train (codec {codec})" in out
+    others = [path for path in _resume_dirs(tmp_path, "codes") if path != codes_dir]
+    assert len(others) == 2 and _stage_chunk_rows(tmp_path, "codes of split train")[codes_dir] == 2
+
+    monkeypatch.setattr(prepare_dataset, "save_atomically", save_atomically)
+    encoded.clear()
+    prepare_dataset.main(_args(audiofolder, data, *_stage_args(codec=codec)))
+    assert f"[codes (train)] resumed 2 of 4 rows from {codes_dir.name}" in capsys.readouterr().out
+    assert sum(encoded) == 6  # not the finished chunk again
+    assert sorted(tmp_path.iterdir()) == sorted([data, other_codec, *others])  # the other codec's chunks are kept
+    resumed, whole = load_prepared(data, required_columns=[CODES]), load_prepared(staged)
+    for split in ("train", "validation"):
+        assert resumed[split].features == whole[split].remove_columns(DURATIONS).features
+        assert resumed[split].to_dict() == whole[split].remove_columns(DURATIONS).to_dict()
+
+
+def test_a_run_killed_in_the_codec_stage_resumes_its_features_durations_and_codes(
+        audiofolder, prepared, staged, tiny_models, tmp_path, monkeypatch, capsys):
+    """All stages in one run, SIGKILLed after its first chunk of codes: the re-run computes no features or
+    durations and only the codes of the unfinished chunks, and gives the dataset of an uninterrupted run."""
+    from ns2_hf.alignment import NS2AlignerModel
+    from ns2_hf.codec import NS2CodecModel
+
+    data = tmp_path / "data"
+    args = _args(audiofolder, data, *_stage_args(*tiny_models))
+    process = _slow_run(args, SLOW_CODEC_RUN)
+    _wait_for_chunk(tmp_path, 0, process, holds="codes of split train")
+    process.kill()  # SIGKILL: no clean-up at all
+    process.wait(timeout=60)
+    durations = _stage_chunk_rows(tmp_path, "durations")
+    assert sorted(durations.values()) == [4, 4]  # the aligner stage, both splits, came before the codes
+    finished = sum(_stage_chunk_rows(tmp_path, "codes").values())
+    assert 2 <= finished < 8
+    features, computed = prepare_dataset.utterance_features, []
+    monkeypatch.setattr(prepare_dataset, "utterance_features",
+                        lambda example, *a, **k: (computed.append(example["id"]), features(example, *a, **k))[1])
+    aligned = _count_rows(monkeypatch, NS2AlignerModel, "align")
+    encoded = _count_rows(monkeypatch, NS2CodecModel, "encode")
+    prepare_dataset.main(args)
+    out = capsys.readouterr().out
+    assert f"removed data.work-{process.pid}" in out and "[codes (train)] resumed" in out
+    for path in durations:
+        assert f"resumed 4 of 4 rows from {path.name}" in out
+    assert not computed and not aligned and sum(encoded) == 8 - finished
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # every resume folder goes with the swap
+    resumed, whole = load_prepared(data, required_columns=[DURATIONS, CODES]), load_prepared(staged)
+    for split in ("train", "validation"):
+        assert resumed[split].features == whole[split].features
+        assert resumed[split].to_dict() == whole[split].to_dict()
+    resumed_info, whole_info = read_prepare_info(data), read_prepare_info(staged)
+    for key in ("source", "skipped", "splits", "speakers", "aligner", "codec", "tokenizer_vocab_hash"):
         assert resumed_info[key] == whole_info[key]
 
 
@@ -297,18 +449,14 @@ def test_imported_festival_alignments_sum_to_frames(audiofolder, prepared, tmp_p
             assert abs(end_s - inner_pauses[0]) <= HOP / 16000
 
 
-def test_aligner_and_codec_stages(audiofolder, prepared, tmp_path):
-    from ns2_hf.alignment import NS2AlignerConfig, NS2AlignerModel
-    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
-    from ns2_hf.text import NS2PhonemeTokenizer
+def test_aligner_and_codec_stages(audiofolder, prepared, tiny_models, tmp_path):
+    from ns2_hf.codec import NS2CodecModel
 
-    tokenizer = NS2PhonemeTokenizer.from_pretrained(str(prepared / prepare_dataset.TOKENIZER_DIR))
-    NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(tokenizer))).save_pretrained(tmp_path / "aligner")
-    codec = NS2CodecModel(NS2CodecConfig.tiny()).eval()
-    codec.save_pretrained(tmp_path / "codec")
+    aligner, codec_dir = tiny_models
+    codec = NS2CodecModel.from_pretrained(codec_dir).eval()
     data = _copy(prepared, tmp_path)
-    prepare_dataset.main(_args(audiofolder, data, "--aligner", str(tmp_path / "aligner"), "--batch_size", "3"))
-    prepare_dataset.main(_args(audiofolder, data, "--codec", str(tmp_path / "codec"), "--batch_size", "3"))
+    prepare_dataset.main(_args(audiofolder, data, "--aligner", str(aligner), "--batch_size", "3"))
+    prepare_dataset.main(_args(audiofolder, data, "--codec", str(codec_dir), "--batch_size", "3"))
     info = read_prepare_info(data)
     assert info["last_run_added"] == [CODES] and info["aligner"] and info["codec"]
 

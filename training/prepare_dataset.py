@@ -38,17 +38,23 @@ missing (a run with nothing to add writes nothing); `--overwrite` starts from sc
 written to a temporary folder beside `--output_dir` and swapped in at the end, so an interrupted
 run leaves a finished dataset untouched.
 
-The features stage resumes (ours): it runs over chunks of `--resume_chunk_rows` source rows (default 1000, cut in
-source order, so the same on every run) and keeps each finished chunk in `<output_dir>.resume-<key>`, where `<key>`
-hashes what changes a chunk's rows (source and its columns, `--shard`, duration limits, `--audio_format`, the codec's
-rate and hop, the tokenizer, the chunk size). A chunk is written in the run's work folder and moved into the resume
-folder whole, so the folder never holds a half-written one. A re-run with the same arguments (with or without
-`--overwrite`) reads the finished chunks back, prints how many rows it resumed and computes only the rest; the
-resume folder is removed once the dataset is swapped in. Ctrl-C and SIGTERM remove the run's work folder and keep
-the resume folder; what a killed run (SIGKILL) left beside `--output_dir` (its work folder, unfinished results) is
-removed by the next run on it. The aligner and codec stages still start over when interrupted. The key does not
-cover the audio files themselves (a local metadata table's size and time are): after editing the audio of an
-interrupted run, remove its resume folder.
+The features, aligner and codec stages resume (ours; importing `--alignments_dir` is quick and runs again). The
+features stage runs over chunks of `--resume_chunk_rows` source rows (default 1000, cut in source order, so the same
+on every run) and keeps each finished chunk in `<output_dir>.resume-<key>`, where `<key>` hashes what changes a
+chunk's rows (source and its columns, `--shard`, duration limits, `--audio_format`, the codec's rate and hop, the
+tokenizer, the chunk size). The aligner and codec stages run over chunks of
+`--resume_chunk_rows` rows of each split, a resume folder per stage and split holding just the new column
+(`durations`, `codes`); its key hashes the split's rows (ids, frame counts, phoneme ids, audio lengths and types), the
+model (a folder's path and its files' sizes and times; a Hub id as given), `--batch_size`, the device type and the
+chunk size, so a retrained or other model, or other rows, never reuse them. This holds for a run of all stages and
+for a run adding a stage to an existing dataset. A chunk is written in the run's work folder and moved into its
+resume folder whole, so the folder never holds a half-written one. A re-run with the same arguments (with or
+without `--overwrite`) reads the finished chunks back, prints how many rows of each stage it resumed and computes
+only the rest; the run's resume folders are removed once the dataset is swapped in. Ctrl-C and SIGTERM remove the
+run's work folder and keep the resume folders; what a killed run (SIGKILL) left beside `--output_dir` (its work
+folder, unfinished results) is removed by the next run on it, which names the resume folders it keeps and what they
+hold. The keys do not cover the audio files themselves (a local metadata table's size and time are): after editing
+the audio of an interrupted run, remove its resume folders.
 
 Typical flow for the shared corpus (see training/README.md)::
 
@@ -171,8 +177,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              "machine); every reader decodes them the same way.")
     parser.add_argument("--overwrite", action="store_true", help="Ignore an existing --output_dir and redo everything.")
     parser.add_argument("--resume_chunk_rows", type=int, default=1000,
-                        help="The features stage keeps every finished chunk of this many source rows in "
-                             "<output_dir>.resume-<key>; a re-run with the same arguments skips them.")
+                        help="The features, aligner and codec stages keep each finished chunk of this many rows "
+                             "(source rows; rows of a split for the aligner and codec) in a <output_dir>.resume-<key> "
+                             "folder until the dataset is saved; a re-run with the same arguments skips them.")
     parser.add_argument("--augment_speakers", type=int, default=0,
                         help="Add this many augmented speakers (pitch/formant/tempo-shifted copies of real speakers, "
                              "training/voice_augmentation.py) in the features stage.")
@@ -416,23 +423,15 @@ def utterance_features(example, tokenizer, sampling_rate, hop_length, min_second
 
 
 def features_stage(source, tokenizer, codec_config, args, work_dir: Path, resume_dir: Path):
-    """Stage 1 over the whole source, in chunks of `--resume_chunk_rows` source rows. Each finished chunk is saved
-    in `work_dir` and then moved whole into `resume_dir`, so that folder never holds a half-written chunk; a chunk
-    already there (from an interrupted run with the same arguments) is read back instead of computed. Returns the
-    usable rows and the skipped ones."""
-    from datasets import Features, Value, concatenate_datasets, load_from_disk
+    """Stage 1 over the whole source, in chunks of `--resume_chunk_rows` source rows kept in `resume_dir`
+    (`chunks_with_resume`). Returns the usable rows and the skipped ones."""
+    from datasets import Features, Value
 
     features = Features({**dataset_features(audio_format=args.audio_format), SKIP_REASON: Value("string"),
                          SOURCE_INDEX: Value("int64")})
-    resume_dir.mkdir(exist_ok=True)
-    pieces, resumed = [], 0
-    for number, chunk_rows in source_chunks(source, args.resume_chunk_rows):
-        finished = resume_dir / f"chunk-{number:06d}"
-        if finished.is_dir():
-            pieces.append(load_from_disk(str(finished)))
-            resumed += len(pieces[-1])
-            continue
-        processed = chunk_rows().map(
+
+    def compute(rows, cache_file_name, number):
+        return rows.map(
             utterance_features,
             fn_kwargs=dict(tokenizer=tokenizer, sampling_rate=codec_config.sampling_rate,
                            hop_length=codec_config.hop_length, min_seconds=args.min_seconds,
@@ -441,29 +440,51 @@ def features_stage(source, tokenizer, codec_config, args, work_dir: Path, resume
             features=features,
             num_proc=args.num_proc if args.num_proc > 1 else None,
             writer_batch_size=100,
-            cache_file_name=str(work_dir / f"features-{number:06d}.arrow"),
+            cache_file_name=cache_file_name,
             new_fingerprint=_fingerprint("features", args, number),
             desc=f"features (chunk {number})",
         )
-        processed.save_to_disk(str(work_dir / finished.name))
-        os.rename(work_dir / finished.name, finished)  # atomic: the chunk appears whole or not at all
-        for cache_file in work_dir.glob(f"features-{number:06d}*.arrow"):
-            cache_file.unlink()
-        pieces.append(load_from_disk(str(finished)))
-    if not pieces:
-        raise ValueError("the source has no rows.")
-    processed = concatenate_datasets(pieces)
-    print(f"[features] resumed {resumed} of {len(processed)} source rows from {resume_dir.name}"
-          if resumed else f"[features] finished chunks are kept in {resume_dir.name} until the dataset is saved")
+
+    processed = chunks_with_resume(source_chunks(source, args.resume_chunk_rows), compute, resume_dir, work_dir,
+                                   "features", "source rows")
     reasons = processed[SKIP_REASON]
     skipped = [{"id": i, "stage": "features", "reason": r} for i, r in zip(processed[ID], reasons) if r]
     usable = processed.select([n for n, r in enumerate(reasons) if not r]).remove_columns(SKIP_REASON)
     return usable, skipped
 
 
+def chunks_with_resume(chunks, compute, resume_dir: Path, work_dir: Path, label: str, noun: str = "rows"):
+    """`compute(rows, cache_file_name, number)` (a `Dataset` written to `cache_file_name`) of every chunk of `chunks`
+    (`source_chunks`), concatenated. Each finished chunk is saved in `work_dir` and then moved whole into
+    `resume_dir`, so that folder never holds a half-written chunk; a chunk already there (from an interrupted run
+    with the same resume key) is read back instead of computed. Used by every stage that resumes."""
+    from datasets import concatenate_datasets, load_from_disk
+
+    pieces, resumed = [], 0
+    for number, chunk_rows in chunks:
+        finished = resume_dir / f"chunk-{number:06d}"
+        if finished.is_dir():
+            pieces.append(load_from_disk(str(finished)))
+            resumed += len(pieces[-1])
+            continue
+        stem = f"{resume_dir.name}-{number:06d}"  # the work folder is shared by every stage and split
+        compute(chunk_rows(), str(work_dir / f"{stem}.arrow"), number).save_to_disk(str(work_dir / stem))
+        os.rename(work_dir / stem, finished)  # atomic: the chunk appears whole or not at all
+        for cache_file in work_dir.glob(f"{stem}*.arrow"):
+            cache_file.unlink()
+        pieces.append(load_from_disk(str(finished)))
+    if not pieces:
+        raise ValueError("the source has no rows.")
+    processed = concatenate_datasets(pieces)
+    print(f"[{label}] resumed {resumed} of {len(processed)} {noun} from {resume_dir.name}"
+          if resumed else f"[{label}] finished chunks are kept in {resume_dir.name} until the dataset is saved")
+    return processed
+
+
 def source_chunks(source, chunk_rows: int):
-    """`(number, make_chunk)` for consecutive chunks of `chunk_rows` rows of `read_source`'s rows; `make_chunk()`
-    gives the chunk as a `Dataset` (a chunk that is not needed is not made, but a stream is read through it)."""
+    """`(number, make_chunk)` for consecutive chunks of `chunk_rows` rows of a `Dataset` or of a stream of
+    `read_source`'s rows; `make_chunk()` gives the chunk as a `Dataset` (a chunk that is not needed is not made, but
+    a stream is read through it)."""
     from datasets import Dataset
 
     if isinstance(source, Dataset):
@@ -479,15 +500,48 @@ def source_chunks(source, chunk_rows: int):
 
 
 RESUME_FORMAT = 1
-"""Version of the features stage's chunks: raise it when a change of the code changes their rows, so that the resume
-folders of older runs are not read."""
+"""Version of the stages' chunks: raise it when a change of the code changes their rows, so that the resume folders of
+older runs are not read."""
+
+RESUME_NOTE = "holds.txt"
+"""File of a resume folder that says what its chunks are (named by `clean_interrupted_runs`)."""
 
 
-def resume_dir_for(args: argparse.Namespace, output_dir: Path, codec_config, tokenizer) -> Path:
-    """`<output_dir>.resume-<key>`, where the features stage keeps its finished chunks until the dataset is saved.
-    The key hashes everything that changes a chunk's rows: the source (and the size and time of a local metadata
-    table), its columns, `--shard`, the duration limits, the audio format, the codec's rate and hop, the tokenizer,
-    the chunk size and `RESUME_FORMAT`; not the split or the augmentation, which come after."""
+class ResumeFolders:
+    """The `<output_dir>.resume-<key>` folders in which a run keeps its finished chunks until the dataset is saved:
+    one for the features, one per split for each of the aligner and codec stages. `<key>` hashes what changes the
+    chunks' rows (`features_resume_key`, `stage_resume_key`)."""
+
+    def __init__(self, output_dir: Path, chunk_rows: int):
+        self.output_dir, self.chunk_rows, self.used = output_dir, chunk_rows, []
+
+    def folder(self, key: dict, holds: str) -> Path:
+        """The resume folder of `key` (made if missing), noted as holding `holds`."""
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+        path = self.output_dir.with_name(f"{self.output_dir.name}.resume-{digest}")
+        path.mkdir(exist_ok=True)
+        (path / RESUME_NOTE).write_text(holds + "\n", encoding="utf-8")
+        self.used.append(path)
+        return path
+
+    def remove(self) -> None:
+        """Remove this run's resume folders (once their chunks are in the saved dataset)."""
+        for path in self.used:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def resume_holds(path: Path) -> str:
+    """What the resume folder `path` holds: its note, or (a folder written before the aligner and codec stages
+    resumed) features."""
+    note = path / RESUME_NOTE
+    return note.read_text(encoding="utf-8").strip() if note.is_file() else "features"
+
+
+def features_resume_key(args: argparse.Namespace, codec_config, tokenizer) -> dict:
+    """The resume key of the features stage: everything that changes a chunk's rows: the source (and the size and
+    time of a local metadata table), its columns, `--shard`, the duration limits, the audio format, the codec's rate
+    and hop, the tokenizer, the chunk size and `RESUME_FORMAT`; not the split or the augmentation, which come
+    after."""
     table = source_table(args)
     key = {name: getattr(args, name) for name in (
         "dataset", "dataset_config", "dataset_split", "streaming", "audio_column", "text_column", "speaker_column",
@@ -497,8 +551,50 @@ def resume_dir_for(args: argparse.Namespace, output_dir: Path, codec_config, tok
                dataset_path=os.path.abspath(args.dataset) if args.dataset and os.path.exists(args.dataset) else None,
                sampling_rate=codec_config.sampling_rate, hop_length=codec_config.hop_length,
                tokenizer=vocab_hash(tokenizer), format=RESUME_FORMAT)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return output_dir.with_name(f"{output_dir.name}.resume-{digest}")
+    return key
+
+
+def stage_resume_key(column: str, split_name: str, split, input_columns: List[str], model: str, batch_size: int,
+                     device: torch.device, chunk_rows: int) -> dict:
+    """The resume key of the aligner or codec stage (adding `column`) on one split: the split's rows (`rows_digest`
+    of its ids and the stage's input columns), the model (`model_identity`), the batch size, the device type, the
+    chunk size and `RESUME_FORMAT`."""
+    return {"stage": column, "split": split_name, "rows": rows_digest(split, [ID, *input_columns]),
+            "model": model_identity(model), "batch_size": batch_size, "device": device.type,
+            "resume_chunk_rows": chunk_rows, "format": RESUME_FORMAT}
+
+
+def rows_digest(split, columns: List[str]) -> str:
+    """sha256 of `split`'s `columns`: their types and values, but the audio only by each row's length (arrow offsets,
+    quick on a large dataset; the samples follow from the features stage's arguments, which the stored type and
+    lengths tell apart)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digest = hashlib.sha256(repr([split.features[name] for name in columns]).encode())
+    for batch in split.select_columns(columns).with_format("arrow").iter(batch_size=10_000):
+        for name in columns:
+            values = batch.column(name).combine_chunks()
+            is_list = isinstance(values, (pa.ListArray, pa.LargeListArray))
+            if name == AUDIO:
+                values = pc.list_value_length(values) if is_list else pc.binary_length(values)
+            elif is_list:
+                digest.update(pc.list_value_length(values).to_numpy().tobytes())
+                values = pc.list_flatten(values)
+            digest.update(json.dumps(values.to_pylist()).encode() if pa.types.is_string(values.type)
+                          else values.to_numpy(zero_copy_only=False).tobytes())
+    return digest.hexdigest()
+
+
+def model_identity(name: str):
+    """A model as a resume key sees it: a folder (or file) by its resolved path and the name, size and time of its
+    files, so that a retrained or replaced model does not reuse chunks; a Hub id as given."""
+    path = Path(name)
+    if not path.exists():
+        return name
+    path = path.resolve()
+    files = sorted(child for child in path.iterdir() if child.is_file()) if path.is_dir() else [path]
+    return [str(path), [[file.name, file.stat().st_size, file.stat().st_mtime_ns] for file in files]]
 
 
 def augmentation_stage(usable, count: int, holdout: List[str], args, sampling_rate: int, hop_length: int):
@@ -573,8 +669,9 @@ def split_by_speaker(dataset, validation_fraction: float, holdout_speakers: List
 # ----------------------------------------------------------------------------------------------
 
 def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path,
-                  device: torch.device):
-    """Add `durations` from a trained aligner (MAS over its soft alignment), batches run on `device`."""
+                  device: torch.device, resume: ResumeFolders):
+    """Add `durations` from a trained aligner (MAS over its soft alignment), batches run on `device`, each split in
+    resumable chunks (`add_column_in_chunks`)."""
     from ns2_hf.alignment import NS2AlignerModel
 
     aligner = NS2AlignerModel.from_pretrained(aligner_dir).eval().to(device)
@@ -602,11 +699,37 @@ def aligner_stage(splits, aligner_dir: str, hop_length: int, sampling_rate: int,
             assert sum(row) == frames, f"durations sum to {sum(row)}, not num_frames={frames}"
         return {DURATIONS: rows}
 
-    return {name: split.map(align_batch, input_columns=[PHONEME_IDS, AUDIO, NUM_FRAMES], batched=True,
-                            batch_size=batch_size, features=_with_column(split, DURATIONS), writer_batch_size=100,
-                            cache_file_name=str(work_dir / f"durations_{name}.arrow"),
-                            new_fingerprint=_fingerprint("aligner", name, aligner_dir), desc=f"aligner ({name})")
-            for name, split in splits.items()}
+    return add_column_in_chunks(splits, DURATIONS, [PHONEME_IDS, AUDIO, NUM_FRAMES], align_batch, "aligner",
+                                aligner_dir, batch_size, device, work_dir, resume)
+
+
+def add_column_in_chunks(splits, column: str, input_columns: List[str], make_batch, stage: str, model: str,
+                         batch_size: int, device: torch.device, work_dir: Path, resume: ResumeFolders):
+    """`splits` with `column` added: `make_batch(*input_columns)` (batches of `batch_size` rows) gives its values.
+    Each split runs in chunks of `resume.chunk_rows` rows kept in a resume folder of its own (`chunks_with_resume`,
+    `stage_resume_key`: a re-run with the same split, `stage` model, batch size and device reads them back); a chunk
+    holds only `column`, which is joined to the split's columns at the end."""
+    from datasets import Features, concatenate_datasets
+
+    features = Features({column: dataset_features(with_durations=True, with_codes=True)[column]})
+    added = {}
+    for name, split in splits.items():
+        if split._indices is not None:  # rows selected by the split: written out, for the join by position below
+            split = split.flatten_indices(cache_file_name=str(work_dir / f"{column}_{name}_rows.arrow"),
+                                          new_fingerprint=_fingerprint("rows", column, name))
+        key = stage_resume_key(column, name, split, input_columns, model, batch_size, device, resume.chunk_rows)
+        resume_dir = resume.folder(key, f"{column} of split {name} ({stage} {model})")
+
+        def compute(rows, cache_file_name, number, name=name, key=key):
+            return rows.map(make_batch, input_columns=input_columns, batched=True, batch_size=batch_size,
+                            remove_columns=rows.column_names, features=features, writer_batch_size=100,
+                            cache_file_name=cache_file_name, new_fingerprint=_fingerprint(key, number),
+                            desc=f"{stage} ({name}, chunk {number})")
+
+        values = chunks_with_resume(source_chunks(split, resume.chunk_rows), compute, resume_dir, work_dir,
+                                    f"{column} ({name})")
+        added[name] = concatenate_datasets([split, values], axis=1)
+    return added
 
 
 def _alignment_file(alignments_dir: Path, utterance_id: str) -> Optional[Path]:
@@ -685,9 +808,9 @@ def alignments_import_stage(splits, alignments_dir: str, tier: str, hop_length: 
 # ----------------------------------------------------------------------------------------------
 
 def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, batch_size: int, work_dir: Path,
-                device: torch.device):
+                device: torch.device, resume: ResumeFolders):
     """Add `codes` `(n_q, num_frames)` from a codec (`load_latent_codec`: ns2-hf's own, or DAC/EnCodec/Mimi), batches
-    encoded on `device`."""
+    encoded on `device`, each split in resumable chunks (`add_column_in_chunks`)."""
     from ns2_hf.pipelines.loading import load_latent_codec
 
     codec = load_latent_codec(codec_dir).to(device)
@@ -707,11 +830,8 @@ def codec_stage(splits, codec_dir: str, hop_length: int, sampling_rate: int, bat
         codes = codec.encode(input_values.to(device), padding_mask=padding_mask.to(device)).audio_codes.cpu()
         return {CODES: [c[:, :frames].tolist() for c, frames in zip(codes, num_frames)]}
 
-    return {name: split.map(encode_batch, input_columns=[AUDIO, NUM_FRAMES], batched=True, batch_size=batch_size,
-                            features=_with_column(split, CODES), writer_batch_size=100,
-                            cache_file_name=str(work_dir / f"codes_{name}.arrow"),
-                            new_fingerprint=_fingerprint("codec", name, codec_dir), desc=f"codec ({name})")
-            for name, split in splits.items()}
+    return add_column_in_chunks(splits, CODES, [AUDIO, NUM_FRAMES], encode_batch, "codec", codec_dir, batch_size,
+                                device, work_dir, resume)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -785,12 +905,12 @@ def clean_interrupted_runs(output_dir: Path) -> None:
     """Removes what runs on `output_dir` that were killed (SIGKILL, power loss) left beside it: their work folders
     (`.work-<pid>`) and unfinished results (`.tmp-<pid>`); a finished dataset parked as `.old-<pid>` during the
     final swap is put back when `output_dir` is missing. Folders of a live process are left alone, and so are the
-    finished features chunks of interrupted runs (`.resume-<key>`), which are named."""
+    finished chunks of interrupted runs (`.resume-<key>`: features, durations or codes), which are named."""
     for path in sorted(output_dir.parent.glob(f"{output_dir.name}.*-*")):
         kind, _, pid = path.name[len(output_dir.name) + 1:].partition("-")
         if kind == "resume":
-            print(f"kept {path.name}: finished features of an interrupted run, resumed by a run with its arguments "
-                  "(remove it if that run is abandoned)")
+            print(f"kept {path.name}: finished {resume_holds(path)} of an interrupted run, resumed by a run with its "
+                  "arguments (remove it if that run is abandoned)")
         if kind not in ("work", "tmp", "old") or not pid.isdigit() or _process_alive(int(pid)):
             continue
         if kind == "old" and not output_dir.exists():
@@ -884,6 +1004,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
     clean_interrupted_runs(output_dir)
     work_dir = output_dir.with_name(f"{output_dir.name}.work-{os.getpid()}")
     work_dir.mkdir(parents=True)
+    resume = ResumeFolders(output_dir, args.resume_chunk_rows)
     try:
         existing = (output_dir / PREPARE_INFO_FILE).is_file() and not args.overwrite
         if existing:
@@ -899,12 +1020,11 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             splits = {name: loaded[name] for name in loaded}  # a shard has its rows in one split, "train"
             tokenizer = NS2PhonemeTokenizer.from_pretrained(str(output_dir / TOKENIZER_DIR))
             added: List[str] = []
-            resume_dir = None
         else:
             tokenizer = NS2PhonemeTokenizer()
             started = time.perf_counter()
             source = read_source(args, work_dir)
-            resume_dir = resume_dir_for(args, output_dir, codec_config, tokenizer)
+            resume_dir = resume.folder(features_resume_key(args, codec_config, tokenizer), "features")
             usable, skipped = features_stage(source, tokenizer, codec_config, args, work_dir, resume_dir)
             holdout = _holdout(args)
             unknown = sorted(set(holdout) - set(usable[SPEAKER_ID]))
@@ -941,7 +1061,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
             started, count = time.perf_counter(), sum(len(s) for s in splits.values())
             if args.aligner:
                 splits = aligner_stage(splits, args.aligner, hop_length, sampling_rate, args.batch_size, work_dir,
-                                       stage_device(args.device))
+                                       stage_device(args.device), resume)
                 info["aligner"] = os.path.abspath(args.aligner)
             else:
                 splits, skipped = alignments_import_stage(
@@ -957,7 +1077,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
         if args.codec and CODES not in columns:
             started, count = time.perf_counter(), sum(len(s) for s in splits.values())
             splits = codec_stage(splits, args.codec, hop_length, sampling_rate, args.batch_size, work_dir,
-                                 stage_device(args.device))
+                                 stage_device(args.device), resume)
             info["codec"] = os.path.abspath(args.codec) if os.path.isdir(args.codec) else args.codec  # or a Hub id
             timed("codes", count, started, info)
             added.append(CODES)
@@ -980,8 +1100,7 @@ def prepare(argv: Optional[List[str]] = None) -> None:
         info["tokenizer_vocab_hash"] = vocab_hash(tokenizer)
         info["last_run_added"] = added
         save_atomically(splits, tokenizer, info, output_dir)
-        if resume_dir is not None:
-            shutil.rmtree(resume_dir)  # its chunks are in the saved dataset now
+        resume.remove()  # their chunks are in the saved dataset now
         print(f"wrote {output_dir}: {info['splits']}, {info['num_skipped']} skipped, added {added}, dropped {dropped}")
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
