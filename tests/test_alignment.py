@@ -283,3 +283,33 @@ def test_aligner_trained_on_festival_finds_phone_boundaries(corpus_dir, tmp_path
         mel = example["mel"].unsqueeze(0)
         assert torch.equal(model.align(phoneme_ids, mel=mel), reloaded.align(phoneme_ids, mel=mel))
         assert torch.equal(model.align(phoneme_ids, mel=mel), reloaded.align(phoneme_ids, waveform=example["waveform"]))
+
+
+@pytest.mark.slow
+def test_noise_augmented_training_aligns_noisy_speech(corpus_dir, tmp_path):
+    """`--noise_probability`: an aligner trained with white noise mixed into most utterances places the phone
+    boundaries of speech at 5 dB SNR much closer to the synthesizer's timings than one trained on clean speech
+    alone, and still aligns clean speech (speech enhancement aligns its noisy source with it)."""
+    train_aligner = load_training_script("train_aligner")
+    common = ["--festival", "--corpus_dir", str(corpus_dir), "--size", "tiny", "--max_steps", "300", "--log_every", "300"]
+    clean_trained = train_aligner.main([*common, "--output_dir", str(tmp_path / "clean")])
+    noise_trained = train_aligner.main([*common, "--output_dir", str(tmp_path / "noisy"), "--noise_probability", "0.8",
+                                        "--noise_snr_db", "0", "15"])
+    examples, _ = train_aligner.load_festival_examples(str(corpus_dir), clean_trained.config.sampling_rate)
+    rng = np.random.default_rng(0)
+    noisy_examples = []
+    for example in examples:
+        waveform = example["waveform"]
+        noise = rng.standard_normal(waveform.shape).astype(np.float32)
+        noise *= np.sqrt(np.mean(waveform**2) / np.mean(noise**2) / 10 ** (5 / 10))
+        noisy_examples.append({**example, "waveform": waveform + noise})
+    errors = {}
+    for name, model in (("clean", clean_trained), ("noisy", noise_trained)):
+        for condition, items in (("clean", examples), ("noisy", noisy_examples)):
+            for example in items:
+                example["mel"] = model.features(example["waveform"])[0]
+            errors[name, condition] = train_aligner.evaluate_festival(model, items)["mean_abs_error_frames"]
+    print(f"mean boundary error (frames) by (training, test audio): {errors}")
+    # measured: noise-trained 1.54 on noisy / 1.32 on clean; clean-trained 2.60 on noisy / 1.30 on clean
+    assert errors["noisy", "noisy"] < 0.7 * errors["clean", "noisy"]
+    assert errors["noisy", "clean"] < 3.0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import math
@@ -70,6 +71,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument("--log_every", type=int, default=50, help="steps between printed loss lines (default: 50)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--noise_probability", type=float, default=0.0,
+                        help="share of utterances mixed with white noise at each step, so that the aligner also "
+                        "aligns noisy speech (speech enhancement; default 0: clean only)")
+    parser.add_argument("--noise_snr_db", type=float, nargs=2, default=(0.0, 20.0), metavar=("LOW", "HIGH"),
+                        help="SNR range of that noise in dB (default: 0 20)")
     args = parser.parse_args(argv)
     if args.festival and not args.corpus_dir:
         parser.error("--festival needs --corpus_dir")
@@ -136,10 +142,23 @@ def load_dataset_examples(dataset_dir: str, sampling_rate: int) -> List[Dict]:
     return examples
 
 
-def collate(examples: List[Dict]) -> Dict[str, torch.Tensor]:
-    """Pads a list of `{"phoneme_ids": (tokens,), "mel": (n_mels, frames)}` into a batch with masks."""
+def collate(examples: List[Dict], features=None, sampling_rate: int = 16000, noise_probability: float = 0.0,
+            noise_snr_db: Tuple[float, float] = (0.0, 20.0)) -> Dict[str, torch.Tensor]:
+    """Pads a list of `{"phoneme_ids": (tokens,), "mel": (n_mels, frames), "waveform": (samples,)}` into a batch
+    with masks. With `noise_probability`, that share of the utterances (drawn from numpy's global generator) is
+    mixed with white noise at an SNR in `noise_snr_db` (`training.codec_data.augment`) and its log-mel recomputed
+    with `features` (the aligner's `features`)."""
     phoneme_ids = [torch.as_tensor(example["phoneme_ids"], dtype=torch.long) for example in examples]
     mels = [example["mel"].T for example in examples]  # (frames, n_mels)
+    if noise_probability > 0:
+        from training.codec_data import augment
+
+        for index, example in enumerate(examples):
+            waveform = torch.as_tensor(example["waveform"], dtype=torch.float32)[None]
+            noisy, _ = augment(waveform, torch.ones_like(waveform, dtype=torch.bool), sampling_rate, probability=noise_probability,
+                               speed=None, gain_db=None, noise_snr_db=noise_snr_db)
+            if not torch.equal(noisy, waveform):
+                mels[index] = features(noisy[0])[0].T
     return {
         "phoneme_ids": pad_sequence(phoneme_ids, batch_first=True),
         "phoneme_mask": pad_sequence([torch.ones(len(ids), dtype=torch.bool) for ids in phoneme_ids], batch_first=True),
@@ -207,7 +226,9 @@ def main(argv: Optional[List[str]] = None) -> NS2AlignerModel:
     for example in examples:
         example["mel"] = model.features(example["waveform"])[0]
     loader = torch.utils.data.DataLoader(
-        examples, batch_size=args.batch_size, shuffle=True, collate_fn=collate, drop_last=len(examples) > args.batch_size
+        examples, batch_size=args.batch_size, shuffle=True, drop_last=len(examples) > args.batch_size,
+        collate_fn=functools.partial(collate, features=model.features, sampling_rate=sampling_rate,
+                                     noise_probability=args.noise_probability, noise_snr_db=tuple(args.noise_snr_db)),
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
