@@ -94,3 +94,22 @@ def test_real_utterance_is_plausible(corpus_dir, utterance):
     assert 70.0 < np.median(f0) < 350.0
     low, high = np.percentile(f0, [5, 95])
     assert 50.0 < low and high < 500.0 and high / low < 4.0
+
+
+def test_a_lower_voicing_threshold_finds_more_of_noisy_speech_voiced_frames(corpus_dir):
+    """White noise at 5 dB SNR lowers the periodicity Praat measures: with its default threshold (0.45) voiced
+    frames of the clean recording are lost; 0.3 (what speech enhancement uses) finds more of them, hardly any
+    false ones, and the same pitch on the frames both find."""
+    clean, rate = sf.read(corpus_dir / "audio" / "kok_mix5_0003.flac", dtype="float32")
+    noise = np.random.default_rng(0).standard_normal(clean.shape).astype(np.float32)
+    noisy = clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** 0.5)
+    clean_log_f0, clean_voiced = extract_pitch(clean, rate, HOP)
+    recall, precision = {}, {}
+    for threshold in (0.45, 0.3):
+        log_f0, voiced = extract_pitch(noisy, rate, HOP, num_frames=len(clean_voiced), voicing_threshold=threshold)
+        both = voiced & clean_voiced
+        recall[threshold], precision[threshold] = both.sum() / clean_voiced.sum(), both.sum() / voiced.sum()
+        cents = 1200 * np.abs(log_f0[both] - clean_log_f0[both]) / math.log(2)
+        assert np.median(cents) < 20
+    assert recall[0.3] > recall[0.45] + 0.03, recall
+    assert precision[0.3] > 0.95, precision

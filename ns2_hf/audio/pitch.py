@@ -27,6 +27,7 @@ def extract_pitch(
     num_frames: Optional[int] = None,
     f0_min: float = 50.0,
     f0_max: float = 800.0,
+    voicing_threshold: float = 0.45,
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Log-f0 and voicing per codec frame.
 
@@ -38,6 +39,9 @@ def extract_pitch(
             pads with unvoiced frames, a shorter one crops.
         f0_min: pitch floor in Hz (also sets Praat's analysis window, 3 / f0_min seconds).
         f0_max: pitch ceiling in Hz.
+        voicing_threshold: Praat's (0.45 by default): the autocorrelation peak a frame needs to count as voiced.
+            Noise lowers that peak, so noisy speech is better tracked with a lower one (speech enhancement
+            uses 0.3).
 
     Returns:
         `log_f0`: `(num_frames,)` float32, natural log of f0 in Hz on voiced frames; across
@@ -66,7 +70,8 @@ def extract_pitch(
     pad = int(math.ceil(_PERIODS_PER_WINDOW / f0_min * sampling_rate / 2)) + hop_length
     padded = np.pad(waveform.astype(np.float64), (pad, pad))
     pitch = parselmouth.Sound(padded, sampling_frequency=sampling_rate).to_pitch_ac(
-        time_step=hop_length / sampling_rate, pitch_floor=f0_min, pitch_ceiling=f0_max
+        time_step=hop_length / sampling_rate, pitch_floor=f0_min, pitch_ceiling=f0_max,
+        voicing_threshold=voicing_threshold,
     )
     praat_f0 = pitch.selected_array["frequency"]  # 0 where unvoiced
     praat_times = pitch.xs() - pad / sampling_rate  # seconds from the clip's first sample

@@ -30,6 +30,11 @@ class NS2SpeechEnhancementPipeline(NS2VoiceConversionPipeline):
     Components and loading as [`NS2VoiceConversionPipeline`] (the aligner is required).
     """
 
+    #: Noise lowers the periodicity Praat measures: on 8 sentences at 5 dB SNR a threshold of 0.3 instead of 0.45
+    #: found 0.89 instead of 0.80 of the clean recording's voiced frames (precision 0.99) and lowered the
+    #: enhancement WER 0.51 → 0.46 (training/README.md).
+    source_voicing_threshold = 0.3
+
     @torch.no_grad()
     def __call__(
         self,

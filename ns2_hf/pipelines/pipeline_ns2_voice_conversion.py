@@ -75,6 +75,8 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
     """
 
     _optional_components = ["aligner"]
+    #: Praat's voicing threshold for the source's pitch (`extract_pitch`): its default for clean speech.
+    source_voicing_threshold = 0.45
     #: Longest source accepted, in seconds (one item is converted at a time; memory grows with it).
     max_source_seconds = 30.0
 
@@ -153,8 +155,10 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
         return self.aligner.align(phoneme_ids.to(self.aligner.device), waveform=waveform).to(self.device)
 
     def source_pitch(self, source_waveform: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """Source log-f0 and voicing per codec frame, each `(num_frames,)`."""
-        return extract_pitch(source_waveform, self.sampling_rate, self.hop_length, num_frames=num_frames)
+        """Source log-f0 and voicing per codec frame, each `(num_frames,)`, tracked with
+        `source_voicing_threshold`."""
+        return extract_pitch(source_waveform, self.sampling_rate, self.hop_length, num_frames=num_frames,
+                             voicing_threshold=self.source_voicing_threshold)
 
     def move_pitch(self, source_log_f0: np.ndarray, source_voiced: np.ndarray, prompt_waveform: np.ndarray) -> np.ndarray:
         """The source contour moved into the prompt's range: `+ median(prompt voiced log-f0) −
