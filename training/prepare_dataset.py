@@ -107,7 +107,7 @@ from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
 from training.voice_augmentation import draw_transforms, transform_voice  # noqa: E402
 from training.data import (  # noqa: E402
     AUDIO, AUDIO_FORMATS, CODES, DURATIONS, ID, LOG_F0, NORMALIZED_TEXT, NUM_FRAMES, PHONEME_IDS, PHONEMES,
-    PREPARE_INFO_FILE, SAMPLING_RATE, SPEAKER_ID, SPLITS, TEXT, UNKNOWN_SPEAKER, VOICED,
+    PREPARE_INFO_FILE, SAMPLING_RATE, SPEAKER_ID, TEXT, UNKNOWN_SPEAKER, VOICED,
     audio_as_float, dataset_features, encode_audio, num_frames_for, read_prepare_info,
 )
 
