@@ -37,8 +37,7 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -60,8 +59,8 @@ from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 from training.codec_data import UntranscribedAudio, augment  # noqa: E402
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
+    build_accelerator,
     check_processes_agree,
-    ddp_kwargs,
     mean_over_processes,
     end_of_step,
     BEST_DIR,
@@ -109,15 +108,7 @@ def reconstruction_losses(codec, audio, audio_mask, sampling_rate):
 def main():
     recipe, args = parse_recipe(__doc__.split("\n")[0])
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
-        mixed_precision=recipe["mixed_precision"],
-        log_with="tensorboard",
-        project_dir=str(output_dir),
-        step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
-        dataloader_config=DataLoaderConfiguration(even_batches=False),
-        kwargs_handlers=[ddp_kwargs()],
-    )
+    accelerator = build_accelerator(recipe, output_dir)
     checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
     # ---- model (initial weights from the recipe's seed alone: a recipe reproduces bit for bit) -------

@@ -31,8 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -62,8 +61,8 @@ from training.data import (  # noqa: E402
     load_prepared,
 )
 from training.trainer_utils import (  # noqa: E402
+    build_accelerator,
     check_processes_agree,
-    ddp_kwargs,
     give_deepspeed_a_micro_batch_size,
     mean_over_processes,
     end_of_step,
@@ -123,15 +122,7 @@ def build_model(config: NS2Config, seed: int) -> NS2Model:
 def main():
     recipe, args = parse_recipe(__doc__.split("\n")[0], add_arguments)
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
-        mixed_precision=recipe["mixed_precision"],
-        log_with="tensorboard",
-        project_dir=str(output_dir),
-        step_scheduler_with_optimizer=False,  # schedules count optimizer steps, whatever the process count
-        dataloader_config=DataLoaderConfiguration(even_batches=False),
-        kwargs_handlers=[ddp_kwargs()],
-    )
+    accelerator = build_accelerator(recipe, output_dir)
     checkpoint, lr_settings = start_run(accelerator, recipe, args, output_dir)  # refuses to reuse a run's folder
 
     # ---- frozen codec and tokenizer --------------------------------------------------------------------

@@ -276,6 +276,24 @@ def ddp_kwargs():
     return DistributedDataParallelKwargs(broadcast_buffers=False)
 
 
+def build_accelerator(recipe: Dict[str, Any], output_dir: Path):
+    """The `Accelerator` of a recipe run (codec and NS2 training): the recipe's gradient accumulation and mixed
+    precision, TensorBoard logs in `output_dir`, schedules that count optimizer steps whatever the process
+    count, uneven last batches (no item is repeated to even them out) and `ddp_kwargs`."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    return Accelerator(
+        gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
+        mixed_precision=recipe["mixed_precision"],
+        log_with="tensorboard",
+        project_dir=str(output_dir),
+        step_scheduler_with_optimizer=False,
+        dataloader_config=DataLoaderConfiguration(even_batches=False),
+        kwargs_handlers=[ddp_kwargs()],
+    )
+
+
 def give_deepspeed_a_micro_batch_size(accelerator) -> None:
     """Under DeepSpeed, sets `train_micro_batch_size_per_gpu` to 1 (a no-op otherwise).
 
