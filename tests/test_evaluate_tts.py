@@ -76,6 +76,8 @@ def test_codec_identity_mode_reaches_the_ceiling(evaluate_tts, corpus_dir, tmp_p
     model = summary["model"]
     assert model["mel_distance"]["mean"] == pytest.approx(0.0, abs=1e-6) and model["si_snr"]["mean"] > 100
     assert model["pesq"]["mean"] > 4.5 and model["stoi"]["mean"] > 0.99 and model["pesq"]["count"] == 2
+    assert model["f0_ratio"]["mean"] == pytest.approx(1.0) and model["f0_kept"]["mean"] == 1.0
+    assert model["voiced_ratio"]["mean"] == pytest.approx(1.0) and model["f0_kept"]["count"] == 2
 
 
 def test_codec_mode_over_a_test_list_scores_the_reconstruction_with_asr(evaluate_tts, corpus_dir, tmp_path):

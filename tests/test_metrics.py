@@ -19,6 +19,7 @@ from ns2_hf.metrics import (
     multi_resolution_mel_distance,
     normalize_text,
     pesq_wideband,
+    pitch_kept,
     pitch_statistics,
     sequence_agreement,
     si_snr,
@@ -187,6 +188,20 @@ def test_sequence_agreement_aligns_lengths_and_masks():
     assert sequence_agreement(corrupted, contour, mask=mask)["rmse"] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="same phone sequence"):
         duration_agreement([1, 2, 3], [1, 2])
+
+
+def test_pitch_kept_tells_a_resynthesis_a_fifth_off_or_half_unvoiced_from_one_that_keeps_the_pitch():
+    voice = _voice(120.0)
+    assert pitch_kept(voice, voice, RATE) == {"f0_ratio": pytest.approx(1.0), "f0_kept": 1.0, "voiced_ratio": pytest.approx(1.0)}
+    near = pitch_kept(_voice(126.0, seed=1), voice, RATE)  # 5 % higher: within the 10 % tolerance
+    assert near["f0_ratio"] == pytest.approx(1.05, abs=0.02) and near["f0_kept"] == 1.0
+    fifth = pitch_kept(_voice(180.0, seed=2), voice, RATE)
+    assert fifth["f0_ratio"] == pytest.approx(1.5, abs=0.04) and fifth["f0_kept"] == 0.0
+    noise = 0.05 * np.random.default_rng(3).standard_normal(voice.size).astype(np.float32)
+    half_voiced = np.concatenate([noise[: voice.size // 2], voice[voice.size // 2 :]])
+    assert pitch_kept(half_voiced, voice, RATE)["voiced_ratio"] == pytest.approx(0.5, abs=0.08)
+    with pytest.raises(ValueError, match="voiced frames"):
+        pitch_kept(noise, voice, RATE)
 
 
 # --- frame-rate buzz ---------------------------------------------------------------------------

@@ -149,6 +149,36 @@ def pitch_agreement(
     return {"pitch_pearson": agreement["pearson"], "pitch_rmse_hz": agreement["rmse"]}
 
 
+#: `pitch_kept` counts a resynthesis's pitch as kept when its median voiced f0 is within this fraction of the
+#: recording's (the issue's "within 10 %").
+F0_KEPT_TOLERANCE = 0.1
+
+
+def pitch_kept(
+    audio: AudioLike, reference_audio: AudioLike, sampling_rate: int, hop_length: Optional[int] = None
+) -> Dict[str, float]:
+    """Does a resynthesis (a codec's, say) keep the recording's pitch and voicing?
+
+    Returns:
+        `f0_ratio`: median voiced f0 of `audio` over the reference's (1 = kept; near 2 or 0.5 = an octave off);
+        `f0_kept`: 1.0 when `f0_ratio` is within `F0_KEPT_TOLERANCE` of 1, else 0.0 (its mean over items is the
+        share of items kept); `voiced_ratio`: share of voiced frames of `audio` over the reference's (below 1:
+        periodicity lost). Medians of whole utterances, no frame alignment: a few octave jumps do not decide it,
+        unlike `pitch_agreement`'s RMSE.
+
+    Raises:
+        ValueError: when either has fewer than 2 voiced frames.
+    """
+    f0, voiced = pitch_contour(audio, sampling_rate, hop_length)
+    reference_f0, reference_voiced = pitch_contour(reference_audio, sampling_rate, hop_length)
+    if voiced.sum() < 2 or reference_voiced.sum() < 2:
+        raise ValueError(f"pitch kept needs at least 2 voiced frames on each side, found {int(voiced.sum())} and "
+                         f"{int(reference_voiced.sum())}.")
+    ratio = float(np.median(f0[voiced]) / np.median(reference_f0[reference_voiced]))
+    return {"f0_ratio": ratio, "f0_kept": float(abs(ratio - 1.0) <= F0_KEPT_TOLERANCE),
+            "voiced_ratio": float(voiced.mean() / reference_voiced.mean())}
+
+
 def duration_agreement(durations: Sequence[float], reference_durations: Sequence[float]) -> Dict[str, float]:
     """`duration_pearson` and `duration_rmse` of phone durations against the reference's.
 
