@@ -7,7 +7,6 @@ commitment), no GAN.
 
 import csv
 
-import pytest
 import torch
 
 from ns2_hf.audio import load_audio

@@ -24,7 +24,7 @@ from ns2_hf.pipelines.loading import ModelLoadError, load_latent_codec
 from ns2_hf.schedulers import NS2Scheduler
 from ns2_hf.text import NS2PhonemeTokenizer
 from training import prepare_dataset
-from training.data import CODES, DURATIONS, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared
+from training.data import CODES, DURATIONS, PreparedDataset, collate_batch, load_prepared
 
 SPEAKER = "fes_kal"  # a festival voice: the corpus has its reference alignments, so no aligner is trained here
 UTTERANCES = 4

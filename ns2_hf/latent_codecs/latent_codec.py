@@ -40,18 +40,14 @@ class NS2LatentCodec(Protocol):
 
     def encode(self, input_values: torch.Tensor, padding_mask: torch.Tensor | None = None): ...
 
-    @torch.no_grad()
-    def get_codebooks(self) -> torch.Tensor:
-        """`(num_quantizers, codebook_size, latent_dim)`: the vector code k of quantizer j adds to the latent (what
-        CE-RVQ scores residuals against); `codes_to_latents(codes) == sum_j get_codebooks()[j, codes[:, j]]`."""
-        return self._codebooks()
-
-    @torch.no_grad()
     def codes_to_latents(self, audio_codes: torch.LongTensor) -> torch.Tensor: ...
 
     def decode(self, quantized_latents: torch.Tensor | None = None, audio_codes: torch.LongTensor | None = None): ...
 
-    def get_codebooks(self) -> torch.Tensor: ...
+    def get_codebooks(self) -> torch.Tensor:
+        """`(num_quantizers, codebook_size, latent_dim)`: the vector code k of quantizer j adds to the latent (what
+        CE-RVQ scores residuals against); `codes_to_latents(codes) == sum_j get_codebooks()[j, codes[:, j]]`."""
+        ...
 
 
 def codec_latent_space(codec: NS2LatentCodec) -> dict:
