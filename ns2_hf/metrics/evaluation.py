@@ -169,8 +169,9 @@ def evaluate_items(
         `pitch_{mean,std,skewness,kurtosis}_diff` (vs prompt), `f0_prompt_ratio` and `f0_prompt_diff_hz` (mean f0
         against the prompt's: does the output sit in the prompt's voice range), `pitch_pearson`, `pitch_rmse_hz`,
         `duration_{mean,std,skewness,kurtosis}`, `duration_pearson`, `duration_rmse`, `mcd`,
-        `f0_rmse_cents`, `vuv_error`, `mel_distance`, `si_snr`, `pesq`, `stoi`, `f0_ratio`, `f0_kept`, `voiced_ratio` (codec_quality: does
-        the resynthesis keep the recording's pitch; :func:`ns2_hf.metrics.pitch_kept`), `buzz_share`, `grid_lock`.
+        `f0_rmse_cents`, `vuv_error`, `mel_distance`, `si_snr`, `pesq`, `stoi`, `f0_ratio`, `f0_kept`,
+        `voiced_ratio` (codec_quality: does the resynthesis keep the recording's pitch;
+        :func:`ns2_hf.metrics.pitch_kept`), `buzz_share`, `grid_lock`.
     """
     from tqdm.auto import tqdm
 
