@@ -1,12 +1,16 @@
 """Collect real recorded speech that installs offline from Debian, for codec training and evaluation.
 
-    python scripts/fetch_real_speech.py [--output_dir data/real_speech]
+    python scripts/fetch_real_speech.py [--output_dir data/real_speech] [--klettres]
 
 Installs the Debian packages `codec2-examples` (about 8 speakers reading Harvard sentences, mostly
 8 kHz, LGPL-2.1) and `pocketsphinx-testdata` (5 LibriVox utterances of one reader with transcripts,
 16 kHz, public domain) when missing and run as root, then writes, resampled to 16 kHz mono WAV:
 
     OUTPUT/train/            codec2 recordings for codec training (untranscribed)
+    OUTPUT/train/klettres/LANGUAGE/   with --klettres: the letters and syllables that native speakers of 20
+                             languages recorded for KLettres (Debian `klettres-data`, GPL-2+; 44.1 kHz, about
+                             1,800 clips, 39 minutes after trimming the silence): 20 more real voices for the
+                             codec, which needs no transcripts (isolated sounds, not running speech)
     OUTPUT/test/codec2/      other codec2 recordings, never trained on (codec evaluation, --audio_dir)
     OUTPUT/test/librivox/    the LibriVox utterances, never trained on
     OUTPUT/test_list.jsonl   a test list of the LibriVox utterances for training/evaluate_tts.py: text,
@@ -40,20 +44,21 @@ from ns2_hf.audio.io import load_audio  # noqa: E402
 SAMPLING_RATE = 16000
 CODEC2_DIR = Path("/usr/share/codec2")
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
-PACKAGES = ("codec2-examples", "pocketsphinx-testdata")
+KLETTRES_DIR = Path("/usr/share/klettres")
 # codec2 speakers held out for evaluation (short Harvard-sentence clips); the long ones train the codec.
 CODEC2_TEST = ("hts1a", "hts2a", "forig", "morig", "mmt1", "cross", "big_dog")
 CODEC2_TRAIN = ("ve9qrp", "david4", "vk2tpm_004", "vk5qi")
 
 
-def install_packages() -> None:
-    """apt-get the Debian packages whose files are missing (root only)."""
-    if CODEC2_DIR.is_dir() and LIBRIVOX_DIR.is_dir():
+def install_packages(packages: dict) -> None:
+    """apt-get those of `packages` (`{package: folder it installs}`) whose folder is missing (root only)."""
+    missing = [package for package, folder in packages.items() if not folder.is_dir()]
+    if not missing:
         return
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        raise SystemExit(f"install the Debian packages {' '.join(PACKAGES)} (as root: apt-get install {' '.join(PACKAGES)}).")
+        raise SystemExit(f"install the Debian packages {' '.join(missing)} (as root: apt-get install {' '.join(missing)}).")
     subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *PACKAGES], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
 def write_wav(source: Path, target: Path) -> Path:
@@ -62,6 +67,24 @@ def write_wav(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     sf.write(target, np.asarray(waveform, dtype=np.float32), SAMPLING_RATE, subtype="PCM_16")
     return target
+
+
+def write_klettres(output: Path) -> int:
+    """Every KLettres recording with its leading and trailing silence trimmed (librosa: 32 ms frames 40 dB below the loudest),
+    16 kHz mono, as `output/LANGUAGE/KIND_NAME.wav`; returns how many were written."""
+    import librosa
+
+    written = 0
+    for source in sorted(KLETTRES_DIR.glob("*/*/*.ogg")):  # LANGUAGE/{alpha,syllab}/NAME.ogg
+        waveform = load_audio(str(source), target_sampling_rate=SAMPLING_RATE, name=str(source))
+        trimmed, _ = librosa.effects.trim(waveform, top_db=40, frame_length=512, hop_length=128)
+        if len(trimmed) < SAMPLING_RATE // 10:  # nothing but a click
+            continue
+        target = output / source.parts[-3] / f"{source.parts[-2]}_{source.stem}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(target, np.asarray(trimmed, dtype=np.float32), SAMPLING_RATE, subtype="PCM_16")
+        written += 1
+    return written
 
 
 def librivox_transcripts() -> dict:
@@ -78,9 +101,12 @@ def librivox_transcripts() -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="data/real_speech")
+    parser.add_argument("--klettres", action="store_true",
+                        help="also write KLettres' recordings of 20 languages' speakers for codec training")
     args = parser.parse_args(argv)
     output = Path(args.output_dir)
-    install_packages()
+    packages = {"codec2-examples": CODEC2_DIR, "pocketsphinx-testdata": LIBRIVOX_DIR}
+    install_packages({**packages, "klettres-data": KLETTRES_DIR} if args.klettres else packages)
     for name in CODEC2_TRAIN:
         write_wav(CODEC2_DIR / "wav" / f"{name}.wav", output / "train" / f"codec2_{name}.wav")
     write_wav(CODEC2_DIR / "raw" / "speech_orig_16k.wav", output / "train" / "codec2_speech_orig_16k.wav")
@@ -113,6 +139,8 @@ def main(argv=None) -> None:
         with open(output / name, "w", encoding="utf-8") as handle:
             for row in list_rows:
                 handle.write(json.dumps(row) + "\n")
+    if args.klettres:
+        print(f"wrote {write_klettres(output / 'train' / 'klettres')} KLettres recordings to {output / 'train' / 'klettres'}")
     print(f"wrote {len(CODEC2_TRAIN) + 1} training and {len(others) + len(utterances)} test recordings, "
           f"{output / 'test_list.jsonl'} ({len(rows)} items) and {output / 'codec2_prompt_list.jsonl'} "
           f"({len(prompt_rows)} items)")

@@ -6,10 +6,11 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
 # System packages pip cannot give: libsndfile for audio, chromium for the browser test, and real recorded
-# speech for codec training/evaluation (codec2-examples, pocketsphinx-testdata: scripts/fetch_real_speech.py).
+# speech for codec training/evaluation (codec2-examples, pocketsphinx-testdata, klettres-data:
+# scripts/fetch_real_speech.py).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   missing=""
-  for pkg in libsndfile1 chromium chromium-driver codec2-examples pocketsphinx-testdata; do
+  for pkg in libsndfile1 chromium chromium-driver codec2-examples pocketsphinx-testdata klettres-data; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
   done
   if [ -n "$missing" ]; then

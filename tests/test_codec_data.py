@@ -25,7 +25,7 @@ def real_speech(tmp_path_factory):
     import fetch_real_speech
 
     output = tmp_path_factory.mktemp("real_speech")
-    fetch_real_speech.main(["--output_dir", str(output)])
+    fetch_real_speech.main(["--output_dir", str(output), "--klettres"])
     return output
 
 
@@ -47,9 +47,28 @@ def test_real_speech_splits_train_from_test_and_lists_the_transcribed_utterances
         assert row["prompt_audio"] != row["other_prompt_audio"] and (real_speech / row["other_prompt_audio"]).is_file()
 
 
+def test_klettres_adds_twenty_real_voices_trimmed_of_silence(real_speech):
+    """`--klettres`: one folder per language (one native speaker each), 16 kHz mono clips that start and end with
+    sound, not with the silence around each recording (the first and last 32 ms frames within 42 dB of the
+    loudest; in the packaged recordings half are further below, many digital silence), 35+ minutes in all."""
+    import librosa
+
+    languages = sorted(path for path in (real_speech / "train" / "klettres").iterdir() if path.is_dir())
+    assert len(languages) == 20
+    clips = sorted((real_speech / "train" / "klettres").rglob("*.wav"))
+    for path in clips[::50]:
+        waveform, rate = sf.read(path)
+        assert rate == RATE and waveform.ndim == 1
+        rms = librosa.feature.rms(y=waveform, frame_length=512, hop_length=128, center=False)[0]
+        assert min(rms[0], rms[-1]) > rms.max() * 10 ** (-42 / 20), path
+    seconds = sum(sf.info(path).duration for path in clips)
+    assert len(clips) > 1500 and seconds > 35 * 60
+
+
 def test_untranscribed_audio_batches_with_the_corpus_collate(real_speech):
     dataset = UntranscribedAudio([str(real_speech / "train")], RATE, hop_length=200)
-    assert len(dataset) == 5
+    assert len(dataset) == 5 + len(list((real_speech / "train" / "klettres").rglob("*.wav")))
+    assert {dataset[i]["speaker_id"] for i in range(len(dataset))} >= {"train", "en", "ru"}  # the folder names
     batch = collate_batch([dataset[0], dataset[1]])
     lengths = [len(dataset[i]["audio"]) for i in (0, 1)]
     assert batch["audio"].shape == (2, max(lengths)) and batch["audio_mask"].sum(1).tolist() == lengths

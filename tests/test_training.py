@@ -390,7 +390,7 @@ def test_sharded_validation_gives_the_numbers_of_one_process(chain, tmp_path, sc
     longest = max(load_prepared(chain["data"])["validation"]["num_frames"])
     if script == "train_codec.py":
         arguments = ["--config", CONFIGS / "codec_tiny.yaml", *CODEC_STEPS, "--init_from", chain["codec"] / BEST_DIR,
-                     "--train_decoder_only", "true", "--lr", "0", "--discriminator_lr", "0", "--val_max_items", "2"]
+                     "--train_only", "decoder", "--lr", "0", "--discriminator_lr", "0", "--val_max_items", "2"]
     else:
         arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--codec", chain["codec"] / BEST_DIR, *NS2_STEPS, "--lr", "0",
                      "--val_max_frames_per_batch", str(longest)]  # one utterance per batch: one for each process
@@ -404,7 +404,7 @@ def test_sharded_validation_gives_the_numbers_of_one_process(chain, tmp_path, sc
 
 @pytest.mark.slow
 def test_codec_decoder_fine_tuning_keeps_the_codes(chain, tmp_path):
-    """`train_decoder_only` (codec_cpu_small_decoder.yaml) changes the decoder alone: encoder weights,
+    """`train_only: decoder` (codec_cpu_small_decoder.yaml) changes the decoder alone: encoder weights,
     codebooks and therefore the codes of a prepared dataset stay bit-identical."""
     from safetensors.torch import load_file
 
@@ -426,9 +426,37 @@ def test_codec_decoder_fine_tuning_keeps_the_codes(chain, tmp_path):
         codes = [codec.encode(audio).audio_codes for codec in codecs]
         decoded = [codec.decode(audio_codes=codes[0]).audio_values for codec in codecs]
     assert torch.equal(codes[0], codes[1]) and not torch.allclose(decoded[0], decoded[1])
-    with pytest.raises(AssertionError, match="train_decoder_only needs init_from"):
+    with pytest.raises(AssertionError, match="train_only: decoder needs init_from"):
         launch("train_codec.py", "--config", CONFIGS / "codec_cpu_small_decoder.yaml", "--dataset", chain["data"],
                "--output_dir", tmp_path / "no_init", *CODEC_STEPS)
+
+
+@pytest.mark.slow
+def test_codec_encoder_fine_tuning_keeps_the_latent_space(chain, tmp_path):
+    """`train_only: encoder` (codec_cpu_encoder.yaml) changes the encoder alone: codebooks and decoder stay
+    bit-identical, so any codes decode to the same audio (an NS2 model's latents keep their meaning), while the
+    encoding of a recording moves."""
+    from safetensors.torch import load_file
+
+    from ns2_hf.codec import NS2CodecModel
+
+    start = chain["codec"] / BEST_DIR
+    launch("train_codec.py", "--config", CONFIGS / "codec_cpu_encoder.yaml", "--dataset", chain["data"],
+           "--init_from", start, "--output_dir", tmp_path / "encoder", *CODEC_STEPS, "--extra_audio_dirs", "[]",
+           "--lr", "1e-2")
+    before, after = (load_file(folder / "model.safetensors") for folder in (start, tmp_path / "encoder" / BEST_DIR))
+    assert before.keys() == after.keys()
+    for name in before:
+        if not name.startswith("encoder."):
+            assert torch.equal(before[name], after[name]), f"{name} changed"
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("encoder."))
+    audio = torch.from_numpy(np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1)[None]
+    codecs = [NS2CodecModel.from_pretrained(folder).eval() for folder in (start, tmp_path / "encoder" / BEST_DIR)]
+    with torch.no_grad():
+        latents = [codec.encode(audio).latents for codec in codecs]
+        codes = codecs[0].encode(audio).audio_codes
+        decoded = [codec.decode(audio_codes=codes).audio_values for codec in codecs]
+    assert not torch.allclose(latents[0], latents[1]) and torch.equal(decoded[0], decoded[1])
 
 
 @pytest.mark.slow

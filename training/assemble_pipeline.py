@@ -6,7 +6,7 @@ optionally fine-tuned codec decoder and the sampling temperature chosen on a tun
 
 `--codec` replaces the pipeline's codec. NS2 generates latents of the codec it was trained with, so
 the new codec must have the same encoder and codebooks (as `train_codec.py` with
-`train_decoder_only: true` guarantees); its decoder may be of another kind (e.g. the Fourier decoder of
+`train_only: decoder` guarantees); its decoder may be of another kind (e.g. the Fourier decoder of
 `codec_cpu_fourier_decoder.yaml`); anything else is refused. `--temperature` sets τ of the
 initial noise N(0, τ⁻¹ I) in the saved scheduler (the paper's 1.44 is the default). The output folder
 is swapped in whole (an interrupted run leaves the previous folder); files in it that are not
@@ -43,7 +43,7 @@ def check_same_latent_space(trained_with: NS2CodecModel, replacement: NS2CodecMo
         raise ValueError(
             f"the codec's encoder/codebooks differ from the ones the NS2 model was trained with ({len(differing)} "
             f"tensors, e.g. {differing[0]}): its latents would not match. Fine-tune the decoder alone "
-            "(train_codec.py with train_decoder_only: true) or retrain NS2 on this codec's codes."
+            "(train_codec.py with train_only: decoder) or retrain NS2 on this codec's codes."
         )
 
 

@@ -17,10 +17,14 @@ follow moving averages, quantizer dropout comes from the codec config.
 
 `init_from: FOLDER` starts from a trained codec (its config replaces the recipe's `model`);
 `replace_decoder: {decoder_type: fourier, ...}` then swaps in a fresh decoder with these config
-fields (e.g. the Fourier decoder) on the trained encoder and codebooks; `train_decoder_only: true` freezes the encoder and the quantizer (eval mode: no codebook
-updates, no quantizer dropout) and trains the decoder alone on the full-depth quantized latents.
-The codes and latents stay bit-identical, so a prepared dataset's codes and an NS2 model trained on
-them remain valid: the decoder can keep improving after NS2 training has started.
+fields (e.g. the Fourier decoder) on the trained encoder and codebooks. `train_only` freezes the rest of a
+codec started with `init_from` (frozen parts: no gradient, eval mode, so a frozen quantizer neither updates
+its codebooks nor drops quantizers):
+- `decoder` trains the decoder alone on the full-depth quantized latents. The codes and latents stay
+  bit-identical, so a prepared dataset's codes and an NS2 model trained on them remain valid: the decoder can
+  keep improving after NS2 training has started.
+- `encoder` trains the encoder alone against the frozen codebooks and decoder: the latent space (what a latent
+  decodes to) is kept, the encoding of a recording changes (e.g. for voices the first run never heard).
 
 Every `val_interval` steps the EMA weights reconstruct the validation utterances; the lowest
 validation reconstruction loss is saved (the frame-rate buzz of the reconstructions is logged as
@@ -58,6 +62,9 @@ from ns2_hf.codec.losses import (  # noqa: E402
 from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 from training.codec_data import UntranscribedAudio, augment  # noqa: E402
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
+
+# `train_only` -> the parts of the codec that stay frozen (requires_grad off, eval mode)
+FROZEN_BY_TRAIN_ONLY = {None: (), "decoder": ("encoder", "quantizer"), "encoder": ("quantizer", "decoder")}
 from training.trainer_utils import (  # noqa: E402
     build_accelerator,
     check_processes_agree,
@@ -125,18 +132,19 @@ def main():
     else:
         config = build_config(NS2CodecConfig, recipe["model"])
         codec = NS2CodecModel(config)
-    if recipe["train_decoder_only"]:
-        if not recipe["init_from"]:
-            raise ValueError("train_decoder_only needs init_from: a trained codec whose encoder and codebooks to keep.")
-        codec.encoder.requires_grad_(False)
-        codec.quantizer.requires_grad_(False)
+    frozen_parts = FROZEN_BY_TRAIN_ONLY.get(recipe["train_only"])
+    if frozen_parts is None:
+        raise ValueError(f"train_only must be one of {sorted(FROZEN_BY_TRAIN_ONLY, key=str)}, got {recipe['train_only']!r}.")
+    if frozen_parts and not recipe["init_from"]:
+        raise ValueError(f"train_only: {recipe['train_only']} needs init_from: a trained codec whose other parts to keep.")
+    for name in frozen_parts:
+        getattr(codec, name).requires_grad_(False)
 
     def train_mode(module):
-        """Training mode, except a frozen encoder and quantizer (no codebook updates, no dropout)."""
+        """Training mode, except the frozen parts (a frozen quantizer: no codebook updates, no dropout)."""
         module.train()
-        if recipe["train_decoder_only"]:
-            module.encoder.eval()
-            module.quantizer.eval()
+        for name in frozen_parts:
+            getattr(module, name).eval()
     discriminator = NS2CodecDiscriminator(config)
     weights = {name: recipe[f"{name}_loss_weight"] for name in ("mel", "time", "adversarial", "feature_matching")}
     weights["commitment"] = config.commitment_weight
