@@ -19,6 +19,7 @@ from ns2_hf.codec import (
     feature_matching_loss,
     generator_adversarial_loss,
     multi_resolution_mel_loss,
+    phase_loss,
     si_snr,
 )
 
@@ -338,6 +339,46 @@ def test_mel_loss_and_si_snr():
     assert torch.allclose(si_snr(target + noise, target), torch.zeros(2), atol=0.5)
     with pytest.raises(ValueError):
         multi_resolution_mel_loss(target[:, :100], target, SAMPLING_RATE)
+
+
+def test_phase_loss_sees_frame_synchronous_phase_and_forgives_a_delay():
+    """The buzz of a Fourier decoder: each frame's partials restart at the same phase. Rebuilding a voice from
+    its own STFT magnitudes with zero phase in every 4-hop frame keeps each frame's magnitudes but not the phase
+    advance per hop, which the instantaneous-frequency term must see; a delay of a few samples changes the
+    absolute phase alone, which only the instantaneous-phase term may count."""
+    t = torch.arange(16000) / SAMPLING_RATE
+    target = sum(0.1 / k * torch.sin(2 * math.pi * 100 * k * t + k) for k in range(1, 8))[None]
+    window = torch.hann_window(4 * HOP)
+    magnitude = torch.stft(target, 4 * HOP, HOP, window=window, return_complex=True).abs()
+    frame_synchronous = torch.istft(magnitude.to(torch.complex64), 4 * HOP, HOP, window=window, length=16000)
+    delayed = torch.roll(target, 7, dims=1)
+    terms = {name: phase_loss(audio, target, 4 * HOP, HOP // 4)
+             for name, audio in (("same", target), ("buzz", frame_synchronous), ("delayed", delayed))}
+    assert all(float(value) < 2e-3 for value in terms["same"].values())  # eps smooths the weakest bins
+    assert terms["buzz"]["iaf"] > 0.5 and terms["buzz"]["gd"] > 0.5
+    assert terms["delayed"]["iaf"] < 0.01 and terms["delayed"]["gd"] < 0.03 and terms["delayed"]["ip"] > 0.2
+
+
+def test_phase_loss_gradient_is_finite_at_silence_and_lowers_the_loss():
+    """A silent prediction (a decoder's start) has no phase: the gradient must stay finite there, and gradient
+    steps on the waveform must lower every term."""
+    target = torch.stack([_speechlike(4000, 0), _speechlike(4000, 1)])
+    silent = torch.zeros_like(target, requires_grad=True)
+    sum(phase_loss(silent, target, 4 * HOP, HOP // 4).values()).backward()
+    assert torch.isfinite(silent.grad).all()
+    waveform = (target + 0.05 * torch.randn_like(target)).requires_grad_(True)
+    optimizer = torch.optim.Adam([waveform], lr=1e-3)
+    with torch.no_grad():
+        first = {name: float(value) for name, value in phase_loss(waveform, target, 4 * HOP, HOP // 4).items()}
+    for _ in range(30):
+        optimizer.zero_grad()
+        sum(phase_loss(waveform, target, 4 * HOP, HOP // 4).values()).backward()
+        optimizer.step()
+    with torch.no_grad():
+        last = {name: float(value) for name, value in phase_loss(waveform, target, 4 * HOP, HOP // 4).items()}
+    assert all(last[name] < 0.7 * first[name] for name in first), (first, last)
+    with pytest.raises(ValueError):
+        phase_loss(target[:, :100], target, 4 * HOP, HOP // 4)
 
 
 # ---------------------------------------------------------------------------------- feature extractor

@@ -486,6 +486,24 @@ def test_fourier_decoder_learns_from_the_discriminators(chain, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_phase_loss_trains_the_decoder(chain, tmp_path):
+    """codec_cpu_phase_decoder.yaml adds the phase loss. With every other term off (mel, waveform, GAN), the
+    decoder must move when `phase_loss_weight` is on and stay put when it is off: this fails if the phase term
+    ever stops reaching the generator."""
+    arguments = ["--config", CONFIGS / "codec_cpu_phase_decoder.yaml", "--dataset", chain["data"],
+                 "--init_from", chain["codec"] / BEST_DIR, "--extra_audio_dirs", "[]", *CODEC_STEPS,
+                 "--gan_start_step", "1000000", "--mel_loss_weight", "0", "--time_loss_weight", "0", "--lr", "1e-2"]
+    changed = {}
+    for name, weight in (("phase", "2.0"), ("no_phase", "0")):
+        launch("train_codec.py", *arguments, "--phase_loss_weight", weight, "--output_dir", tmp_path / name)
+        early, late = (_checkpoint_weights(tmp_path / name / "checkpoints" / f"step_{step}", "model.safetensors")
+                       for step in (2, 4))
+        changed[name] = any(not torch.equal(early[key], late[key]) for key in early if key.startswith("decoder."))
+    assert changed["phase"], "the phase loss did not reach the decoder"
+    assert not changed["no_phase"], "something other than the phase loss moved the decoder"
+
+
+@pytest.mark.slow
 def test_ns2_run_folder_is_never_reused_without_resume_and_a_resume_keeps_its_schedule(chain, tmp_path):
     """A second run into the chain's NS2 folder is refused before it writes anything; a resume asking for a
     longer run keeps the learning-rate schedule it was built with, and says so."""

@@ -10,7 +10,9 @@ Each step takes a random `segment_samples` crop of every utterance in the batch 
 `extra_audio_dirs` adds untranscribed recordings to the training set and `augmentation` perturbs the
 crops (speed, loudness, noise; `training/codec_data.py`).
 Generator loss = mel_loss_weight · multi-resolution log-mel L1 + time_loss_weight · waveform L1
-+ commitment_weight (codec config) · RVQ commitment; from `gan_start_step` on, the multi-period +
++ phase_loss_weight · anti-wrapping phase loss (instantaneous phase + group delay + instantaneous frequency,
+`ns2_hf.codec.losses.phase_loss`; ours, against the frame-rate buzz) + commitment_weight (codec config) · RVQ
+commitment; from `gan_start_step` on, the multi-period +
 multi-scale-STFT discriminator gets its own optimizer step and the generator adds
 adversarial_loss_weight · adversarial + feature_matching_loss_weight · feature matching. Codebooks
 follow moving averages, quantizer dropout comes from the codec config.
@@ -57,6 +59,7 @@ from ns2_hf.codec.losses import (  # noqa: E402
     feature_matching_loss,
     generator_adversarial_loss,
     multi_resolution_mel_loss,
+    phase_loss,
     si_snr,
 )
 from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
@@ -100,13 +103,16 @@ def frozen(module):
         module.requires_grad_(True)
 
 
-def reconstruction_losses(codec, audio, audio_mask, sampling_rate):
+def reconstruction_losses(codec, audio, audio_mask, config):
     """Encode-quantize-decode `audio (batch, samples)` (`audio_mask` True on real samples); returns the
-    model output and the unweighted reconstruction terms of the generator loss."""
+    model output and the unweighted reconstruction terms of the generator loss. The phase loss compares STFTs
+    of 4 hops' window at a quarter-hop step: each partial's phase advance is measured 4 times per latent frame."""
     output = codec(audio, padding_mask=audio_mask)
+    phase = phase_loss(output.audio_values, audio, n_fft=4 * config.hop_length, hop_length=config.hop_length // 4)
     losses = {
-        "mel_loss": multi_resolution_mel_loss(output.audio_values, audio, sampling_rate),
+        "mel_loss": multi_resolution_mel_loss(output.audio_values, audio, config.sampling_rate),
         "time_loss": masked_l1(output.audio_values, audio, audio_mask),
+        "phase_loss": phase["ip"] + phase["gd"] + phase["iaf"],
         "commitment_loss": output.commitment_loss,
     }
     return output, losses
@@ -146,7 +152,7 @@ def main():
         for name in frozen_parts:
             getattr(module, name).eval()
     discriminator = NS2CodecDiscriminator(config)
-    weights = {name: recipe[f"{name}_loss_weight"] for name in ("mel", "time", "adversarial", "feature_matching")}
+    weights = {name: recipe[f"{name}_loss_weight"] for name in ("mel", "time", "phase", "adversarial", "feature_matching")}
     weights["commitment"] = config.commitment_weight
 
     # ---- data: one random crop of segment_samples per utterance, batched by crop frames ------------
@@ -210,8 +216,9 @@ def main():
             for index in own_indices:
                 audio = val_set[index][AUDIO].to(accelerator.device)[None]
                 mask = torch.ones_like(audio, dtype=torch.bool)
-                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config.sampling_rate)
-                losses["loss"] = weights["mel"] * losses["mel_loss"] + weights["time"] * losses["time_loss"]
+                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config)
+                losses["loss"] = (weights["mel"] * losses["mel_loss"] + weights["time"] * losses["time_loss"]
+                                  + weights["phase"] * losses["phase_loss"])
                 losses["si_snr"] = si_snr(output.audio_values, audio).mean()
                 for name, value in losses.items():
                     totals[name] = totals.get(name, 0.0) + float(value)
@@ -227,7 +234,7 @@ def main():
                     writer.add_audio(f"val/audio_{index}_generated", output.audio_values[0].clamp(-1, 1).cpu(), step,
                                      sample_rate=config.sampling_rate)
                     writer.add_audio(f"val/audio_{index}_real", audio[0].cpu(), step, sample_rate=config.sampling_rate)
-            names = ("loss", "mel_loss", "time_loss", "commitment_loss", "si_snr")
+            names = ("loss", "mel_loss", "time_loss", "phase_loss", "commitment_loss", "si_snr")
             summed = accelerator.reduce(torch.tensor(
                 [totals.get(name, 0.0) for name in names] + [sum(measured[name] for measured in buzz)
                                                              for name in ("buzz_share", "grid_lock")] + [len(buzz)],
@@ -265,7 +272,7 @@ def main():
                 audio, audio_mask = random_segments(batch[AUDIO], batch["audio_mask"], segment_samples)
                 if recipe["augmentation"]:
                     audio, audio_mask = augment(audio, audio_mask, config.sampling_rate, **recipe["augmentation"])
-                output, losses = reconstruction_losses(codec, audio, audio_mask, config.sampling_rate)
+                output, losses = reconstruction_losses(codec, audio, audio_mask, config)
                 gan_on = progress.step >= recipe["gan_start_step"]
                 if gan_on:  # discriminator step on real crops vs detached reconstructions
                     real_logits, real_features = discriminator(audio)

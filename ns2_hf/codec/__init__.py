@@ -18,6 +18,7 @@ from .losses import (
     feature_matching_loss,
     generator_adversarial_loss,
     multi_resolution_mel_loss,
+    phase_loss,
     si_snr,
 )
 from .modeling_codec import NS2CodecDecoderOutput, NS2CodecEncoderOutput, NS2CodecModel, NS2CodecOutput
@@ -52,5 +53,6 @@ __all__ = [
     "feature_matching_loss",
     "generator_adversarial_loss",
     "multi_resolution_mel_loss",
+    "phase_loss",
     "si_snr",
 ]

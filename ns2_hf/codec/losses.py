@@ -1,5 +1,6 @@
 """Training losses of the NaturalSpeech 2 codec (SoundStream-style): multi-resolution mel reconstruction,
-hinge adversarial losses (EnCodec / SoundStream), feature matching, and SI-SNR for evaluation.
+phase reconstruction (ours, after APNet), hinge adversarial losses (EnCodec / SoundStream), feature matching,
+and SI-SNR for evaluation.
 
 Discriminator outputs are lists with one entry per sub-discriminator: `logits[i]` is a tensor of any shape,
 `feature_maps[i]` a list of that sub-discriminator's intermediate activations (see `discriminators.py`).
@@ -49,6 +50,57 @@ def multi_resolution_mel_loss(
         for n_fft, hop, n_mels in resolutions
     ]
     return torch.stack(losses).mean()
+
+
+def _unit(spectrum: torch.Tensor, eps: float) -> torch.Tensor:
+    """Complex values scaled to (almost) unit modulus; smooth at 0, where the phase is undefined."""
+    return spectrum * torch.rsqrt(spectrum.abs().square() + eps)
+
+
+def phase_loss(
+    pred: torch.Tensor, target: torch.Tensor, n_fft: int, hop_length: int, eps: float = 1e-6
+) -> dict[str, torch.Tensor]:
+    """Anti-wrapping phase losses between two waveforms' STFTs (after APNet, Ai & Ling 2023; ours for the codec):
+    instantaneous phase (`ip`), group delay (the phase difference between neighbouring frequency bins, `gd`) and
+    instantaneous frequency (between neighbouring frames, `iaf`: how far each partial's phase advances in a hop,
+    which a decoder gets wrong when its frames restart the same phase pattern at the frame rate, the buzz).
+
+    Each term is `1 - cos(Δ)` of the phase error Δ — 0 for equal phases, periodic in 2π like APNet's anti-wrapping
+    function, smooth — averaged over bins weighted by the target's magnitude (the geometric mean of the two bins
+    for `gd` and `iaf`), so that the harmonics count and the undefined phase of silent bins does not.
+
+    Args:
+        pred, target: `(batch, samples)` waveforms of equal shape (padding zero in both).
+        n_fft, hop_length: the STFT (Hann window of `n_fft`).
+        eps: smooths the normalisation of near-zero bins.
+
+    Returns:
+        `{"ip": scalar, "gd": scalar, "iaf": scalar}`.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"`pred` {tuple(pred.shape)} and `target` {tuple(target.shape)} must have the same shape.")
+    window = torch.hann_window(n_fft, device=pred.device)
+    predicted, reference = (
+        torch.stft(audio.float(), n_fft, hop_length, window=window, return_complex=True) for audio in (pred, target)
+    )  # (batch, bins, frames)
+    magnitude = reference.abs().detach()
+
+    def term(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # error: complex, angle = phase error
+        return ((1.0 - _unit(error, eps).real) * weight).sum() / weight.sum().clamp(min=eps)
+
+    predicted_unit, reference_unit = _unit(predicted, eps), _unit(reference, eps).detach()
+    return {
+        "ip": term(predicted_unit * reference_unit.conj(), magnitude),
+        "gd": term(
+            predicted_unit[:, 1:] * predicted_unit[:, :-1].conj() * (reference_unit[:, 1:] * reference_unit[:, :-1].conj()).conj(),
+            (magnitude[:, 1:] * magnitude[:, :-1]).sqrt(),
+        ),
+        "iaf": term(
+            predicted_unit[..., 1:] * predicted_unit[..., :-1].conj()
+            * (reference_unit[..., 1:] * reference_unit[..., :-1].conj()).conj(),
+            (magnitude[..., 1:] * magnitude[..., :-1]).sqrt(),
+        ),
+    }
 
 
 def discriminator_loss(real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:

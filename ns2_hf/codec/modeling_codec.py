@@ -290,7 +290,9 @@ class NS2CodecFourierDecoder(nn.Module):
         envelope = overlap_add(window.square()[None, :, None] * frame_mask[:, None].expand(-1, self.n_fft, -1))
         return overlap_add(segments) / envelope.clamp(min=1e-6)
 
-    def forward(self, latents: torch.Tensor, latent_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def spectrum(self, latents: torch.Tensor, latent_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents `(batch, latent_dim, frames)` -> the predicted STFT `(batch, n_fft / 2 + 1, frames)`, complex
+        float32 (magnitude and phase of each latent frame's STFT frame)."""
         mask = _expand_mask(latent_mask, 1, latents.dtype)
         hidden_states = _mask(self.norm_in(self.conv_in(latents).transpose(1, 2)).transpose(1, 2), mask)
         for block in self.blocks:
@@ -298,11 +300,12 @@ class NS2CodecFourierDecoder(nn.Module):
         head = self.spectrum_head(self.norm_out(hidden_states.transpose(1, 2))).transpose(1, 2).float()
         log_magnitude, phase = head.chunk(2, dim=1)
         magnitude = log_magnitude.exp().clamp(max=1e2)  # Vocos' bound: no overflow early in training
-        spectrum = torch.polar(magnitude, phase)
+        return torch.polar(magnitude, phase)
+
+    def forward(self, latents: torch.Tensor, latent_mask: torch.Tensor | None = None) -> torch.Tensor:
         if latent_mask is None:
             latent_mask = torch.ones(latents.shape[0], latents.shape[2], dtype=torch.bool, device=latents.device)
-        frame_mask = latent_mask.float()
-        waveform = self.inverse_stft(spectrum, frame_mask).clamp(-1.0, 1.0)
+        waveform = self.inverse_stft(self.spectrum(latents, latent_mask), latent_mask.float()).clamp(-1.0, 1.0)
         return waveform.to(latents.dtype)
 
 

@@ -1,0 +1,103 @@
+"""Where does the Fourier decoder lose a voice's pitch: in the magnitudes it predicts, or in the phases?
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/codec_phase_ablation.py --codec pretrained/ns2-tiny-en/codec \\
+        [--griffin_lim 0 16 64]
+
+For each recording of the codec evaluation lists (the ones `benchmarks/codec_pitch_by_voice.py` reads: held-out
+corpus utterances, LibriVox, codec2 speakers) the decoder's STFT of the quantized latents is taken apart and
+overlap-added again with the decoder's own inverse STFT:
+
+- `decoder`: its magnitude and phase (the codec's resynthesis);
+- `decoder magnitude + recording phase`: the recording's STFT phase, in the decoder's framing, instead;
+- `recording magnitude + decoder phase`: the other way round;
+- `decoder magnitude + Griffin-Lim N`: the decoder's phase refined by N Griffin-Lim iterations (consistent
+  with the magnitude: no frame-synchronous phase pattern can survive).
+
+Prints per list the share of recordings whose pitch is kept (`ns2_hf.metrics.pitch_kept`, median voiced f0
+within 10 %), the frame-rate buzz share and grid lock (`ns2_hf.metrics.frame_buzz`) of each variant. About
+1 s per recording and variant (Praat, one thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+from codec_pitch_by_voice import recordings  # noqa: E402
+
+from ns2_hf.audio.io import load_audio  # noqa: E402
+from ns2_hf.codec import NS2CodecModel  # noqa: E402
+from ns2_hf.metrics import pitch_kept  # noqa: E402
+from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
+
+
+def analysis_stft(waveform: torch.Tensor, frames: int, n_fft: int, hop_length: int) -> torch.Tensor:
+    """`(samples,)` -> `(1, n_fft / 2 + 1, frames)` complex STFT in the Fourier decoder's framing (frame `i` centred
+    on `i * hop + hop / 2`, Hann window), so that the decoder's `inverse_stft` inverts it."""
+    lead = (n_fft - hop_length) // 2
+    padded = torch.nn.functional.pad(waveform, (lead, frames * hop_length + n_fft))
+    segments = padded.unfold(0, n_fft, hop_length)[:frames].T  # (n_fft, frames)
+    return torch.fft.rfft(segments * torch.hann_window(n_fft)[:, None], dim=0)[None]
+
+
+@torch.no_grad()
+def variants(codec: NS2CodecModel, waveform: np.ndarray, griffin_lim: list) -> dict:
+    """`{name: (samples,) waveform}` of the variants listed in the module docstring."""
+    decoder = codec.decoder
+    audio = torch.from_numpy(waveform)
+    latents = codec.encode(audio[None, None]).quantized_latents
+    frames = latents.shape[-1]
+    frame_mask = torch.ones(1, frames)
+    predicted = decoder.spectrum(latents)
+    recording = analysis_stft(audio, frames, decoder.n_fft, decoder.hop_length)
+    spectra = {
+        "decoder": predicted,
+        "decoder magnitude + recording phase": torch.polar(predicted.abs(), recording.angle()),
+        "recording magnitude + decoder phase": torch.polar(recording.abs(), predicted.angle()),
+    }
+    phase, done = predicted.angle(), 0
+    for iterations in sorted(griffin_lim):
+        for _ in range(iterations - done):
+            estimate = decoder.inverse_stft(torch.polar(predicted.abs(), phase), frame_mask)[0]
+            phase = analysis_stft(estimate, frames, decoder.n_fft, decoder.hop_length).angle()
+        done = iterations
+        spectra[f"decoder magnitude + Griffin-Lim {iterations}"] = torch.polar(predicted.abs(), phase)
+    return {
+        name: decoder.inverse_stft(spectrum, frame_mask).clamp(-1.0, 1.0)[0, : len(waveform)].numpy()
+        for name, spectrum in spectra.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--codec", default=str(REPO_ROOT / "pretrained/ns2-tiny-en/codec"),
+                        help="an NS2CodecModel folder with the Fourier decoder")
+    parser.add_argument("--griffin_lim", type=int, nargs="*", default=[16, 64], help="iteration counts to try")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    codec = NS2CodecModel.from_pretrained(args.codec).eval()
+    if codec.config.decoder_type != "fourier":
+        raise SystemExit(f"{args.codec} has a {codec.config.decoder_type} decoder; this ablation needs the Fourier one.")
+    scores = {}  # (list, variant) -> [(kept, buzz share, grid lock)]
+    for kind, path in recordings():
+        waveform = load_audio(str(path), target_sampling_rate=codec.config.sampling_rate, name=str(path))
+        for name, output in variants(codec, waveform, args.griffin_lim).items():
+            kept = pitch_kept(output, waveform, codec.config.sampling_rate)["f0_kept"]
+            buzz = frame_rate_buzz(output, codec.config.sampling_rate, codec.config.frame_rate)
+            scores.setdefault((kind, name), []).append((kept, buzz["buzz_share"], buzz["grid_lock"]))
+    print(f"{'list':10s} {'variant':42s} {'pitch kept':>10s} {'buzz share':>10s} {'grid lock':>9s}")
+    for (kind, name), rows in scores.items():
+        kept, buzz, lock = np.mean(rows, axis=0)
+        print(f"{kind:10s} {name:42s} {kept:10.2f} {buzz:10.3f} {lock:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
