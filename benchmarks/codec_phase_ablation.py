@@ -11,7 +11,10 @@ overlap-added again with the decoder's own inverse STFT:
 - `decoder magnitude + recording phase`: the recording's STFT phase, in the decoder's framing, instead;
 - `recording magnitude + decoder phase`: the other way round;
 - `decoder magnitude + Griffin-Lim N`: the decoder's phase refined by N Griffin-Lim iterations (consistent
-  with the magnitude: no frame-synchronous phase pattern can survive).
+  with the magnitude: no frame-synchronous phase pattern can survive);
+- `harmonic phase`: `NS2CodecModel.decode(..., f0=, voiced=)` with the recording's pitch (Praat at the codec
+  hop, `ns2_hf.audio.pitch.extract_pitch`): voiced frames take a harmonic excitation's phase below
+  `harmonic_phase_max_hz` — what `NS2Pipeline` does with the pitch it predicts.
 
 Prints per list the share of recordings whose pitch is kept (`ns2_hf.metrics.pitch_kept`, median voiced f0
 within 10 %), the frame-rate buzz share and grid lock (`ns2_hf.metrics.frame_buzz`) of each variant. About
@@ -34,18 +37,10 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 from codec_pitch_by_voice import recordings  # noqa: E402
 
 from ns2_hf.audio.io import load_audio  # noqa: E402
+from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
 from ns2_hf.codec import NS2CodecModel  # noqa: E402
 from ns2_hf.metrics import pitch_kept  # noqa: E402
 from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
-
-
-def analysis_stft(waveform: torch.Tensor, frames: int, n_fft: int, hop_length: int) -> torch.Tensor:
-    """`(samples,)` -> `(1, n_fft / 2 + 1, frames)` complex STFT in the Fourier decoder's framing (frame `i` centred
-    on `i * hop + hop / 2`, Hann window), so that the decoder's `inverse_stft` inverts it."""
-    lead = (n_fft - hop_length) // 2
-    padded = torch.nn.functional.pad(waveform, (lead, frames * hop_length + n_fft))
-    segments = padded.unfold(0, n_fft, hop_length)[:frames].T  # (n_fft, frames)
-    return torch.fft.rfft(segments * torch.hann_window(n_fft)[:, None], dim=0)[None]
 
 
 @torch.no_grad()
@@ -57,7 +52,7 @@ def variants(codec: NS2CodecModel, waveform: np.ndarray, griffin_lim: list) -> d
     frames = latents.shape[-1]
     frame_mask = torch.ones(1, frames)
     predicted = decoder.spectrum(latents)
-    recording = analysis_stft(audio, frames, decoder.n_fft, decoder.hop_length)
+    recording = decoder.stft(audio[None], frames)
     spectra = {
         "decoder": predicted,
         "decoder magnitude + recording phase": torch.polar(predicted.abs(), recording.angle()),
@@ -67,13 +62,17 @@ def variants(codec: NS2CodecModel, waveform: np.ndarray, griffin_lim: list) -> d
     for iterations in sorted(griffin_lim):
         for _ in range(iterations - done):
             estimate = decoder.inverse_stft(torch.polar(predicted.abs(), phase), frame_mask)[0]
-            phase = analysis_stft(estimate, frames, decoder.n_fft, decoder.hop_length).angle()
+            phase = decoder.stft(estimate[None], frames).angle()
         done = iterations
         spectra[f"decoder magnitude + Griffin-Lim {iterations}"] = torch.polar(predicted.abs(), phase)
-    return {
+    outputs = {
         name: decoder.inverse_stft(spectrum, frame_mask).clamp(-1.0, 1.0)[0, : len(waveform)].numpy()
         for name, spectrum in spectra.items()
     }
+    log_f0, voiced = extract_pitch(waveform, codec.config.sampling_rate, codec.config.hop_length, num_frames=frames)
+    harmonic = codec.decode(latents, f0=torch.from_numpy(log_f0).exp()[None], voiced=torch.from_numpy(voiced)[None])
+    outputs["harmonic phase (recording's f0)"] = harmonic.audio_values[0, : len(waveform)].numpy()
+    return outputs
 
 
 def main() -> None:

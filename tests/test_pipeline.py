@@ -103,6 +103,52 @@ def test_given_durations_are_honoured_and_pitch_overrides(pipeline, prompt):
         run(pipeline, "Good morning.", prompt, durations=[[1, 2]])
 
 
+@pytest.fixture(scope="module")
+def fourier_pipeline(pipeline):
+    """The tiny pipeline with a Fourier decoder on its codec's encoder and codebooks (the same latent space)."""
+    import copy
+
+    from ns2_hf.codec import NS2CodecConfig, NS2CodecModel
+
+    pipe = copy.deepcopy(pipeline)
+    codec = NS2CodecModel(NS2CodecConfig(**{**pipeline.codec.config.to_dict(), "decoder_type": "fourier",
+                                            "decoder_hidden_size": 32, "fourier_intermediate_size": 64})).eval()
+    codec.encoder.load_state_dict(pipeline.codec.encoder.state_dict())
+    codec.quantizer.load_state_dict(pipeline.codec.quantizer.state_dict())
+    pipe.register_modules(codec=codec)
+    return pipe
+
+
+def test_harmonic_phase_follows_the_frame_pitch_on_voiced_phonemes(pipeline, fourier_pipeline, prompt):
+    """With a Fourier decoder the voiced phonemes' frames take a harmonic phase at the frame pitch (on by default):
+    even random weights then speak at the pitch asked for (here 100 and 125 Hz; above ~130 Hz the untrained
+    decoder's random frame-to-frame magnitudes, an 80 Hz modulation, pull Praat to a subharmonic). Voicing comes
+    from the phonemes: /s/ frames keep the decoder's own phases. A convolutional codec has no harmonic phase."""
+    from ns2_hf.audio.pitch import extract_pitch
+
+    text = "We are all one."  # voiced phones only
+    num_phonemes = len(fourier_pipeline.tokenizer(text)["input_ids"])
+    durations = [[12] * num_phonemes]
+    for f0_hz in (100.0, 125.0):
+        pitch = [np.full(12 * num_phonemes, f0_hz)]
+        harmonic = run(fourier_pipeline, text, prompt, durations=durations, pitch=pitch).audios[0]
+        log_f0, voiced = extract_pitch(harmonic, fourier_pipeline.sampling_rate, fourier_pipeline.hop_length)
+        assert voiced.mean() > 0.6 and np.median(np.exp(log_f0[voiced])) == pytest.approx(f0_hz, rel=0.03)
+    plain = run(fourier_pipeline, text, prompt, durations=durations, pitch=pitch, harmonic_phase=False).audios[0]
+    assert not np.allclose(plain, harmonic)
+
+    phoneme_ids, _ = fourier_pipeline.encode_text(["sass"])  # /s æ s/ (+ punctuation-free: 3 phonemes)
+    phones = fourier_pipeline.tokenizer.convert_ids_to_tokens(phoneme_ids[0].tolist())
+    durations = torch.full_like(phoneme_ids, 3)
+    f0, frame_voiced = fourier_pipeline.harmonic_phase_contour(None, torch.zeros(1, 3 * len(phones)), phoneme_ids, durations)
+    expected = [phone.lstrip("ˈˌ") not in ("s",) for phone in phones for _ in range(3)]
+    assert frame_voiced[0].tolist() == expected and any(expected) and not all(expected)
+    assert torch.equal(f0, torch.ones_like(f0))  # exp(log f0)
+    assert fourier_pipeline.harmonic_phase_contour(False, torch.zeros(1, 9), phoneme_ids, durations) == (None, None)
+    with pytest.raises(ValueError, match="Fourier decoder"):
+        run(pipeline, text, prompt, harmonic_phase=True)
+
+
 def test_speed_scales_predicted_length(pipeline, prompt, monkeypatch):
     # a duration predictor that says 6 frames for every phoneme: log(6 + 1)
     monkeypatch.setattr(

@@ -163,9 +163,11 @@ def write_rows(rows: Sequence[Dict], path: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # the three ways of building items
 def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, ground_truth_only: bool,
-                     temperature: Optional[float] = None) -> Tuple[List[EvaluationItem], int]:
+                     temperature: Optional[float] = None, harmonic_phase: Optional[bool] = None
+                     ) -> Tuple[List[EvaluationItem], int]:
     """Load audio (and synthesize with the pipeline unless `ground_truth_only`; `temperature` None = the
-    scheduler's τ); returns items, their rate and the codec's frame rate (None without a model)."""
+    scheduler's τ, `harmonic_phase` None = the pipeline's default); returns items, their rate and the codec's frame
+    rate (None without a model)."""
     from tqdm.auto import tqdm
 
     pipe = None
@@ -197,6 +199,7 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
                 num_inference_steps=steps,
                 temperature=temperature,
                 generator=torch.Generator().manual_seed(seed),
+                **({} if harmonic_phase is None else {"harmonic_phase": harmonic_phase}),
             )
             item.audio = np.asarray(output.audios[0], dtype=np.float32)
             item.durations = (output.durations[0].numpy() * hop_length / sampling_rate).tolist()
@@ -205,10 +208,12 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
     return items, sampling_rate, frame_rate
 
 
-def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]]):
+def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]], harmonic_phase: bool = False):
     """Reconstruct each `(audio path, text or None)` of `sources` with the codec ("identity"/"none":
-    the input itself, a sanity ceiling for the metrics; otherwise an `NS2CodecModel` folder). Returns
-    items, their rate and the codec's frame rate (None for "identity")."""
+    the input itself, a sanity ceiling for the metrics; otherwise an `NS2CodecModel` folder); with
+    `harmonic_phase`, decode with the recording's own pitch (Praat at the codec hop) as the harmonic phase's f0
+    (`NS2CodecModel.decode(f0=, voiced=)`: what the pipeline does with the pitch it predicts). Returns items,
+    their rate and the codec's frame rate (None for "identity")."""
     import torch
     from tqdm.auto import tqdm
 
@@ -225,7 +230,17 @@ def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]]):
             reconstruction = original.copy()
         else:
             with torch.no_grad():
-                reconstruction = model(torch.from_numpy(original)[None]).audio_values[0].numpy()
+                if harmonic_phase:
+                    from ns2_hf.audio.pitch import extract_pitch
+
+                    encoded = model.encode(torch.from_numpy(original)[None])
+                    log_f0, voiced = extract_pitch(original, sampling_rate, model.config.hop_length,
+                                                   num_frames=encoded.quantized_latents.shape[-1])
+                    decoded = model.decode(encoded.quantized_latents, f0=torch.from_numpy(log_f0).exp()[None],
+                                           voiced=torch.from_numpy(voiced)[None])
+                    reconstruction = decoded.audio_values[0, : len(original)].numpy()
+                else:
+                    reconstruction = model(torch.from_numpy(original)[None]).audio_values[0].numpy()
         items.append(EvaluationItem(id=Path(path).stem, text=text, audio=reconstruction, ground_truth=original))
     return items, sampling_rate, frame_rate
 
@@ -279,6 +294,10 @@ def parse_args(argv=None):
                              "score recordings alone, e.g. 80 with --ground-truth-only or --codec identity)")
     parser.add_argument("--codec", help='codec mode: an NS2CodecModel folder, or "identity"/"none" (output = input)')
     parser.add_argument("--audio_dir", help="codec mode: folder of audio files to reconstruct (or give --test-list)")
+    parser.add_argument("--harmonic_phase", choices=("auto", "on", "off"), default="auto",
+                        help="decode voiced frames with the codec's harmonic phase (Fourier decoder). Model mode: auto = the "
+                             "pipeline's default (on for a Fourier decoder). Codec mode: auto = off (the codec alone); on = "
+                             "with the recording's own pitch (Praat) as f0")
     parser.add_argument("--make-test-list", "--make_test_list", dest="make_test_list", metavar="CORPUS_DIR",
                         help="write a test list from this corpus to --test-list and exit")
     parser.add_argument("--speakers", default="all", help='--make-test-list: comma-separated speaker ids or "all"')
@@ -317,17 +336,19 @@ def main(argv=None) -> Dict:
     out_dir = Path(args.out_dir)
     if args.codec:
         if args.audio_dir:
-            items, sampling_rate, frame_rate = codec_items(args.codec, audio_dir_sources(args.audio_dir, args.max_items))
+            items, sampling_rate, frame_rate = codec_items(args.codec, audio_dir_sources(args.audio_dir, args.max_items),
+                                                           args.harmonic_phase == "on")
             default_metrics = CODEC_METRICS
         else:
             items, sampling_rate, frame_rate = codec_items(
-                args.codec, test_list_sources(read_test_list(args.test_list, args.max_items))
+                args.codec, test_list_sources(read_test_list(args.test_list, args.max_items)), args.harmonic_phase == "on"
             )
             default_metrics = CODEC_METRICS + ("wer",)
     else:
         rows = read_test_list(args.test_list, args.max_items)
         items, sampling_rate, frame_rate = synthesize_items(
-            rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature
+            rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature,
+            {"auto": None, "on": True, "off": False}[args.harmonic_phase],
         )
         default_metrics = TTS_METRICS
     metrics = args.metrics.split(",") if args.metrics else default_metrics

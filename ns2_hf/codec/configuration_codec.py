@@ -42,6 +42,10 @@ class NS2CodecConfig(PreTrainedConfig):
             Hidden width of each ConvNeXt block's pointwise MLP (Vocos: 3 x the block width).
         fourier_n_fft (`int`, *optional*):
             FFT and window size of the Fourier decoder's inverse STFT; default 4 x `hop_length` (Vocos' overlap).
+        harmonic_phase_max_hz (`float`, defaults to 4000.0):
+            Fourier decoder, when `decode` is given an f0 contour (ours): up to this frequency, voiced frames take
+            the phase of a harmonic excitation at that f0 instead of the predicted phase (see
+            `NS2CodecModel.decode`).
         residual_dilations (`tuple[int]`, defaults to `(1, 3, 9)`):
             Dilations of the residual units in every encoder and decoder block.
         kernel_size (`int`, defaults to 7):
@@ -84,6 +88,7 @@ class NS2CodecConfig(PreTrainedConfig):
     fourier_decoder_layers: int = 8
     fourier_intermediate_size: int = 1536
     fourier_n_fft: int | None = None
+    harmonic_phase_max_hz: float = 4000.0
     residual_dilations: list[int] | tuple[int, ...] = (1, 3, 9)
     kernel_size: int = 7
     latent_dim: int = 256
@@ -116,6 +121,10 @@ class NS2CodecConfig(PreTrainedConfig):
             raise ValueError(
                 f"`fourier_n_fft` ({self.fourier_n_fft}) must be >= the hop ({hop}) and differ from it by an even "
                 "number of samples (the inverse STFT trims half the overlap at each end)."
+            )
+        if not 0 < self.harmonic_phase_max_hz <= self.sampling_rate / 2:
+            raise ValueError(
+                f"`harmonic_phase_max_hz` must lie in (0, sampling_rate / 2], got {self.harmonic_phase_max_hz}."
             )
         if self.decoder_type == "convolutional" and self.decoder_hidden_size % 2 ** len(self.downsampling_ratios) != 0:
             raise ValueError(

@@ -265,6 +265,8 @@ class NS2CodecFourierDecoder(nn.Module):
         channels = config.decoder_hidden_size
         self.hop_length = config.hop_length
         self.n_fft = config.fourier_n_fft
+        self.sampling_rate = config.sampling_rate
+        self.harmonic_phase_max_hz = config.harmonic_phase_max_hz
         self.conv_in = nn.Conv1d(config.latent_dim, channels, 7, padding=3)
         self.norm_in = nn.LayerNorm(channels, eps=1e-6)
         self.blocks = nn.ModuleList(
@@ -302,10 +304,50 @@ class NS2CodecFourierDecoder(nn.Module):
         magnitude = log_magnitude.exp().clamp(max=1e2)  # Vocos' bound: no overflow early in training
         return torch.polar(magnitude, phase)
 
-    def forward(self, latents: torch.Tensor, latent_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def stft(self, waveform: torch.Tensor, frames: int) -> torch.Tensor:
+        """`(batch, samples)` -> `(batch, n_fft / 2 + 1, frames)` complex STFT in this decoder's framing (frame `i`
+        centred on `i * hop + hop / 2`, Hann window): what `inverse_stft` inverts."""
+        lead = (self.n_fft - self.hop_length) // 2
+        padded = nn.functional.pad(waveform.float(), (lead, max(0, frames * self.hop_length + self.n_fft - waveform.shape[-1])))
+        segments = padded.unfold(-1, self.n_fft, self.hop_length)[:, :frames]  # (batch, frames, n_fft)
+        window = torch.hann_window(self.n_fft, device=waveform.device)
+        return torch.fft.rfft(segments * window, dim=-1).transpose(1, 2)
+
+    def harmonic_excitation(self, f0: torch.Tensor) -> torch.Tensor:
+        """`(batch, frames)` f0 in Hz (> 0 on every frame) -> `(batch, frames * hop)` sum of unit cosines at its
+        harmonics below `harmonic_phase_max_hz`, their phase integrated sample by sample over the contour (linear
+        between frame centres), so that each partial advances continuously from frame to frame."""
+        batch, frames = f0.shape
+        samples = frames * self.hop_length
+        positions = (torch.arange(samples, device=f0.device, dtype=torch.float64) + 0.5) / self.hop_length - 0.5
+        left = positions.floor().clamp(0, frames - 1).long()
+        right = (left + 1).clamp(max=frames - 1)
+        fraction = (positions - left).clamp(0, 1)
+        f0 = f0.double()
+        per_sample = f0[:, left] * (1 - fraction) + f0[:, right] * fraction  # (batch, samples)
+        phase = 2 * math.pi * torch.cumsum(per_sample / self.sampling_rate, dim=-1)
+        excitation = torch.zeros(batch, samples, dtype=torch.float64, device=f0.device)
+        for harmonic in range(1, int(self.harmonic_phase_max_hz / float(f0.min())) + 1):
+            audible = (harmonic * per_sample < self.harmonic_phase_max_hz).double()
+            excitation += audible * torch.cos(harmonic * phase)
+        return excitation.float()
+
+    def forward(
+        self,
+        latents: torch.Tensor,
+        latent_mask: torch.Tensor | None = None,
+        f0: torch.Tensor | None = None,
+        voiced: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if latent_mask is None:
             latent_mask = torch.ones(latents.shape[0], latents.shape[2], dtype=torch.bool, device=latents.device)
-        waveform = self.inverse_stft(self.spectrum(latents, latent_mask), latent_mask.float()).clamp(-1.0, 1.0)
+        spectrum = self.spectrum(latents, latent_mask)
+        if f0 is not None:  # voiced frames, low bins: the excitation's phase instead of the predicted one
+            harmonic_phase = self.stft(self.harmonic_excitation(f0), latents.shape[2]).angle()
+            bin_hz = torch.arange(spectrum.shape[1], device=latents.device) * self.sampling_rate / self.n_fft
+            chosen = voiced[:, None, :] & (bin_hz < self.harmonic_phase_max_hz)[None, :, None]
+            spectrum = torch.where(chosen, torch.polar(spectrum.abs(), harmonic_phase), spectrum)
+        waveform = self.inverse_stft(spectrum, latent_mask.float()).clamp(-1.0, 1.0)
         return waveform.to(latents.dtype)
 
 
@@ -428,6 +470,8 @@ class NS2CodecModel(PreTrainedModel):
         quantized_latents: torch.Tensor | None = None,
         audio_codes: torch.LongTensor | None = None,
         latent_mask: torch.Tensor | None = None,
+        f0: torch.Tensor | None = None,
+        voiced: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> NS2CodecDecoderOutput | tuple:
         """Decode quantized latents (or codes) to audio.
@@ -437,6 +481,12 @@ class NS2CodecModel(PreTrainedModel):
             audio_codes: `(batch, k, frames)` codes of the first k quantizers; pass this or `quantized_latents`.
             latent_mask: `(batch, frames)` bool, True = valid frame; padded frames are ignored and decode to
                 silence.
+            f0: `(batch, frames)` pitch in Hz, positive on every frame (e.g. interpolated across unvoiced ones),
+                with `voiced` `(batch, frames)` bool (default: all voiced). Fourier decoder only (ours): in voiced
+                frames, the STFT bins below `config.harmonic_phase_max_hz` take the phase of a harmonic
+                excitation at this f0 (`harmonic_excitation`), the magnitudes stay the decoder's. The decoder's
+                own phases print the 80 Hz frame grid and lose the pitch of voices below ~110 Hz
+                (`benchmarks/codec_phase_ablation.py`); these advance each partial continuously at the given pitch.
 
         Returns:
             `audio_values` `(batch, frames * hop_length)`.
@@ -457,7 +507,19 @@ class NS2CodecModel(PreTrainedModel):
                     f"got {tuple(latent_mask.shape)}."
                 )
             latent_mask = None if bool(latent_mask.all()) else latent_mask.bool()
-        output = NS2CodecDecoderOutput(audio_values=self.decoder(quantized_latents, latent_mask))
+        if f0 is None:
+            output = NS2CodecDecoderOutput(audio_values=self.decoder(quantized_latents, latent_mask))
+            return output if return_dict else output.to_tuple()
+        if self.config.decoder_type != "fourier":
+            raise ValueError("decoding with an `f0` contour (harmonic phase) needs the Fourier decoder.")
+        expected = (quantized_latents.shape[0], quantized_latents.shape[2])
+        voiced = torch.ones(expected, dtype=torch.bool, device=f0.device) if voiced is None else voiced.bool()
+        if f0.shape != expected or voiced.shape != expected:
+            raise ValueError(f"`f0` and `voiced` must be (batch, frames) = {expected}, got {tuple(f0.shape)} and "
+                             f"{tuple(voiced.shape)}.")
+        if not bool(torch.isfinite(f0).all()) or bool((f0 <= 0).any()):
+            raise ValueError("`f0` must be finite and positive on every frame (interpolate across unvoiced frames).")
+        output = NS2CodecDecoderOutput(audio_values=self.decoder(quantized_latents, latent_mask, f0, voiced))
         return output if return_dict else output.to_tuple()
 
     def forward(

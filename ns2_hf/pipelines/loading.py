@@ -17,7 +17,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Type, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Type, Union
+
+if TYPE_CHECKING:
+    import torch
 
 
 #: Weight files ns2-hf loads, and the files a pipeline folder needs besides them (Hub download filter).

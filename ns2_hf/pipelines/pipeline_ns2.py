@@ -450,15 +450,44 @@ class NS2Pipeline(DiffusionPipeline):
         return latents
 
     # 5. decode ---------------------------------------------------------------------------------------
-    def decode_latents(self, latents, frame_mask) -> List[torch.Tensor]:
+    def harmonic_phase_contour(self, harmonic_phase, log_f0, phoneme_ids, durations):
+        """The pitch the codec's harmonic phase follows (`NS2CodecModel.decode(f0=, voiced=)`): `(f0 (batch,
+        frames) Hz, voiced (batch, frames) bool)` — f0 from the frame log-f0 the denoiser was conditioned on,
+        voiced where the frame's phoneme is a voiced phone (`ns2_hf.text.is_voiced`) — or `(None, None)` when
+        off. `harmonic_phase` None turns it on for a codec with the Fourier decoder and off for any other.
+
+        Raises:
+            ValueError: `harmonic_phase=True` with a codec that has no Fourier decoder.
+        """
+        from ..text import is_voiced
+
+        supported = getattr(getattr(self.codec, "config", None), "decoder_type", None) == "fourier"
+        if harmonic_phase is None:
+            harmonic_phase = supported
+        if not harmonic_phase:
+            return None, None
+        if not supported:
+            raise ValueError("harmonic_phase=True needs a codec with the Fourier decoder (NS2CodecModel with "
+                             "decoder_type='fourier'); pass harmonic_phase=False or None.")
+        vocabulary = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+        voiced_by_id = torch.tensor([is_voiced(token) for token in vocabulary], device=phoneme_ids.device)
+        frame_voiced, _ = self.model.length_regulate(voiced_by_id[phoneme_ids].float()[..., None], durations)
+        return log_f0.float().exp(), frame_voiced[..., 0] > 0.5
+
+    def decode_latents(self, latents, frame_mask, f0=None, voiced=None) -> List[torch.Tensor]:
         """Codec decoder on each item's valid frames, one item at a time (the decoder's convolutions would
-        otherwise read the padding of shorter items), in float32 ([`codec_in_float32`]). Returns float32
-        waveforms `(frames * hop,)`."""
+        otherwise read the padding of shorter items), in float32 ([`codec_in_float32`]); with `f0` and `voiced`
+        `(batch, frames)` ([`harmonic_phase_contour`]), voiced frames take the codec's harmonic phase. Returns
+        float32 waveforms `(frames * hop,)`."""
         audios = []
         with self.codec_in_float32():
             for index, num_frames in enumerate(frame_mask.sum(dim=1).tolist()):
                 item_latents = self.model.denormalize_latents(latents[index : index + 1, :, :num_frames].float())
-                audio = self.codec.decode(quantized_latents=item_latents).audio_values[0]
+                if f0 is None:
+                    audio = self.codec.decode(quantized_latents=item_latents).audio_values[0]
+                else:
+                    audio = self.codec.decode(quantized_latents=item_latents, f0=f0[index : index + 1, :num_frames],
+                                              voiced=voiced[index : index + 1, :num_frames]).audio_values[0]
                 audios.append(audio[: num_frames * self.hop_length])
         return audios
 
@@ -477,6 +506,7 @@ class NS2Pipeline(DiffusionPipeline):
         speed: float = 1.0,
         durations: Optional[Sequence[Sequence[int]]] = None,
         pitch: Optional[Sequence[Sequence[float]]] = None,
+        harmonic_phase: Optional[bool] = None,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Optional[Union[Callable, PipelineCallback, MultiPipelineCallbacks]] = None,
@@ -506,6 +536,10 @@ class NS2Pipeline(DiffusionPipeline):
             durations: per text, one frame count per phoneme (overrides the duration predictor).
             pitch: per text, one f0 value in Hz per frame (overrides the pitch predictor; needs `durations`
                 or a known frame count).
+            harmonic_phase: decode the voiced phonemes' frames with the phase of a harmonic excitation at the
+                frame pitch (predicted or given) instead of the codec decoder's own phases, which print its 80 Hz
+                frame grid and lose low voices' pitch (ours; `NS2CodecModel.decode`). None (default): on when the
+                codec has the Fourier decoder.
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
             callback_on_step_end: called after each denoising step as
@@ -557,7 +591,8 @@ class NS2Pipeline(DiffusionPipeline):
         if output_type == "latent":
             audios = [self.model.denormalize_latents(latents[index, :, : int(lengths[index])]) for index in range(batch_size)]
         else:
-            audios = self.decode_latents(latents, frame_mask)
+            f0, voiced = self.harmonic_phase_contour(harmonic_phase, log_f0, phoneme_ids, phoneme_durations)
+            audios = self.decode_latents(latents, frame_mask, f0, voiced)
             if output_type == "np":
                 audios = [audio.cpu().numpy() for audio in audios]
         self.maybe_free_model_hooks()

@@ -47,6 +47,7 @@ class NS2SpeechEnhancementPipeline(NS2VoiceConversionPipeline):
         num_inference_steps: int = 150,
         inversion: str = "noise",
         generator: Optional[torch.Generator] = None,
+        harmonic_phase: Optional[bool] = None,
         output_type: str = "np",
         return_dict: bool = True,
     ):
@@ -61,7 +62,8 @@ class NS2SpeechEnhancementPipeline(NS2VoiceConversionPipeline):
             inversion: `"noise"` (default, ours) or the paper's `"ode"`, which carries the noise along (see
                 the module docstring for the measurements).
             generator: the random source of `inversion="noise"`.
-            num_inference_steps, output_type, return_dict: as in [`NS2VoiceConversionPipeline.__call__`].
+            num_inference_steps, harmonic_phase, output_type, return_dict: as in
+                [`NS2VoiceConversionPipeline.__call__`].
 
         Returns:
             [`NS2VoiceConversionPipelineOutput`] (or a tuple).
@@ -77,6 +79,7 @@ class NS2SpeechEnhancementPipeline(NS2VoiceConversionPipeline):
             shift_pitch=False,
             inversion=inversion,
             generator=generator,
+            harmonic_phase=harmonic_phase,
             output_type=output_type,
             return_dict=return_dict,
         )

@@ -222,6 +222,7 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
         shift_pitch: bool = True,
         inversion: str = "ode",
         generator: Optional[torch.Generator] = None,
+        harmonic_phase: Optional[bool] = None,
         output_type: str = "np",
         return_dict: bool = True,
     ):
@@ -239,6 +240,8 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
             inversion: `"ode"` (the paper: the forward probability-flow ODE, deterministic, keeps the most of the
                 source) or `"noise"` (the VP marginal with fresh noise: keeps only what survives the noise).
             generator: the random source of `inversion="noise"`.
+            harmonic_phase: decode the voiced phonemes' frames with a harmonic phase at the output's pitch (as in
+                [`NS2Pipeline.__call__`]); None: on for a codec with the Fourier decoder.
             output_type: `"np"`, `"pt"` or `"latent"`.
             return_dict: return an [`NS2VoiceConversionPipelineOutput`] instead of a tuple.
 
@@ -296,7 +299,9 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
         if output_type == "latent":
             audios = [self.model.denormalize_latents(latents[0])]
         else:
-            audios = self.decode_latents(latents, frame_mask)
+            output_log_f0 = torch.from_numpy(target_log_f0).to(self.device)[None]
+            f0, voiced = self.harmonic_phase_contour(harmonic_phase, output_log_f0, phoneme_ids, durations)
+            audios = self.decode_latents(latents, frame_mask, f0, voiced)
             if output_type == "np":
                 audios = [audio.cpu().numpy() for audio in audios]
         self.maybe_free_model_hooks()
