@@ -40,6 +40,14 @@ MIN_SIM_MARGIN = 0.1
 REAL_RECORDINGS = [REPO_ROOT / "examples" / "real" / f"librivox_austen_{n}.wav" for n in ("0920", "0930")]
 MAX_BUZZ_SHARE = 0.17
 MAX_GRID_LOCK = 3.6
+# The same two recordings decoded with the harmonic phase at their own pitch (Praat at the codec hop): buzz share
+# 0.072 / 0.037, grid lock 1.14 / 1.24, median f0 0.97 / 1.00 of the recording's (the decoder's own phases: 1.24 /
+# 1.02). And the shipped model speaking the three ITEMS texts with each recording as the prompt (50 steps, seed 0):
+# grid lock 1.08–1.41 with the harmonic phase (the pipeline's default), 2.10–2.61 without; output median f0
+# 0.90–1.00 of the prompt's.
+MAX_HARMONIC_GRID_LOCK = 1.6
+MAX_HARMONIC_BUZZ_SHARE = 0.1
+MAX_MODEL_GRID_LOCK = 1.7
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +95,38 @@ def test_shipped_model_loads_by_short_name_and_is_small(pipeline):
     total_bytes = sum(path.stat().st_size for path in SHIPPED.rglob("*") if path.is_file())
     assert total_bytes < 50 * 1024 * 1024
     assert list(SHIPPED.rglob("*.safetensors")) and not list(SHIPPED.rglob("*.bin"))
+
+
+def test_harmonic_phase_removes_the_frame_grid_and_keeps_the_pitch_of_real_recordings(pipeline):
+    from ns2_hf.audio.pitch import extract_pitch
+    from ns2_hf.metrics import pitch_kept
+
+    rate, hop = pipeline.sampling_rate, pipeline.hop_length
+    for path in REAL_RECORDINGS:
+        audio = load_audio(str(path), target_sampling_rate=rate)
+        with torch.no_grad():
+            latents = pipeline.codec.encode(torch.from_numpy(audio)[None]).quantized_latents
+            log_f0, voiced = extract_pitch(audio, rate, hop, num_frames=latents.shape[-1])
+            decoded = pipeline.codec.decode(latents, f0=torch.from_numpy(log_f0).exp()[None],
+                                            voiced=torch.from_numpy(voiced)[None]).audio_values[0, : len(audio)].numpy()
+        measured = frame_rate_buzz(decoded, rate, rate / hop)
+        assert measured["grid_lock"] < MAX_HARMONIC_GRID_LOCK and measured["buzz_share"] < MAX_HARMONIC_BUZZ_SHARE, measured
+        assert pitch_kept(decoded, audio, rate)["f0_kept"], path
+
+
+@pytest.mark.slow
+def test_shipped_model_speaks_a_real_low_voice_without_the_frame_grid(pipeline):
+    from ns2_hf.metrics import pitch_contour
+
+    rate = pipeline.sampling_rate
+    locks = []
+    for path in REAL_RECORDINGS:
+        prompt_f0, prompt_voiced = pitch_contour(load_audio(str(path), target_sampling_rate=rate), rate)
+        for text, _, _ in ITEMS:
+            audio = pipeline(text, prompt_audio=str(path), num_inference_steps=STEPS,
+                             generator=torch.Generator().manual_seed(0)).audios[0]
+            locks.append(frame_rate_buzz(audio, rate, rate / pipeline.hop_length)["grid_lock"])
+            f0, voiced = pitch_contour(audio, rate)
+            ratio = np.median(f0[voiced]) / np.median(prompt_f0[prompt_voiced])
+            assert 0.8 < ratio < 1.2, f"{path.name}: output f0 {ratio:.2f} x the prompt's"
+    assert np.mean(locks) < MAX_MODEL_GRID_LOCK, f"grid lock {locks}"
