@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=4, help="chunks of a long text synthesized together")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: $NS2_NUM_THREADS, else 1, which stays fast on a busy machine)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--harmonic-phase", choices=("auto", "on", "off"), default="auto",
+                        help="decode voiced sounds with a harmonic phase at the spoken pitch instead of the codec decoder's "
+                             "own phases (auto: on for a codec with the Fourier decoder, as the shipped model's)")
     parser.add_argument("--untrained", action="store_true", help="use a random-weight tiny pipeline (plumbing check; never used unless asked for)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--source", default=None, help="voice conversion: say this speech in the --prompt voice")
@@ -83,12 +86,18 @@ def run_mode(args, pipeline):
         if not isinstance(pipeline, wanted):  # the random-weight fallback: no aligner, refused with its reason
             pipeline = wanted.from_pipe(pipeline)
         source = args.source or args.enhance
-        return pipeline(source, args.prompt, transcript=args.text, num_inference_steps=args.steps, **strength)
+        return pipeline(source, args.prompt, transcript=args.text, num_inference_steps=args.steps, **strength,
+                        **harmonic_phase_argument(args))
     conditions = load_score(args.score, pipeline.tokenizer, pipeline.sampling_rate / pipeline.hop_length, lyrics=args.text)
     return pipeline(
         conditions.text, prompt_audio=args.prompt, num_inference_steps=args.steps, generator=torch.Generator().manual_seed(args.seed),
-        temperature=args.temperature, durations=[conditions.durations], pitch=[conditions.f0],
+        temperature=args.temperature, durations=[conditions.durations], pitch=[conditions.f0], **harmonic_phase_argument(args),
     )
+
+
+def harmonic_phase_argument(args) -> Dict:
+    """`--harmonic-phase` as pipeline keyword arguments: none for "auto" (the pipeline's default)."""
+    return {} if args.harmonic_phase == "auto" else {"harmonic_phase": args.harmonic_phase == "on"}
 
 
 def read_text_file(path: str, default_prompt: str | None, default_seed: int) -> List[Dict]:
@@ -230,7 +239,7 @@ def main(argv=None) -> int:
                 output = speak_long_text(
                     pipeline, request["text"], request["prompt"], seed=request["seed"], num_inference_steps=args.steps,
                     temperature=args.temperature, speed=args.speed, max_phonemes_per_chunk=args.max_phonemes_per_chunk,
-                    batch_size=args.batch_size, progress=len(requests) == 1,
+                    batch_size=args.batch_size, progress=len(requests) == 1, **harmonic_phase_argument(args),
                 )
             except USER_ERRORS as error:  # name the line in batch mode; the files before it are written
                 raise type(error)(f"{args.text_file} (id {request['id']}): {error}" if args.text_file else str(error)) from error

@@ -10,6 +10,7 @@ import torch
 
 from ns2_hf.audio import AudioInputError
 from ns2_hf.pipelines import NS2Pipeline, build_untrained_pipeline
+from ns2_hf.pipelines.arguments import GenerationArgumentError
 
 STEPS = 4
 EXAMPLE_PROMPT = Path(__file__).resolve().parents[1] / "examples" / "prompt.wav"
@@ -140,12 +141,13 @@ def test_harmonic_phase_follows_the_frame_pitch_on_voiced_phonemes(pipeline, fou
     phoneme_ids, _ = fourier_pipeline.encode_text(["sass"])  # /s æ s/ (+ punctuation-free: 3 phonemes)
     phones = fourier_pipeline.tokenizer.convert_ids_to_tokens(phoneme_ids[0].tolist())
     durations = torch.full_like(phoneme_ids, 3)
-    f0, frame_voiced = fourier_pipeline.harmonic_phase_contour(None, torch.zeros(1, 3 * len(phones)), phoneme_ids, durations)
+    f0, frame_voiced = fourier_pipeline.harmonic_phase_contour(torch.zeros(1, 3 * len(phones)), phoneme_ids, durations)
     expected = [phone.lstrip("ˈˌ") not in ("s",) for phone in phones for _ in range(3)]
     assert frame_voiced[0].tolist() == expected and any(expected) and not all(expected)
     assert torch.equal(f0, torch.ones_like(f0))  # exp(log f0)
-    assert fourier_pipeline.harmonic_phase_contour(False, torch.zeros(1, 9), phoneme_ids, durations) == (None, None)
-    with pytest.raises(ValueError, match="Fourier decoder"):
+    assert fourier_pipeline.uses_harmonic_phase(None) and not fourier_pipeline.uses_harmonic_phase(False)
+    assert not pipeline.uses_harmonic_phase(None) and not pipeline.uses_harmonic_phase(False)
+    with pytest.raises(GenerationArgumentError, match="Fourier decoder"):
         run(pipeline, text, prompt, harmonic_phase=True)
 
 
@@ -223,3 +225,7 @@ def test_cli_writes_speech(tmp_path, pipeline):
     audio, sampling_rate = sf.read(out)
     assert sampling_rate == pipeline.sampling_rate and len(audio) > 0
     assert main(["--model", str(tmp_path / "pipe"), "--text", "", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out)]) == 2
+    # this codec has no Fourier decoder: no harmonic phase to turn on (refused before any synthesis), off is fine
+    arguments = ["--model", str(tmp_path / "pipe"), "--text", "Command line.", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out),
+                 "--steps", "2", "--harmonic-phase"]
+    assert main([*arguments, "on"]) == 2 and main([*arguments, "off"]) == 0

@@ -28,7 +28,7 @@ from ..ns2 import NS2Model
 from ..ns2.prompt_pitch import prompt_pitch_statistics
 from ..schedulers import NS2Scheduler, temperature_to_sigma
 from ..text import NS2PhonemeTokenizer
-from .arguments import check_generation_arguments
+from .arguments import GenerationArgumentError, check_generation_arguments
 from .loading import ModelLoadError, check_pipeline_folder, check_pipeline_weights, find_pipeline_folder, hub_download_options
 from .voice import NS2Voice, codebook_probe
 
@@ -450,25 +450,26 @@ class NS2Pipeline(DiffusionPipeline):
         return latents
 
     # 5. decode ---------------------------------------------------------------------------------------
-    def harmonic_phase_contour(self, harmonic_phase, log_f0, phoneme_ids, durations):
-        """The pitch the codec's harmonic phase follows (`NS2CodecModel.decode(f0=, voiced=)`): `(f0 (batch,
-        frames) Hz, voiced (batch, frames) bool)` — f0 from the frame log-f0 the denoiser was conditioned on,
-        voiced where the frame's phoneme is a voiced phone (`ns2_hf.text.is_voiced`) — or `(None, None)` when
-        off. `harmonic_phase` None turns it on for a codec with the Fourier decoder and off for any other.
+    def uses_harmonic_phase(self, harmonic_phase: Optional[bool]) -> bool:
+        """Whether to decode with the codec's harmonic phase: `harmonic_phase`, or (None) whether the codec has the
+        Fourier decoder, the only one that has it.
 
         Raises:
-            ValueError: `harmonic_phase=True` with a codec that has no Fourier decoder.
+            GenerationArgumentError: `harmonic_phase=True` with a codec that has no Fourier decoder.
         """
+        supported = getattr(getattr(self.codec, "config", None), "decoder_type", None) == "fourier"
+        if harmonic_phase and not supported:
+            raise GenerationArgumentError("harmonic_phase=True needs a codec with the Fourier decoder (NS2CodecModel "
+                                          "with decoder_type='fourier'); pass harmonic_phase=False or None.")
+        return supported if harmonic_phase is None else bool(harmonic_phase)
+
+    def harmonic_phase_contour(self, log_f0, phoneme_ids, durations):
+        """The pitch the codec's harmonic phase follows (`NS2CodecModel.decode(f0=, voiced=)`): `f0 (batch, frames)`
+        in Hz, from the frame log-f0 `(batch, frames)` the denoiser was conditioned on, and `voiced (batch, frames)`
+        bool, where the frame's phoneme is a voiced phone (`ns2_hf.text.is_voiced`; `phoneme_ids` and `durations`
+        `(batch, phonemes)`)."""
         from ..text import is_voiced
 
-        supported = getattr(getattr(self.codec, "config", None), "decoder_type", None) == "fourier"
-        if harmonic_phase is None:
-            harmonic_phase = supported
-        if not harmonic_phase:
-            return None, None
-        if not supported:
-            raise ValueError("harmonic_phase=True needs a codec with the Fourier decoder (NS2CodecModel with "
-                             "decoder_type='fourier'); pass harmonic_phase=False or None.")
         vocabulary = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         voiced_by_id = torch.tensor([is_voiced(token) for token in vocabulary], device=phoneme_ids.device)
         frame_voiced, _ = self.model.length_regulate(voiced_by_id[phoneme_ids].float()[..., None], durations)
@@ -560,6 +561,7 @@ class NS2Pipeline(DiffusionPipeline):
             texts, prompt_audio, voice, num_inference_steps, num_waveforms_per_prompt, generator, temperature, speed,
             durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs,
         )
+        harmonic = self.uses_harmonic_phase(harmonic_phase)
 
         # 2. encode conditions: voices (each distinct prompt once), phonemes, prompt, durations, pitch
         voices = self._voices_per_text(texts, prompt_audio, prompt_sampling_rate, voice)
@@ -591,7 +593,7 @@ class NS2Pipeline(DiffusionPipeline):
         if output_type == "latent":
             audios = [self.model.denormalize_latents(latents[index, :, : int(lengths[index])]) for index in range(batch_size)]
         else:
-            f0, voiced = self.harmonic_phase_contour(harmonic_phase, log_f0, phoneme_ids, phoneme_durations)
+            f0, voiced = self.harmonic_phase_contour(log_f0, phoneme_ids, phoneme_durations) if harmonic else (None, None)
             audios = self.decode_latents(latents, frame_mask, f0, voiced)
             if output_type == "np":
                 audios = [audio.cpu().numpy() for audio in audios]

@@ -249,6 +249,7 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
             [`NS2VoiceConversionPipelineOutput`] (or `(audios, sampling_rate, durations, transcripts, pitch)`).
         """
         self.check_conversion_inputs(strength, num_inference_steps, transcript, inversion)
+        harmonic = self.uses_harmonic_phase(harmonic_phase)
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"`output_type` must be 'np', 'pt' or 'latent', got {output_type!r}.")
 
@@ -299,8 +300,9 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
         if output_type == "latent":
             audios = [self.model.denormalize_latents(latents[0])]
         else:
-            output_log_f0 = torch.from_numpy(target_log_f0).to(self.device)[None]
-            f0, voiced = self.harmonic_phase_contour(harmonic_phase, output_log_f0, phoneme_ids, durations)
+            f0, voiced = (None, None)
+            if harmonic:
+                f0, voiced = self.harmonic_phase_contour(torch.from_numpy(target_log_f0).to(self.device)[None], phoneme_ids, durations)
             audios = self.decode_latents(latents, frame_mask, f0, voiced)
             if output_type == "np":
                 audios = [audio.cpu().numpy() for audio in audios]
