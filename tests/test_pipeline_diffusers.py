@@ -209,8 +209,8 @@ def shipped():
 def test_bf16_and_fp16_speak_like_fp32_on_the_shipped_model(shipped, corpus_dir):
     """Same text, prompt, seed and durations: bf16/fp16 output within a small log-mel L1 of fp32.
 
-    Measured (25 steps): bf16 0.048, fp16 0.021; another seed in fp32 is 0.178 away, and Euler-25 is 0.08 from
-    Euler-150 — half precision costs less than a shorter solve.
+    Measured (25 steps): bf16 0.092, fp16 0.050 — with the codec's harmonic phase, which renders the half-precision
+    pitch contour as it is (the decoder's own phases: 0.048 / 0.021); another seed in fp32 is 0.181 away.
     """
     voice = shipped.encode_voice(*read(corpus_dir, "flite_slt_0040"))
     reference = shipped(TEXT, voice=voice, num_inference_steps=25, generator=seeded(0))
@@ -218,7 +218,7 @@ def test_bf16_and_fp16_speak_like_fp32_on_the_shipped_model(shipped, corpus_dir)
     seed_distance = multi_resolution_mel_distance(other_seed.audios[0], reference.audios[0], shipped.sampling_rate)
     half = NS2Pipeline.from_pretrained(torch_dtype=torch.bfloat16)  # the issue's spelling; diffusers now prefers dtype=
     half.set_progress_bar_config(disable=True)
-    for dtype, bound in ((torch.bfloat16, 0.09), (torch.float16, 0.05)):
+    for dtype, bound in ((torch.bfloat16, 0.13), (torch.float16, 0.08)):
         half.to(dtype=dtype)
         assert half.model.dtype == dtype
         output = half(TEXT, voice=voice, num_inference_steps=25, generator=seeded(0), durations=reference.durations)
