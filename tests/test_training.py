@@ -402,26 +402,31 @@ def test_sharded_validation_gives_the_numbers_of_one_process(chain, tmp_path, sc
     assert two == pytest.approx(one, rel=1e-5)
 
 
-@pytest.mark.slow
-def test_codec_decoder_fine_tuning_keeps_the_codes(chain, tmp_path):
-    """`train_only: decoder` (codec_cpu_small_decoder.yaml) changes the decoder alone: encoder weights,
-    codebooks and therefore the codes of a prepared dataset stay bit-identical."""
+def _train_one_part(chain, tmp_path, config, part, *arguments):
+    """Fine-tune the chain's codec with `config` (a `train_only: part` recipe); asserts that the weights of `part`
+    alone changed and returns the codecs before and after, and a noise clip to encode."""
     from safetensors.torch import load_file
 
     from ns2_hf.codec import NS2CodecModel
 
-    start = chain["codec"] / BEST_DIR
-    launch("train_codec.py", "--config", CONFIGS / "codec_cpu_small_decoder.yaml", "--dataset", chain["data"],
-           "--init_from", start, "--output_dir", tmp_path / "decoder", *CODEC_STEPS, "--gan_start_step", "1000000",
-           "--lr", "1e-2")
-    before, after = (load_file(folder / "model.safetensors") for folder in (start, tmp_path / "decoder" / BEST_DIR))
+    start, trained = chain["codec"] / BEST_DIR, tmp_path / part / BEST_DIR
+    launch("train_codec.py", "--config", CONFIGS / config, "--dataset", chain["data"], "--init_from", start,
+           "--output_dir", tmp_path / part, *CODEC_STEPS, "--lr", "1e-2", *arguments)
+    before, after = (load_file(folder / "model.safetensors") for folder in (start, trained))
     assert before.keys() == after.keys()
     for name in before:
-        if not name.startswith("decoder."):
+        if not name.startswith(f"{part}."):
             assert torch.equal(before[name], after[name]), f"{name} changed"
-    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("decoder."))
+    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith(f"{part}."))
     audio = torch.from_numpy(np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1)[None]
-    codecs = [NS2CodecModel.from_pretrained(folder).eval() for folder in (start, tmp_path / "decoder" / BEST_DIR)]
+    return [NS2CodecModel.from_pretrained(folder).eval() for folder in (start, trained)], audio
+
+
+@pytest.mark.slow
+def test_codec_decoder_fine_tuning_keeps_the_codes(chain, tmp_path):
+    """`train_only: decoder` (codec_cpu_small_decoder.yaml) changes the decoder alone: encoder weights,
+    codebooks and therefore the codes of a prepared dataset stay bit-identical."""
+    codecs, audio = _train_one_part(chain, tmp_path, "codec_cpu_small_decoder.yaml", "decoder", "--gan_start_step", "1000000")
     with torch.no_grad():
         codes = [codec.encode(audio).audio_codes for codec in codecs]
         decoded = [codec.decode(audio_codes=codes[0]).audio_values for codec in codecs]
@@ -436,22 +441,7 @@ def test_codec_encoder_fine_tuning_keeps_the_latent_space(chain, tmp_path):
     """`train_only: encoder` (codec_cpu_encoder.yaml) changes the encoder alone: codebooks and decoder stay
     bit-identical, so any codes decode to the same audio (an NS2 model's latents keep their meaning), while the
     encoding of a recording moves."""
-    from safetensors.torch import load_file
-
-    from ns2_hf.codec import NS2CodecModel
-
-    start = chain["codec"] / BEST_DIR
-    launch("train_codec.py", "--config", CONFIGS / "codec_cpu_encoder.yaml", "--dataset", chain["data"],
-           "--init_from", start, "--output_dir", tmp_path / "encoder", *CODEC_STEPS, "--extra_audio_dirs", "[]",
-           "--lr", "1e-2")
-    before, after = (load_file(folder / "model.safetensors") for folder in (start, tmp_path / "encoder" / BEST_DIR))
-    assert before.keys() == after.keys()
-    for name in before:
-        if not name.startswith("encoder."):
-            assert torch.equal(before[name], after[name]), f"{name} changed"
-    assert any(not torch.equal(before[name], after[name]) for name in before if name.startswith("encoder."))
-    audio = torch.from_numpy(np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1)[None]
-    codecs = [NS2CodecModel.from_pretrained(folder).eval() for folder in (start, tmp_path / "encoder" / BEST_DIR)]
+    codecs, audio = _train_one_part(chain, tmp_path, "codec_cpu_encoder.yaml", "encoder", "--extra_audio_dirs", "[]")
     with torch.no_grad():
         latents = [codec.encode(audio).latents for codec in codecs]
         codes = codecs[0].encode(audio).audio_codes
