@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--harmonic-phase", choices=("auto", "on", "off"), default="auto",
                         help="decode voiced sounds with a harmonic phase at the spoken pitch instead of the codec decoder's "
                              "own phases (auto: on for a codec with the Fourier decoder, as the shipped model's)")
+    parser.add_argument("--match-prompt-pitch", action="store_true",
+                        help="text to speech: move the predicted pitch into the prompt's register (reads real prompts "
+                             "better with the shipped model, corpus-like voices a little worse)")
     parser.add_argument("--untrained", action="store_true", help="use a random-weight tiny pipeline (plumbing check; never used unless asked for)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--source", default=None, help="voice conversion: say this speech in the --prompt voice")
@@ -218,6 +221,9 @@ def main(argv=None) -> int:
         parser.error("--text-file speaks texts; --source, --enhance and --score take one file each.")
     if args.strength is not None and not (args.source or args.enhance):
         parser.error("--strength applies to --source and --enhance only.")
+    if args.match_prompt_pitch and mode:
+        parser.error("--match-prompt-pitch applies to text to speech only (--source keeps the source's melody moved "
+                     "into the prompt's range; --score sings the notes).")
     started = time.perf_counter()
     try:
         requests = check_requests(args)  # a mistake costs no import of torch, no model load, no synthesis
@@ -240,6 +246,7 @@ def main(argv=None) -> int:
                     pipeline, request["text"], request["prompt"], seed=request["seed"], num_inference_steps=args.steps,
                     temperature=args.temperature, speed=args.speed, max_phonemes_per_chunk=args.max_phonemes_per_chunk,
                     batch_size=args.batch_size, progress=len(requests) == 1, **harmonic_phase_argument(args),
+                    match_prompt_pitch=args.match_prompt_pitch,
                 )
             except USER_ERRORS as error:  # name the line in batch mode; the files before it are written
                 raise type(error)(f"{args.text_file} (id {request['id']}): {error}" if args.text_file else str(error)) from error

@@ -151,6 +151,34 @@ def test_harmonic_phase_follows_the_frame_pitch_on_voiced_phonemes(pipeline, fou
         run(pipeline, text, prompt, harmonic_phase=True)
 
 
+def test_match_prompt_pitch_puts_the_predicted_contour_in_the_prompts_register(fourier_pipeline, prompt, monkeypatch):
+    """`match_prompt_pitch=True`: each item's contour is shifted so that its mean is its voice's voiced mean
+    log-f0 (shape kept, padding zero, a voice without pitch statistics untouched), and that contour is what the
+    denoiser and the codec's harmonic phase get."""
+    import dataclasses
+
+    voice = fourier_pipeline.encode_voice(*prompt)
+    low, high = (dataclasses.replace(voice, log_f0_mean=math.log(hz)) for hz in (100.0, 125.0))
+    unmeasured = dataclasses.replace(voice, log_f0_mean=None, log_f0_std=None)
+    log_f0 = torch.log(torch.tensor([[150.0, 160.0, 170.0, 1.0], [150.0, 160.0, 170.0, 180.0], [150.0, 160.0, 170.0, 180.0]]))
+    mask = torch.tensor([[True, True, True, False], [True] * 4, [True] * 4])
+    matched = fourier_pipeline.match_prompt_pitch(log_f0, mask, [low, high, unmeasured])
+    assert matched[0, :3].mean() == pytest.approx(math.log(100.0), abs=1e-5) and matched[0, 3] == 0
+    assert matched[1].mean() == pytest.approx(math.log(125.0), abs=1e-5)
+    assert torch.allclose(matched[:2, 1:3] - matched[:2, :2], log_f0[:2, 1:3] - log_f0[:2, :2])  # same shape
+    assert torch.equal(matched[2], log_f0[2])
+
+    given = []
+    decode = type(fourier_pipeline).decode_latents
+    monkeypatch.setattr(type(fourier_pipeline), "decode_latents",
+                        lambda self, latents, frame_mask, f0=None, voiced=None: given.append(f0) or decode(self, latents, frame_mask, f0, voiced))
+    for matching in (True, False):
+        fourier_pipeline("We are all one.", voice=low, num_inference_steps=STEPS, match_prompt_pitch=matching,
+                         generator=torch.Generator().manual_seed(0))
+    assert given[0].log().mean() == pytest.approx(math.log(100.0), abs=1e-4)
+    assert given[1].log().mean() != pytest.approx(math.log(100.0), abs=1e-2)  # the untrained predictor's own
+
+
 def test_speed_scales_predicted_length(pipeline, prompt, monkeypatch):
     # a duration predictor that says 6 frames for every phoneme: log(6 + 1)
     monkeypatch.setattr(
@@ -228,4 +256,4 @@ def test_cli_writes_speech(tmp_path, pipeline):
     # this codec has no Fourier decoder: no harmonic phase to turn on (refused before any synthesis), off is fine
     arguments = ["--model", str(tmp_path / "pipe"), "--text", "Command line.", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out),
                  "--steps", "2", "--harmonic-phase"]
-    assert main([*arguments, "on"]) == 2 and main([*arguments, "off"]) == 0
+    assert main([*arguments, "on"]) == 2 and main([*arguments, "off", "--match-prompt-pitch"]) == 0
