@@ -129,7 +129,7 @@ def build_demo(
         weights = "random weights (untrained stand-in)" if problem else "trained weights"
         default_temperature = round(float(pipe.scheduler.config.temperature), 2)
 
-    def synthesize(text, prompt_path, steps, seed, speed, temperature):
+    def synthesize(text, prompt_path, steps, seed, speed, temperature, match_prompt_pitch=False):
         if pipe is None:
             raise gr.Error(f"No model is loaded, so nothing can be synthesized: {problem}")
         text = (text or "").strip()
@@ -145,7 +145,7 @@ def build_demo(
             check_generation_arguments(text, steps, speed, temperature, seed)  # the API's and the CLI's message
             output = speak_long_text(  # sentence by sentence: a paragraph costs no more per word than a sentence
                 pipe, text, prompt_path, seed=seed, num_inference_steps=steps, temperature=temperature, speed=speed,
-                progress=False,
+                match_prompt_pitch=bool(match_prompt_pitch), progress=False,
             )
             check_generated_audio(output.audio)
         except AudioInputError as error:  # name the upload as the visitor knows it, not by its server path
@@ -187,6 +187,10 @@ def build_demo(
                         0.5, max(100.0, default_temperature), value=default_temperature, step=0.01,
                         label="Temperature τ (initial noise N(0, 1/τ); paper 1.44; higher = less varied, clearer)",
                     )
+                    match_pitch = gr.Checkbox(
+                        value=False, label="Match the prompt's pitch register (try it with a real recording: the shipped "
+                        "model then reads real voices much better)",
+                    )
                 button = gr.Button("Synthesize", variant="primary", elem_id="synthesize-button")
             with gr.Column():
                 speech = gr.Audio(label="Speech", type="numpy", interactive=False, elem_id="output-audio")
@@ -194,7 +198,8 @@ def build_demo(
                 status = gr.Markdown(f"**Model:** `{model_name}` · {weights} · ready", elem_id="status")
         gr.Examples(examples=example_rows(), inputs=[text, prompt], label="Example sentences and voices")
         button.click(
-            synthesize, inputs=[text, prompt, steps, seed, speed, temperature], outputs=[speech, mel, status], api_name="synthesize"
+            synthesize, inputs=[text, prompt, steps, seed, speed, temperature, match_pitch], outputs=[speech, mel, status],
+            api_name="synthesize",
         )
         if pipe is not None:
             mode_tabs(pipe, aligner, model_name, weights)

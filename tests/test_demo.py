@@ -81,8 +81,9 @@ def client(pipeline_dir, tmp_path_factory):
         process.wait(timeout=30)
 
 
-def synthesize(client, text=TEXT, prompt=EXAMPLE_PROMPT, seed=0, speed=1.0, temperature=1.44):
-    return client.predict(text, handle_file(str(prompt)), STEPS, seed, speed, temperature, api_name="/synthesize")
+def synthesize(client, text=TEXT, prompt=EXAMPLE_PROMPT, seed=0, speed=1.0, temperature=1.44, match_prompt_pitch=False):
+    return client.predict(text, handle_file(str(prompt)), STEPS, seed, speed, temperature, match_prompt_pitch,
+                          api_name="/synthesize")
 
 
 def test_synthesis_over_http_matches_the_pipeline_run_in_process(client, pipeline_dir):
@@ -102,13 +103,16 @@ def test_synthesis_over_http_matches_the_pipeline_run_in_process(client, pipelin
     np.testing.assert_allclose(audio, np.clip(expected, -1, 1), atol=2 / 32767)
 
 
-def test_seed_and_speed_reach_the_pipeline(client):
+def test_seed_speed_and_pitch_matching_reach_the_pipeline(client):
     first, _, _ = synthesize(client, seed=1)
     other, _, _ = synthesize(client, seed=2)
     faster, _, _ = synthesize(client, seed=1, speed=2.0)
     first, other, faster = (sf.read(path, dtype="float32")[0] for path in (first, other, faster))
     assert len(first) != len(other) or not np.allclose(first, other)
     assert len(faster) < len(first)
+    matched, _, _ = synthesize(client, seed=1, match_prompt_pitch=True)  # the contour moves: same length, other audio
+    matched = sf.read(matched, dtype="float32")[0]
+    assert len(matched) == len(first) and not np.allclose(matched, first)
 
 
 def test_empty_text_is_a_readable_error(client):
