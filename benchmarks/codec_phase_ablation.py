@@ -12,8 +12,8 @@ overlap-added again with the decoder's own inverse STFT:
 - `recording magnitude + decoder phase`: the other way round;
 - `decoder magnitude + Griffin-Lim N`: the decoder's phase refined by N Griffin-Lim iterations (consistent
   with the magnitude: no frame-synchronous phase pattern can survive);
-- `harmonic phase`: `NS2CodecModel.decode(..., f0=, voiced=)` with the recording's pitch (Praat at the codec
-  hop, `ns2_hf.audio.pitch.extract_pitch`): voiced frames take a harmonic excitation's phase below
+- `harmonic phase`: `ns2_hf.codec.resynthesize(..., harmonic_phase=True)`, i.e. `NS2CodecModel.decode(...,
+  f0=, voiced=)` with the recording's pitch (Praat at the codec hop): voiced frames take a harmonic excitation's phase below
   `harmonic_phase_max_hz` — what `NS2Pipeline` does with the pitch it predicts.
 
 Prints per list the share of recordings whose pitch is kept (`ns2_hf.metrics.pitch_kept`, median voiced f0
@@ -37,8 +37,7 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 from codec_pitch_by_voice import recordings  # noqa: E402
 
 from ns2_hf.audio.io import load_audio  # noqa: E402
-from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
-from ns2_hf.codec import NS2CodecModel  # noqa: E402
+from ns2_hf.codec import NS2CodecModel, resynthesize  # noqa: E402
 from ns2_hf.metrics import pitch_kept  # noqa: E402
 from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 
@@ -69,9 +68,7 @@ def variants(codec: NS2CodecModel, waveform: np.ndarray, griffin_lim: list) -> d
         name: decoder.inverse_stft(spectrum, frame_mask).clamp(-1.0, 1.0)[0, : len(waveform)].numpy()
         for name, spectrum in spectra.items()
     }
-    log_f0, voiced = extract_pitch(waveform, codec.config.sampling_rate, codec.config.hop_length, num_frames=frames)
-    harmonic = codec.decode(latents, f0=torch.from_numpy(log_f0).exp()[None], voiced=torch.from_numpy(voiced)[None])
-    outputs["harmonic phase (recording's f0)"] = harmonic.audio_values[0, : len(waveform)].numpy()
+    outputs["harmonic phase (recording's f0)"] = resynthesize(codec, waveform, harmonic_phase=True)
     return outputs
 
 

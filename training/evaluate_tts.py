@@ -215,12 +215,11 @@ def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]], harmon
     `harmonic_phase`, decode with the recording's own pitch (Praat at the codec hop) as the harmonic phase's f0
     (`NS2CodecModel.decode(f0=, voiced=)`: what the pipeline does with the pitch it predicts). Returns items,
     their rate and the codec's frame rate (None for "identity")."""
-    import torch
     from tqdm.auto import tqdm
 
     model, sampling_rate, frame_rate = None, METRIC_SAMPLING_RATE, None
     if codec not in ("identity", "none"):
-        from ns2_hf.codec import NS2CodecModel
+        from ns2_hf.codec import NS2CodecModel, resynthesize
 
         model = NS2CodecModel.from_pretrained(codec).eval()
         sampling_rate, frame_rate = int(model.config.sampling_rate), float(model.config.frame_rate)
@@ -230,18 +229,7 @@ def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]], harmon
         if model is None:
             reconstruction = original.copy()
         else:
-            with torch.no_grad():
-                if harmonic_phase:
-                    from ns2_hf.audio.pitch import extract_pitch
-
-                    encoded = model.encode(torch.from_numpy(original)[None])
-                    log_f0, voiced = extract_pitch(original, sampling_rate, model.config.hop_length,
-                                                   num_frames=encoded.quantized_latents.shape[-1])
-                    decoded = model.decode(encoded.quantized_latents, f0=torch.from_numpy(log_f0).exp()[None],
-                                           voiced=torch.from_numpy(voiced)[None])
-                    reconstruction = decoded.audio_values[0, : len(original)].numpy()
-                else:
-                    reconstruction = model(torch.from_numpy(original)[None]).audio_values[0].numpy()
+            reconstruction = resynthesize(model, original, harmonic_phase)
         items.append(EvaluationItem(id=Path(path).stem, text=text, audio=reconstruction, ground_truth=original))
     return items, sampling_rate, frame_rate
 

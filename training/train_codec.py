@@ -65,9 +65,6 @@ from ns2_hf.codec.losses import (  # noqa: E402
 from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 from training.codec_data import UntranscribedAudio, augment  # noqa: E402
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
-
-# `train_only` -> the parts of the codec that stay frozen (requires_grad off, eval mode)
-FROZEN_BY_TRAIN_ONLY = {None: (), "decoder": ("encoder", "quantizer"), "encoder": ("quantizer", "decoder")}
 from training.trainer_utils import (  # noqa: E402
     build_accelerator,
     check_processes_agree,
@@ -87,6 +84,9 @@ from training.trainer_utils import (  # noqa: E402
     write_best,
 )
 
+# `train_only` -> the parts of the codec that stay frozen (requires_grad off, eval mode)
+FROZEN_BY_TRAIN_ONLY = {None: (), "decoder": ("encoder", "quantizer"), "encoder": ("quantizer", "decoder")}
+
 
 def masked_l1(prediction, target, mask):
     """Mean absolute error over valid samples. `(batch, samples)` each, `mask` bool."""
@@ -103,21 +103,23 @@ def frozen(module):
         module.requires_grad_(True)
 
 
-def reconstruction_losses(codec, audio, audio_mask, config):
+def reconstruction_losses(codec, audio, audio_mask, config, with_phase: bool):
     """Encode-quantize-decode `audio (batch, samples)` (`audio_mask` True on real samples); returns the
-    model output and the unweighted reconstruction terms of the generator loss. The phase loss compares STFTs
+    model output and the unweighted reconstruction terms of the generator loss, the phase loss only
+    `with_phase` (a recipe with `phase_loss_weight` 0 does not compute it). The phase loss compares STFTs
     of 4 hops' window at the codec's hop, so the instantaneous-frequency term measures each partial's phase
     advance from one latent frame to the next (what a frame-synchronous phase pattern gets wrong), plus the
     group delay; not the absolute phase, which 80 latent frames per second barely pin down (trained with it, it
     stayed near chance, 0.8–0.95 against 1 for random phases, and the other terms barely moved)."""
     output = codec(audio, padding_mask=audio_mask)
-    phase = phase_loss(output.audio_values, audio, n_fft=4 * config.hop_length, hop_length=config.hop_length)
     losses = {
         "mel_loss": multi_resolution_mel_loss(output.audio_values, audio, config.sampling_rate),
         "time_loss": masked_l1(output.audio_values, audio, audio_mask),
-        "phase_loss": phase["gd"] + phase["iaf"],
         "commitment_loss": output.commitment_loss,
     }
+    if with_phase:
+        phase = phase_loss(output.audio_values, audio, n_fft=4 * config.hop_length, hop_length=config.hop_length)
+        losses["phase_loss"] = phase["gd"] + phase["iaf"]
     return output, losses
 
 
@@ -157,6 +159,7 @@ def main():
     discriminator = NS2CodecDiscriminator(config)
     weights = {name: recipe[f"{name}_loss_weight"] for name in ("mel", "time", "phase", "adversarial", "feature_matching")}
     weights["commitment"] = config.commitment_weight
+    with_phase = weights["phase"] > 0
 
     # ---- data: one random crop of segment_samples per utterance, batched by crop frames ------------
     dataset = load_prepared(args.dataset)
@@ -219,9 +222,9 @@ def main():
             for index in own_indices:
                 audio = val_set[index][AUDIO].to(accelerator.device)[None]
                 mask = torch.ones_like(audio, dtype=torch.bool)
-                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config)
+                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config, with_phase)
                 losses["loss"] = (weights["mel"] * losses["mel_loss"] + weights["time"] * losses["time_loss"]
-                                  + weights["phase"] * losses["phase_loss"])
+                                  + weights["phase"] * losses.get("phase_loss", 0.0))
                 losses["si_snr"] = si_snr(output.audio_values, audio).mean()
                 for name, value in losses.items():
                     totals[name] = totals.get(name, 0.0) + float(value)
@@ -237,7 +240,7 @@ def main():
                     writer.add_audio(f"val/audio_{index}_generated", output.audio_values[0].clamp(-1, 1).cpu(), step,
                                      sample_rate=config.sampling_rate)
                     writer.add_audio(f"val/audio_{index}_real", audio[0].cpu(), step, sample_rate=config.sampling_rate)
-            names = ("loss", "mel_loss", "time_loss", "phase_loss", "commitment_loss", "si_snr")
+            names = ("loss", "mel_loss", "time_loss", *(("phase_loss",) if with_phase else ()), "commitment_loss", "si_snr")
             summed = accelerator.reduce(torch.tensor(
                 [totals.get(name, 0.0) for name in names] + [sum(measured[name] for measured in buzz)
                                                              for name in ("buzz_share", "grid_lock")] + [len(buzz)],
@@ -275,7 +278,7 @@ def main():
                 audio, audio_mask = random_segments(batch[AUDIO], batch["audio_mask"], segment_samples)
                 if recipe["augmentation"]:
                     audio, audio_mask = augment(audio, audio_mask, config.sampling_rate, **recipe["augmentation"])
-                output, losses = reconstruction_losses(codec, audio, audio_mask, config)
+                output, losses = reconstruction_losses(codec, audio, audio_mask, config, with_phase)
                 gan_on = progress.step >= recipe["gan_start_step"]
                 if gan_on:  # discriminator step on real crops vs detached reconstructions
                     real_logits, real_features = discriminator(audio)

@@ -23,6 +23,7 @@ from .losses import (
 )
 from .modeling_codec import NS2CodecDecoderOutput, NS2CodecEncoderOutput, NS2CodecModel, NS2CodecOutput
 from .quantizer import NS2QuantizerOutput, NS2ResidualVectorQuantizer
+from .resynthesis import resynthesize
 
 
 def _register_auto_classes() -> None:
@@ -54,5 +55,6 @@ __all__ = [
     "generator_adversarial_loss",
     "multi_resolution_mel_loss",
     "phase_loss",
+    "resynthesize",
     "si_snr",
 ]
