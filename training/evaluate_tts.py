@@ -212,8 +212,7 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
 def codec_items(codec: str, sources: Sequence[Tuple[str, Optional[str]]], harmonic_phase: bool = False):
     """Reconstruct each `(audio path, text or None)` of `sources` with the codec ("identity"/"none":
     the input itself, a sanity ceiling for the metrics; otherwise an `NS2CodecModel` folder); with
-    `harmonic_phase`, decode with the recording's own pitch (Praat at the codec hop) as the harmonic phase's f0
-    (`NS2CodecModel.decode(f0=, voiced=)`: what the pipeline does with the pitch it predicts). Returns items,
+    `harmonic_phase`, decode with the harmonic phase at the recording's own pitch (`ns2_hf.codec.resynthesize`). Returns items,
     their rate and the codec's frame rate (None for "identity")."""
     from tqdm.auto import tqdm
 
