@@ -486,3 +486,57 @@ def test_prompt_pitch_prediction_moves_with_the_prompts_pitch_and_needs_it():
         model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
     with pytest.raises(ValueError, match="pitch_normalization"):
         NS2Config.tiny(pitch_normalization="speaker")
+
+
+# --- prompt dropout (the null prompt of prompt guidance, ours) ------------------------------------------------
+def test_a_dropped_prompt_does_not_reach_the_denoiser_but_still_reaches_the_predictors():
+    config = NS2Config.tiny(prompt_dropout=0.2)
+    model = NS2Model(config).eval()
+    batch, codebooks = make_batch(config)
+    diffusion = fixed_diffusion_inputs(batch)
+    other_prompt = dict(batch, prompt_latents=batch["prompt_latents"] + torch.randn_like(batch["prompt_latents"]))
+
+    def outputs(data, drop_prompt):
+        with torch.no_grad():
+            return model(**data, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, drop_prompt=drop_prompt, **diffusion)
+
+    dropped = torch.tensor([True, False])
+    first, second = outputs(batch, dropped), outputs(other_prompt, dropped)
+    # item 0 (dropped): the denoiser's output ignores the prompt; item 1 (kept) follows it
+    assert torch.equal(first.predicted_latents[0], second.predicted_latents[0])
+    assert not torch.allclose(first.predicted_latents[1], second.predicted_latents[1])
+    # the duration and pitch predictors see the prompt either way
+    assert not torch.allclose(first.predicted_log_durations[0], second.predicted_log_durations[0])
+    # and the data loss sends no gradient into the prompt encoder through a dropped item
+    model.train()
+    model.config.prompt_dropout = 0.0  # no random drops beyond the given ones
+    model.zero_grad()
+    all_dropped = torch.tensor([True, True])
+    model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, drop_prompt=all_dropped, **diffusion).data_loss.backward()
+    assert _gradient_norms(model)["prompt_encoder"] == 0
+    assert _gradient_norms(model)["query_tokens"] > 0  # the null prompt is the learned queries
+
+
+def test_prompt_dropout_drops_that_share_of_items_in_training_only(monkeypatch):
+    config = NS2Config.tiny(prompt_dropout=0.3)
+    model = NS2Model(config)
+    batch, codebooks = make_batch(config)
+    seen = []
+    original = model.denoiser.forward
+
+    def recording_forward(*args):
+        seen.append(args[-1])
+        return original(*args)
+
+    monkeypatch.setattr(model.denoiser, "forward", recording_forward)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for _ in range(150):
+            model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
+        model.eval()
+        model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
+    share = torch.cat(seen[:-1]).float().mean()
+    assert 0.22 < share < 0.38, share
+    assert seen[-1] is None  # eval mode: every item sees its prompt
+    with pytest.raises(ValueError, match="prompt_dropout"):
+        NS2Config.tiny(prompt_dropout=1.0)

@@ -179,6 +179,41 @@ def test_match_prompt_pitch_puts_the_predicted_contour_in_the_prompts_register(f
     assert given[1].log().mean() != pytest.approx(math.log(100.0), abs=1e-2)  # the untrained predictor's own
 
 
+def test_prompt_guidance_mixes_the_conditional_and_null_prompt_predictions(pipeline, prompt, monkeypatch):
+    """`prompt_guidance_scale=w`: ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)). With durations and pitch given (so the predictors,
+    which see the prompt, play no part), w = 0 leaves only the null prompt: two different voices give the same audio;
+    w = 1 is the plain denoiser; a batch with guidance equals its items alone; a model trained without prompt
+    dropout refuses it."""
+    with pytest.raises(GenerationArgumentError, match="prompt dropout"):
+        run(pipeline, "Guide me.", prompt, prompt_guidance_scale=2.0)
+    monkeypatch.setattr(pipeline.model.config, "prompt_dropout", 0.2)
+    with pytest.raises(GenerationArgumentError, match="prompt_guidance_scale"):
+        run(pipeline, "Guide me.", prompt, prompt_guidance_scale=-1.0)
+    num_phonemes = len(pipeline.tokenizer("Guide me.")["input_ids"])
+    durations = [[3] * num_phonemes]
+    pitch = [np.full(3 * num_phonemes, 150.0)]
+    waveform, sampling_rate = prompt
+    other_voice = (np.roll(waveform, 4000) * 0.5 + 0.01 * np.sin(np.arange(len(waveform)) * 0.3)).astype(np.float32), sampling_rate
+
+    def audio(voice, scale, **kwargs):
+        return run(pipeline, "Guide me.", voice, durations=durations, pitch=pitch, prompt_guidance_scale=scale, **kwargs).audios[0]
+
+    np.testing.assert_allclose(audio(prompt, 0.0), audio(other_voice, 0.0), atol=1e-6)
+    assert not np.allclose(audio(prompt, 1.0), audio(other_voice, 1.0), atol=1e-3)
+    plain = run(pipeline, "Guide me.", prompt, durations=durations, pitch=pitch).audios[0]
+    np.testing.assert_array_equal(audio(prompt, 1.0), plain)
+    guided = audio(prompt, 3.0)
+    assert not np.allclose(guided, plain, atol=1e-3)
+
+    texts = ["Guide me.", "A longer sentence to guide as well."]
+    generators = [torch.Generator().manual_seed(21), torch.Generator().manual_seed(22)]
+    batch = pipeline(texts, prompt_audio=waveform, prompt_sampling_rate=sampling_rate, num_inference_steps=STEPS,
+                     generator=generators, prompt_guidance_scale=2.5)
+    for index, text in enumerate(texts):
+        alone = run(pipeline, text, prompt, seed=21 + index, prompt_guidance_scale=2.5).audios[0]
+        np.testing.assert_allclose(batch.audios[index], alone, atol=1e-4)
+
+
 def test_speed_scales_predicted_length(pipeline, prompt, monkeypatch):
     # a duration predictor that says 6 frames for every phoneme: log(6 + 1)
     monkeypatch.setattr(
@@ -257,3 +292,13 @@ def test_cli_writes_speech(tmp_path, pipeline):
     arguments = ["--model", str(tmp_path / "pipe"), "--text", "Command line.", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out),
                  "--steps", "2", "--harmonic-phase"]
     assert main([*arguments, "on"]) == 2 and main([*arguments, "off", "--match-prompt-pitch"]) == 0
+    # prompt guidance: out of range and a model without prompt dropout are user errors; with one it speaks
+    common = ["--text", "Command line.", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out), "--steps", "2"]
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--prompt-guidance", "11"]) == 2
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--prompt-guidance", "2"]) == 2
+    pipeline.model.config.prompt_dropout = 0.2
+    try:
+        pipeline.save_pretrained(tmp_path / "guided")
+    finally:
+        pipeline.model.config.prompt_dropout = 0.0
+    assert main(["--model", str(tmp_path / "guided"), *common, "--prompt-guidance", "2"]) == 0

@@ -123,6 +123,8 @@ BAD_ARGUMENTS = [
     ({"temperature": -1.0}, "`temperature` must be between"),
     ({"temperature": math.inf}, "`temperature` must be finite"),
     ({"num_inference_steps": 0}, "`num_inference_steps` must be between"),
+    ({"prompt_guidance_scale": math.nan}, "`prompt_guidance_scale` must be finite"),
+    ({"prompt_guidance_scale": 20.0}, "`prompt_guidance_scale` must be between"),
     ({"num_inference_steps": 2.5}, "`num_inference_steps` must be an integer"),
     ({"text": "   "}, "`text` is empty"),
 ]

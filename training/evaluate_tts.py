@@ -164,9 +164,10 @@ def write_rows(rows: Sequence[Dict], path: str) -> None:
 # the three ways of building items
 def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, ground_truth_only: bool,
                      temperature: Optional[float] = None, harmonic_phase: Optional[bool] = None,
-                     match_prompt_pitch: bool = False) -> Tuple[List[EvaluationItem], int]:
+                     match_prompt_pitch: bool = False, prompt_guidance_scale: float = 1.0) -> Tuple[List[EvaluationItem], int]:
     """Load audio (and synthesize with the pipeline unless `ground_truth_only`; `temperature` None = the
-    scheduler's τ, `harmonic_phase` None = the pipeline's default, `match_prompt_pitch` as in `NS2Pipeline`);
+    scheduler's τ, `harmonic_phase` None = the pipeline's default, `match_prompt_pitch` and `prompt_guidance_scale`
+    as in `NS2Pipeline`, passed only when not the default);
     returns items, their rate and the codec's frame rate (None without a model)."""
     from tqdm.auto import tqdm
 
@@ -201,6 +202,7 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
                 generator=torch.Generator().manual_seed(seed),
                 **({} if harmonic_phase is None else {"harmonic_phase": harmonic_phase}),
                 **({"match_prompt_pitch": True} if match_prompt_pitch else {}),
+                **({"prompt_guidance_scale": prompt_guidance_scale} if prompt_guidance_scale != 1.0 else {}),
             )
             item.audio = np.asarray(output.audios[0], dtype=np.float32)
             item.durations = (output.durations[0].numpy() * hop_length / sampling_rate).tolist()
@@ -288,6 +290,9 @@ def parse_args(argv=None):
                              "with the recording's own pitch (Praat) as f0")
     parser.add_argument("--match_prompt_pitch", action="store_true",
                         help="model mode: move the predicted pitch into the prompt's register (NS2Pipeline(match_prompt_pitch=True))")
+    parser.add_argument("--prompt_guidance_scale", type=float, default=1.0,
+                        help="model mode: w of prompt guidance (NS2Pipeline(prompt_guidance_scale=w); needs a model trained "
+                             "with prompt dropout; 1 = none)")
     parser.add_argument("--make-test-list", "--make_test_list", dest="make_test_list", metavar="CORPUS_DIR",
                         help="write a test list from this corpus to --test-list and exit")
     parser.add_argument("--speakers", default="all", help='--make-test-list: comma-separated speaker ids or "all"')
@@ -338,7 +343,7 @@ def main(argv=None) -> Dict:
         rows = read_test_list(args.test_list, args.max_items)
         items, sampling_rate, frame_rate = synthesize_items(
             rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature,
-            {"auto": None, "on": True, "off": False}[args.harmonic_phase], args.match_prompt_pitch,
+            {"auto": None, "on": True, "off": False}[args.harmonic_phase], args.match_prompt_pitch, args.prompt_guidance_scale,
         )
         default_metrics = TTS_METRICS
     metrics = args.metrics.split(",") if args.metrics else default_metrics

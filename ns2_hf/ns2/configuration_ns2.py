@@ -58,6 +58,11 @@ class NS2Config(PreTrainedConfig):
         wavenet_attention_heads: heads of the query-token and FiLM attentions.
         film_every: the WaveNet hidden attends to the query tokens and gets a FiLM scale/shift
             every this many layers (layers 0, film_every, 2·film_every, ...).
+        prompt_dropout: share of training items whose denoiser is not shown the prompt (ours; the paper
+            does not drop it): its query tokens then attend to nothing and stay the learned queries,
+            the *null prompt*. A model trained with it can be sampled with prompt guidance
+            (`NS2Pipeline(prompt_guidance_scale=w)`: ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)), classifier-free
+            guidance on the speech prompt). The duration and pitch predictors always see the prompt.
         latent_scale: the denoiser works on `latents * latent_scale` (data normalisation; the
             training script sets it from data so normalised latents have unit variance).
         score_loss_snr_clamp: the score loss is the noise-space error ‖ε̂ − ε‖² weighted by
@@ -102,6 +107,7 @@ class NS2Config(PreTrainedConfig):
         num_query_tokens: int = 32,
         wavenet_attention_heads: int = 8,
         film_every: int = 3,
+        prompt_dropout: float = 0.0,
         latent_scale: float = 1.0,
         score_loss_snr_clamp: float = 5.0,
         data_loss_weight: float = 1.0,
@@ -122,6 +128,8 @@ class NS2Config(PreTrainedConfig):
             raise ValueError(f"latent_scale must be positive, got {latent_scale}")
         if pitch_normalization not in PITCH_NORMALIZATIONS:
             raise ValueError(f"pitch_normalization must be one of {PITCH_NORMALIZATIONS}, got {pitch_normalization!r}")
+        if not 0.0 <= prompt_dropout < 1.0:
+            raise ValueError(f"prompt_dropout must be in [0, 1), got {prompt_dropout}")
         if log_f0_max <= log_f0_min:
             raise ValueError(f"log_f0_max ({log_f0_max}) must exceed log_f0_min ({log_f0_min})")
         self.vocab_size = vocab_size
@@ -152,6 +160,7 @@ class NS2Config(PreTrainedConfig):
         self.num_query_tokens = num_query_tokens
         self.wavenet_attention_heads = wavenet_attention_heads
         self.film_every = film_every
+        self.prompt_dropout = prompt_dropout
         self.latent_scale = latent_scale
         self.score_loss_snr_clamp = score_loss_snr_clamp
         self.data_loss_weight = data_loss_weight

@@ -233,6 +233,7 @@ class NS2Model(NS2PreTrainedModel):
         frame_mask: torch.Tensor,
         prompt_hidden: torch.Tensor,
         prompt_mask: torch.Tensor,
+        drop_prompt: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Predict the clean latent ẑ₀ from z_t, all in the normalised latent space.
 
@@ -243,11 +244,13 @@ class NS2Model(NS2PreTrainedModel):
             frame_mask: `(batch, F)` bool.
             prompt_hidden: `(batch, P, H)` from :meth:`encode_prompt`.
             prompt_mask: `(batch, P)` bool.
+            drop_prompt: `(batch,)` bool, True = that item gets the null prompt (prompt guidance's
+                unconditional branch, `config.prompt_dropout`); None: every item sees its prompt.
 
         Returns:
             `(batch, D, F)` ẑ₀, zero at padding.
         """
-        return self.denoiser(noisy_latents, timesteps, condition, frame_mask, prompt_hidden, prompt_mask)
+        return self.denoiser(noisy_latents, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, drop_prompt)
 
     # --- training -------------------------------------------------------------------------
 
@@ -315,6 +318,7 @@ class NS2Model(NS2PreTrainedModel):
         voiced: Optional[torch.Tensor] = None,
         prompt_log_f0: Optional[torch.Tensor] = None,
         prompt_voiced: Optional[torch.Tensor] = None,
+        drop_prompt: Optional[torch.Tensor] = None,
         return_dict: bool = True,
     ) -> Union[NS2ModelOutput, Tuple[torch.Tensor, ...]]:
         """Training losses with teacher-forced durations and pitch.
@@ -339,6 +343,8 @@ class NS2Model(NS2PreTrainedModel):
                 pitch loss counts only valid voiced frames (ignored otherwise).
             prompt_log_f0: `(batch, P)` log-f0 of the prompt frames (needed with `pitch_normalization="prompt"`).
             prompt_voiced: `(batch, P)` bool voicing of the prompt frames (likewise).
+            drop_prompt: `(batch,)` bool, the items whose denoiser gets the null prompt; default in training
+                mode: each item with probability `config.prompt_dropout` (none in eval mode or at 0).
             return_dict: return an :class:`NS2ModelOutput` (else a tuple of its fields).
 
         Raises:
@@ -371,8 +377,10 @@ class NS2Model(NS2PreTrainedModel):
             noise = torch.randn_like(clean_latents)
         noise = noise * channel_mask
         noisy_latents = noise_scheduler.add_noise(clean_latents, noise, timesteps)
+        if drop_prompt is None and self.training and config.prompt_dropout > 0:
+            drop_prompt = torch.rand(batch, device=latents.device) < config.prompt_dropout
         predicted_latents = self.denoise(
-            noisy_latents, timesteps, condition, latent_mask, prompt_hidden, prompt_mask
+            noisy_latents, timesteps, condition, latent_mask, prompt_hidden, prompt_mask, drop_prompt
         )
 
         data_loss = losses.data_loss(predicted_latents, clean_latents, latent_mask)

@@ -6,7 +6,9 @@ Conditioning, as in the paper:
   layer, added before the gate;
 - the speech prompt: m learned query tokens attend to the prompt hidden; every `film_every`
   layers the WaveNet hidden attends to those m vectors, and the result gives a FiLM scale and
-  shift (attending to the raw prompt directly leaks its details into the output).
+  shift (attending to the raw prompt directly leaks its details into the output). With
+  `drop_prompt` an item's query tokens attend to nothing: the *null prompt* of prompt guidance
+  (ours, `NS2Config.prompt_dropout`).
 """
 
 import math
@@ -45,10 +47,16 @@ class PromptQueryTokens(nn.Module):
         self.attention = MultiHeadAttention(hidden_size, num_heads, dropout)
         self.norm = nn.LayerNorm(hidden_size)
 
-    def forward(self, prompt_hidden: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
-        """`prompt_hidden (batch, P, H)`, `prompt_mask (batch, P)` → `(batch, m, H)`."""
+    def forward(
+        self, prompt_hidden: torch.Tensor, prompt_mask: torch.Tensor, drop_prompt: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """`prompt_hidden (batch, P, H)`, `prompt_mask (batch, P)` → `(batch, m, H)`; items where
+        `drop_prompt (batch,)` bool is True get the null prompt, the normalised queries alone."""
         queries = self.query_tokens.unsqueeze(0).expand(prompt_hidden.shape[0], -1, -1)
-        return self.norm(queries + self.attention(queries, prompt_hidden, prompt_mask))
+        attended = self.attention(queries, prompt_hidden, prompt_mask)
+        if drop_prompt is not None:
+            attended = attended * (~drop_prompt).to(attended.dtype)[:, None, None]
+        return self.norm(queries + attended)
 
 
 class PromptFiLM(nn.Module):
@@ -155,6 +163,7 @@ class WaveNetDenoiser(nn.Module):
         frame_mask: torch.Tensor,
         prompt_hidden: torch.Tensor,
         prompt_mask: torch.Tensor,
+        drop_prompt: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """
         Args:
@@ -164,6 +173,7 @@ class WaveNetDenoiser(nn.Module):
             frame_mask: `(batch, F)` bool, True = valid frame.
             prompt_hidden: `(batch, P, H)` prompt encoder output.
             prompt_mask: `(batch, P)` bool.
+            drop_prompt: `(batch,)` bool, True = that item gets the null prompt (None: no item).
 
         Returns:
             `(batch, D, F)` predicted clean latent ẑ₀ (normalised space), zero at padding.
@@ -172,7 +182,7 @@ class WaveNetDenoiser(nn.Module):
         hidden = self.input_proj(noisy_latents * channel_mask) * channel_mask
         condition = condition * channel_mask
         time_embedding = self.time_embedding(timesteps)
-        prompt_tokens = self.prompt_query_tokens(prompt_hidden, prompt_mask)
+        prompt_tokens = self.prompt_query_tokens(prompt_hidden, prompt_mask, drop_prompt)
         skip_sum = torch.zeros_like(hidden)
         for layer in self.layers:
             hidden, skip = layer(hidden, time_embedding, condition, channel_mask, prompt_tokens)

@@ -166,6 +166,7 @@ class NS2Pipeline(DiffusionPipeline):
         latents,
         output_type,
         callback_on_step_end_tensor_inputs,
+        prompt_guidance_scale=1.0,
     ):
         """Raise `ValueError`/`TypeError` naming the first argument that cannot work (before any model runs)."""
         if len(texts) == 0:
@@ -216,6 +217,11 @@ class NS2Pipeline(DiffusionPipeline):
         if unknown:
             raise ValueError(
                 f"`callback_on_step_end_tensor_inputs` has {unknown}; the callback can get {self._callback_tensor_inputs}."
+            )
+        if prompt_guidance_scale != 1.0 and not getattr(self.model.config, "prompt_dropout", 0.0) > 0:
+            raise GenerationArgumentError(
+                f"`prompt_guidance_scale` {prompt_guidance_scale} needs a model trained with prompt dropout "
+                "(NS2Config.prompt_dropout > 0), which learnt the null prompt; this one was not: use 1."
             )
 
     # 2. encode conditions ------------------------------------------------------------------------
@@ -420,6 +426,7 @@ class NS2Pipeline(DiffusionPipeline):
         generator=None,
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
+        prompt_guidance_scale=1.0,
     ) -> torch.Tensor:
         """The solver loop from z₁ to ẑ₀: the scheduler's steps with the denoiser's clean-latent predictions.
 
@@ -435,6 +442,8 @@ class NS2Pipeline(DiffusionPipeline):
             callback_on_step_end: `callback(pipe, step_index, timestep, callback_kwargs) -> dict` after each step;
                 the returned tensors replace the loop's; setting `pipe._interrupt = True` stops the loop.
             callback_on_step_end_tensor_inputs: names from `_callback_tensor_inputs` put in `callback_kwargs`.
+            prompt_guidance_scale: w of prompt guidance, ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) with ∅ the null prompt
+                (one batched denoiser call of twice the batch per step); 1 = the denoiser as it is, one call.
 
         Returns:
             `(batch, latent_dim, frames)` float32 latents (normalised space), zero at padding.
@@ -450,8 +459,9 @@ class NS2Pipeline(DiffusionPipeline):
                 break
             model_input = self.scheduler.scale_model_input(latents, timestep).to(self.model.dtype)
             timesteps = timestep.expand(batch_size).to(self.device, torch.float32)
-            predicted_latents = self.model.denoise(model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask)
-            predicted_latents = predicted_latents.float()
+            predicted_latents = self.guided_denoise(
+                model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, prompt_guidance_scale
+            )
             step_kwargs = {"variance_noise": self.randn_per_item(frame_mask, generator)} if stochastic else {}
             latents = self.scheduler.step(predicted_latents, timestep, latents, **step_kwargs).prev_sample * latent_mask
             if callback_on_step_end is not None:
@@ -463,6 +473,21 @@ class NS2Pipeline(DiffusionPipeline):
                 condition = callback_outputs.pop("condition", condition)
                 prompt_hidden = callback_outputs.pop("prompt_hidden", prompt_hidden)
         return latents
+
+    def guided_denoise(self, model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, prompt_guidance_scale):
+        """ẑ₀ `(batch, latent_dim, frames)` float32 of one solver step, with prompt guidance when its scale is not 1:
+        the conditional and the null-prompt predictions in one call on the doubled batch, then
+        ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) (classifier-free guidance on the speech prompt; ours, the paper has none)."""
+        if prompt_guidance_scale == 1.0:
+            return self.model.denoise(model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask).float()
+        batch_size = model_input.shape[0]
+        drop_prompt = torch.arange(2 * batch_size, device=model_input.device) >= batch_size
+        predicted = self.model.denoise(
+            *(torch.cat([tensor, tensor]) for tensor in (model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask)),
+            drop_prompt=drop_prompt,
+        ).float()
+        conditional, unconditional = predicted.chunk(2)
+        return unconditional + prompt_guidance_scale * (conditional - unconditional)
 
     # 5. decode ---------------------------------------------------------------------------------------
     def uses_harmonic_phase(self, harmonic_phase: Optional[bool]) -> bool:
@@ -524,6 +549,7 @@ class NS2Pipeline(DiffusionPipeline):
         pitch: Optional[Sequence[Sequence[float]]] = None,
         harmonic_phase: Optional[bool] = None,
         match_prompt_pitch: bool = False,
+        prompt_guidance_scale: float = 1.0,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Optional[Union[Callable, PipelineCallback, MultiPipelineCallbacks]] = None,
@@ -562,6 +588,10 @@ class NS2Pipeline(DiffusionPipeline):
                 the shipped one does. Off by default: with the shipped model it reads real prompts much better (WER
                 0.207 → 0.107 on LibriVox prompts, 0.219 → 0.177 on codec2 voices) but corpus voices a little
                 worse (tuning list 0.217 → 0.246; `training/README.md`). Ignored with `pitch`.
+            prompt_guidance_scale: w of prompt guidance (classifier-free guidance on the speech prompt, ours):
+                ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) at every step, ∅ the null prompt; > 1 pushes the output towards
+                the prompt's voice at twice the denoiser cost. Needs a model trained with `prompt_dropout`
+                ([`NS2Config`]); 1 (default) is the plain denoiser.
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
             callback_on_step_end: called after each denoising step as
@@ -574,13 +604,14 @@ class NS2Pipeline(DiffusionPipeline):
         Returns:
             [`NS2PipelineOutput`] (or `(audios, sampling_rate, durations)`), one entry per waveform.
         """
-        check_generation_arguments(text, num_inference_steps, speed, temperature)  # same message in the CLI and demo
+        check_generation_arguments(text, num_inference_steps, speed, temperature,  # same message in the CLI and demo
+                                   prompt_guidance_scale=prompt_guidance_scale)
         texts = [text] if isinstance(text, str) else list(text)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_inputs(
             texts, prompt_audio, voice, num_inference_steps, num_waveforms_per_prompt, generator, temperature, speed,
-            durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs,
+            durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs, prompt_guidance_scale,
         )
         harmonic = self.uses_harmonic_phase(harmonic_phase)
 
@@ -607,7 +638,7 @@ class NS2Pipeline(DiffusionPipeline):
         # 4. denoising loop
         latents = self.denoise_latents(
             latents, condition, frame_mask, prompt_hidden, prompt_mask, num_inference_steps, generator,
-            callback_on_step_end, callback_on_step_end_tensor_inputs,
+            callback_on_step_end, callback_on_step_end_tensor_inputs, prompt_guidance_scale,
         )
 
         # 5. decode
