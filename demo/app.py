@@ -189,7 +189,7 @@ def build_demo(
                     )
                     match_pitch = gr.Checkbox(
                         value=False, label="Match the prompt's pitch register (try it with a real recording: the shipped "
-                        "model then reads real voices much better)",
+                        "model then puts the voice nearer the prompt's pitch)",
                     )
                 button = gr.Button("Synthesize", variant="primary", elem_id="synthesize-button")
             with gr.Column():

@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decode voiced sounds with a harmonic phase at the spoken pitch instead of the codec decoder's "
                              "own phases (auto: on for a codec with the Fourier decoder, as the shipped model's)")
     parser.add_argument("--match-prompt-pitch", action="store_true",
-                        help="text to speech: move the predicted pitch into the prompt's register (reads real prompts "
-                             "better with the shipped model, corpus-like voices a little worse)")
+                        help="text to speech: move the predicted pitch into the prompt's register (with the shipped model: "
+                             "real prompts' pitch much nearer, words read better for some voices, worse for others)")
     parser.add_argument("--prompt-guidance", type=float, default=1.0,
                         help="text to speech: w of prompt guidance, > 1 pushes the output towards the prompt's voice at twice "
                              "the cost (0 to 10; needs a model trained with prompt dropout; 1 = none)")

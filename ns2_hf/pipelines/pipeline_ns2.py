@@ -585,9 +585,10 @@ class NS2Pipeline(DiffusionPipeline):
                 codec has the Fourier decoder.
             match_prompt_pitch: shift the predicted pitch contour into the prompt's register (its mean onto the
                 prompt's voiced mean log-f0; [`match_prompt_pitch`]) for a model that predicts absolute pitch, as
-                the shipped one does. Off by default: with the shipped model it reads real prompts much better (WER
-                0.207 → 0.107 on LibriVox prompts, 0.219 → 0.177 on codec2 voices) but corpus voices a little
-                worse (tuning list 0.217 → 0.246; `training/README.md`). Ignored with `pitch`.
+                the shipped one does. Off by default: with the shipped model it brings real prompts' pitch nearer (f0
+                0.81 → 0.88 × a LibriVox reader's, 0.55 → 0.81 × codec2 voices') and reads LibriVox better (WER
+                0.242 → 0.208) but codec2 voices and corpus voices worse (0.196 → 0.223, tuning list 0.225 → 0.258;
+                means of 3 seeds, `training/README.md`). Ignored with `pitch`.
             prompt_guidance_scale: w of prompt guidance (classifier-free guidance on the speech prompt, ours):
                 ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) at every step, ∅ the null prompt; > 1 pushes the output towards
                 the prompt's voice at twice the denoiser cost. Needs a model trained with `prompt_dropout`
