@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--enhance", default=None, help="speech enhancement: clean this noisy speech (--prompt: the clean voice)")
     modes.add_argument("--score", default=None, help="singing: sing this MIDI melody (--text: lyrics)")
     parser.add_argument("--strength", type=float, default=None,
-                        help="--source/--enhance: how far the forward ODE carries the source, in (0, 1] (defaults 0.8 / 0.4)")
+                        help="--source/--enhance: how far the forward ODE carries the source, in (0, 1] (default 0.8; lower keeps more of the source, its noise too)")
     return parser
 
 
