@@ -8,6 +8,8 @@ The recording is the row's `audio` (another utterance of the prompt's speaker); 
 list: one recording per speaker) uses the prompt itself, whose own similarity is then 1. The resynthesis uses the
 harmonic phase at the recording's own pitch, as the release decodes (`ns2_hf.codec.resynthesize`). A model that
 generates in this codec's latent space cannot be nearer the prompt than the resynthesis of a real recording of it.
+`unquantized_to_prompt` decodes the encoder's continuous latents instead, bypassing the RVQ: whether the voice is lost
+in the quantizer or in the encoder and decoder.
 """
 
 from __future__ import annotations
@@ -25,14 +27,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from evaluate_tts import read_test_list  # noqa: E402
 
 from ns2_hf.audio.io import load_audio  # noqa: E402
+from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
 from ns2_hf.codec import NS2CodecModel, resynthesize  # noqa: E402
 from ns2_hf.metrics.speaker import speaker_similarity  # noqa: E402
+
+
+def unquantized_resynthesis(codec: NS2CodecModel, waveform: np.ndarray) -> np.ndarray:
+    """`(samples,)` → the decoder on the encoder's continuous latents (no RVQ), harmonic phase at the recording's
+    pitch for a Fourier decoder, as `resynthesize` does with the quantized ones; `(samples,)`."""
+    with torch.no_grad():
+        latents = codec.encode(torch.from_numpy(waveform)[None]).latents
+        if codec.config.decoder_type != "fourier":
+            return codec.decode(latents).audio_values[0, : len(waveform)].numpy()
+        log_f0, voiced = extract_pitch(waveform, codec.config.sampling_rate, codec.config.hop_length, num_frames=latents.shape[-1])
+        decoded = codec.decode(latents, f0=torch.from_numpy(log_f0).exp()[None], voiced=torch.from_numpy(voiced)[None])
+    return decoded.audio_values[0, : len(waveform)].numpy()
 
 
 def list_similarities(codec: NS2CodecModel, test_list: str) -> dict:
     """Mean SIM of recording and resynthesis to the prompt and to the other speaker over the list's rows."""
     rate = codec.config.sampling_rate
-    sums = {"recording_to_prompt": [], "resynthesis_to_prompt": [], "recording_to_other": [], "resynthesis_to_other": []}
+    sums = {"recording_to_prompt": [], "resynthesis_to_prompt": [], "unquantized_to_prompt": [], "recording_to_other": [],
+            "resynthesis_to_other": []}
     for row in read_test_list(test_list):
         prompt = load_audio(row["prompt_audio"], target_sampling_rate=rate)
         recording = load_audio(row.get("audio") or row["prompt_audio"], target_sampling_rate=rate)
@@ -40,6 +56,7 @@ def list_similarities(codec: NS2CodecModel, test_list: str) -> dict:
             resynthesis = resynthesize(codec, recording, harmonic_phase=codec.config.decoder_type == "fourier")
         sums["recording_to_prompt"].append(speaker_similarity(recording, prompt, rate))
         sums["resynthesis_to_prompt"].append(speaker_similarity(resynthesis, prompt, rate))
+        sums["unquantized_to_prompt"].append(speaker_similarity(unquantized_resynthesis(codec, recording), prompt, rate))
         if row.get("other_prompt_audio"):
             other = load_audio(row["other_prompt_audio"], target_sampling_rate=rate)
             sums["recording_to_other"].append(speaker_similarity(recording, other, rate))
