@@ -276,3 +276,17 @@ def test_evaluation_reports_the_outputs_mean_f0_against_the_prompts(speech):
     assert model["f0_prompt_ratio"] == pytest.approx(2 ** (4 / 12), rel=0.04)
     assert model["f0_prompt_diff_hz"] == pytest.approx((model["f0_prompt_ratio"] - 1) * prompt_mean, rel=1e-6)
     assert ground_truth["f0_prompt_ratio"] == pytest.approx(1.0) and ground_truth["f0_prompt_diff_hz"] == pytest.approx(0.0)
+    assert model["f0_prompt_median_ratio"] == pytest.approx(2 ** (4 / 12), rel=0.04)
+
+
+def test_median_f0_ratio_ignores_octave_jumps_that_move_the_mean(speech):
+    """A prompt whose pitch track is an octave up on a fifth of its frames (as Praat's is on some 8 kHz
+    recordings) moves its mean f0, not its median: the output, the same voice, stays at median ratio 1."""
+    import librosa
+
+    octave_up = librosa.effects.pitch_shift(speech[: len(speech) // 4], sr=RATE, n_steps=12)
+    prompt = np.concatenate([speech, octave_up])
+    row = next(row for row in evaluate_items([EvaluationItem(id="jumps", prompt=prompt, audio=speech)], RATE,
+                                             metrics=["prosody"]) if row["system"] == "model")
+    assert row["f0_prompt_ratio"] < 0.85
+    assert row["f0_prompt_median_ratio"] == pytest.approx(1.0, rel=0.05)

@@ -22,7 +22,8 @@ A test list is CSV or JSONL with columns `text`, `prompt_audio`, optional `audio
 with a ground-truth column next to the model's.
 
 Whether the voice follows the prompt shows in two columns per row and in the summary: the output's
-mean f0 against the prompt's (`f0_prompt_ratio`, `f0_prompt_diff_hz`; "prosody" metric) and the
+mean f0 against the prompt's (`f0_prompt_ratio`, `f0_prompt_diff_hz`, and `f0_prompt_median_ratio` with medians,
+which the octave jumps of pitch tracks on 8 kHz recordings do not move; "prosody" metric) and the
 similarity to the prompt next to its floor, the similarity to another speaker's recording
 (`sim_prompt` vs `sim_other`; "speaker_similarity"). Real recorded prompts: `python
 scripts/fetch_real_speech.py` writes `data/real_speech/test_list.jsonl`.

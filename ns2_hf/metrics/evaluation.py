@@ -166,8 +166,9 @@ def evaluate_items(
         One row per item and system present (`system` = "ground_truth" or "model"): `id`,
         `system`, `errors` (list of strings), `text`/`transcript` with WER, and metric values:
         `wer`, `cer`, `sim_prompt`, `sim_other`, `sim_gt`, `dnsmos_ovrl|sig|bak|p808`,
-        `pitch_{mean,std,skewness,kurtosis}_diff` (vs prompt), `f0_prompt_ratio` and `f0_prompt_diff_hz` (mean f0
-        against the prompt's: does the output sit in the prompt's voice range), `pitch_pearson`, `pitch_rmse_hz`,
+        `pitch_{mean,std,skewness,kurtosis,median}_diff` (vs prompt), `f0_prompt_ratio` and `f0_prompt_diff_hz` (mean
+        f0 against the prompt's: does the output sit in the prompt's voice range), `f0_prompt_median_ratio` (the same
+        with medians, robust to octave jumps of the pitch track), `pitch_pearson`, `pitch_rmse_hz`,
         `duration_{mean,std,skewness,kurtosis}`, `duration_pearson`, `duration_rmse`, `mcd`,
         `f0_rmse_cents`, `vuv_error`, `mel_distance`, `si_snr`, `pesq`, `stoi`, `f0_ratio`, `f0_kept`,
         `voiced_ratio` (codec_quality: does the resynthesis keep the recording's pitch;

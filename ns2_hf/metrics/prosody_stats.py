@@ -71,7 +71,9 @@ def pitch_contour(audio: AudioLike, sampling_rate: int, hop_length: Optional[int
 
 
 def pitch_statistics(audio: AudioLike, sampling_rate: int, hop_length: Optional[int] = None) -> Dict[str, float]:
-    """`pitch_mean`, `pitch_std`, `pitch_skewness`, `pitch_kurtosis` of f0 (Hz) over voiced frames.
+    """`pitch_mean`, `pitch_std`, `pitch_skewness`, `pitch_kurtosis` and `pitch_median` of f0 (Hz) over voiced
+    frames. The median is the robust one: a pitch track that jumps an octave on some frames (common on 8 kHz
+    telephone-band recordings) moves the mean, not the median.
 
     Raises:
         ValueError: when fewer than 2 frames are voiced.
@@ -79,7 +81,8 @@ def pitch_statistics(audio: AudioLike, sampling_rate: int, hop_length: Optional[
     f0, voiced = pitch_contour(audio, sampling_rate, hop_length)
     if voiced.sum() < 2:
         raise ValueError(f"pitch statistics need at least 2 voiced frames, found {int(voiced.sum())}.")
-    return {f"pitch_{name}": value for name, value in moments(f0[voiced]).items()}
+    statistics = {f"pitch_{name}": value for name, value in moments(f0[voiced]).items()}
+    return {**statistics, "pitch_median": float(np.median(f0[voiced]))}
 
 
 def duration_statistics(durations: Sequence[float]) -> Dict[str, float]:
@@ -94,10 +97,12 @@ def statistics_difference(statistics: Dict[str, float], reference_statistics: Di
 
 
 def pitch_against_prompt(statistics: Dict[str, float], prompt_statistics: Dict[str, float]) -> Dict[str, float]:
-    """The output's mean f0 against the prompt's (from :func:`pitch_statistics` of each): `f0_prompt_ratio` =
-    output / prompt and `f0_prompt_diff_hz` = output − prompt (signed: negative is lower than the prompt)."""
+    """The output's f0 against the prompt's (from :func:`pitch_statistics` of each): `f0_prompt_ratio` = output /
+    prompt mean f0, `f0_prompt_diff_hz` = output − prompt mean f0 (signed: negative is lower than the prompt), and
+    `f0_prompt_median_ratio` = output / prompt median f0, which octave jumps of either pitch track do not move."""
     output, prompt = statistics["pitch_mean"], prompt_statistics["pitch_mean"]
-    return {"f0_prompt_ratio": output / prompt, "f0_prompt_diff_hz": output - prompt}
+    return {"f0_prompt_ratio": output / prompt, "f0_prompt_diff_hz": output - prompt,
+            "f0_prompt_median_ratio": statistics["pitch_median"] / prompt_statistics["pitch_median"]}
 
 
 def sequence_agreement(
