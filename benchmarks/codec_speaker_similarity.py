@@ -20,43 +20,29 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
 from evaluate_tts import read_test_list  # noqa: E402
 
 from ns2_hf.audio.io import load_audio  # noqa: E402
-from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
 from ns2_hf.codec import NS2CodecModel, resynthesize  # noqa: E402
 from ns2_hf.metrics.speaker import speaker_similarity  # noqa: E402
 
 
-def unquantized_resynthesis(codec: NS2CodecModel, waveform: np.ndarray) -> np.ndarray:
-    """`(samples,)` → the decoder on the encoder's continuous latents (no RVQ), harmonic phase at the recording's
-    pitch for a Fourier decoder, as `resynthesize` does with the quantized ones; `(samples,)`."""
-    with torch.no_grad():
-        latents = codec.encode(torch.from_numpy(waveform)[None]).latents
-        if codec.config.decoder_type != "fourier":
-            return codec.decode(latents).audio_values[0, : len(waveform)].numpy()
-        log_f0, voiced = extract_pitch(waveform, codec.config.sampling_rate, codec.config.hop_length, num_frames=latents.shape[-1])
-        decoded = codec.decode(latents, f0=torch.from_numpy(log_f0).exp()[None], voiced=torch.from_numpy(voiced)[None])
-    return decoded.audio_values[0, : len(waveform)].numpy()
-
-
 def list_similarities(codec: NS2CodecModel, test_list: str) -> dict:
     """Mean SIM of recording and resynthesis to the prompt and to the other speaker over the list's rows."""
-    rate = codec.config.sampling_rate
+    rate, harmonic = codec.config.sampling_rate, codec.config.decoder_type == "fourier"
     sums = {"recording_to_prompt": [], "resynthesis_to_prompt": [], "unquantized_to_prompt": [], "recording_to_other": [],
             "resynthesis_to_other": []}
     for row in read_test_list(test_list):
         prompt = load_audio(row["prompt_audio"], target_sampling_rate=rate)
         recording = load_audio(row.get("audio") or row["prompt_audio"], target_sampling_rate=rate)
-        with torch.no_grad():
-            resynthesis = resynthesize(codec, recording, harmonic_phase=codec.config.decoder_type == "fourier")
+        resynthesis = resynthesize(codec, recording, harmonic_phase=harmonic)
+        unquantized = resynthesize(codec, recording, harmonic_phase=harmonic, quantized=False)
         sums["recording_to_prompt"].append(speaker_similarity(recording, prompt, rate))
         sums["resynthesis_to_prompt"].append(speaker_similarity(resynthesis, prompt, rate))
-        sums["unquantized_to_prompt"].append(speaker_similarity(unquantized_resynthesis(codec, recording), prompt, rate))
+        sums["unquantized_to_prompt"].append(speaker_similarity(unquantized, prompt, rate))
         if row.get("other_prompt_audio"):
             other = load_audio(row["other_prompt_audio"], target_sampling_rate=rate)
             sums["recording_to_other"].append(speaker_similarity(recording, other, rate))

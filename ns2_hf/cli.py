@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text to speech: move the predicted pitch into the prompt's register (with the shipped model: "
                              "real prompts' pitch much nearer, words read better for some voices, worse for others)")
     parser.add_argument("--prompt-guidance", type=float, default=1.0,
-                        help="text to speech: w of prompt guidance, > 1 pushes the output towards the prompt's voice at twice "
-                             "the cost (0 to 10; needs a model trained with prompt dropout; 1 = none)")
+                        help="text to speech: w of prompt guidance, > 1 pushes the output towards the prompt's voice (the "
+                             "denoiser runs on twice the batch; 0 to 10; needs a model trained with prompt dropout; 1 = none)")
     parser.add_argument("--untrained", action="store_true", help="use a random-weight tiny pipeline (plumbing check; never used unless asked for)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--source", default=None, help="voice conversion: say this speech in the --prompt voice")

@@ -171,6 +171,23 @@ def test_decoding_codes_equals_decoding_quantized_latents(model):
     assert torch.allclose(manual, encoded.quantized_latents[0, :, frame], atol=1e-6)
 
 
+def test_resynthesize_decodes_the_quantized_or_the_continuous_latents(model):
+    """`ns2_hf.codec.resynthesize`: the codec's forward by default; `quantized=False` decodes the encoder's own
+    latents, which the RVQ only approximates."""
+    from ns2_hf.codec import resynthesize
+
+    audio = _speechlike(2400)
+    _train_one_step(model, audio[None])
+    with torch.no_grad():
+        encoded = model.encode(audio[None])
+        through_rvq = model.decode(encoded.quantized_latents).audio_values[0, :2400]
+        continuous = model.decode(encoded.latents).audio_values[0, :2400]
+    np.testing.assert_allclose(resynthesize(model, audio.numpy()), model(audio[None]).audio_values[0].detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(resynthesize(model, audio.numpy()), through_rvq.numpy(), atol=1e-5)
+    np.testing.assert_allclose(resynthesize(model, audio.numpy(), quantized=False), continuous.numpy(), atol=1e-6)
+    assert not torch.equal(encoded.latents, encoded.quantized_latents)
+
+
 def test_n_quantizers_uses_the_first_k(model):
     # more frames (4 x 80) than codes (256), so the first codebook cannot simply hold every frame
     _train_one_step(model, torch.stack([_speechlike(16000, seed) for seed in range(4)]))

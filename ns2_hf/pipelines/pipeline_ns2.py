@@ -218,7 +218,7 @@ class NS2Pipeline(DiffusionPipeline):
             raise ValueError(
                 f"`callback_on_step_end_tensor_inputs` has {unknown}; the callback can get {self._callback_tensor_inputs}."
             )
-        if prompt_guidance_scale != 1.0 and not getattr(self.model.config, "prompt_dropout", 0.0) > 0:
+        if prompt_guidance_scale != 1.0 and not self.model.config.prompt_dropout > 0:
             raise GenerationArgumentError(
                 f"`prompt_guidance_scale` {prompt_guidance_scale} needs a model trained with prompt dropout "
                 "(NS2Config.prompt_dropout > 0), which learnt the null prompt; this one was not: use 1."
@@ -591,7 +591,7 @@ class NS2Pipeline(DiffusionPipeline):
                 means of 3 seeds, `training/README.md`). Ignored with `pitch`.
             prompt_guidance_scale: w of prompt guidance (classifier-free guidance on the speech prompt, ours):
                 ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) at every step, ∅ the null prompt; > 1 pushes the output towards
-                the prompt's voice at twice the denoiser cost. Needs a model trained with `prompt_dropout`
+                the prompt's voice; each step then runs the denoiser on twice the batch. Needs a model trained with `prompt_dropout`
                 ([`NS2Config`]); 1 (default) is the plain denoiser.
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
