@@ -364,6 +364,9 @@ def main():
         if end_of_step(step, recipe, start_time, validate, accelerator, output_dir, ema, progress):
             break
     bar.close()
+    # every process at the same point before the process group goes (a gloo run that destroyed it with one
+    # process still finishing hung at exit, rarely; pytorch/pytorch#75097)
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     accelerator.print(f"best validation loss {progress.best_val_loss:.4f} -> {output_dir / BEST_DIR}")
 
