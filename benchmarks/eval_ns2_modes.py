@@ -1,7 +1,7 @@
 """Measure the paper's other modes on voices the shipped model never trained on (issue 14's "done when").
 
-    python benchmarks/eval_ns2_modes.py vc      [--strengths 0.4 0.6 0.8 1.0] [--steps 50] [--real]
-    python benchmarks/eval_ns2_modes.py enhance [--strengths 0.6 0.8 1.0] [--snr 5] [--inversion ode]
+    python benchmarks/eval_ns2_modes.py vc      [--strengths 0.4 0.6 0.8 1.0] [--steps 50] [--real] [--min_phone_frames 5]
+    python benchmarks/eval_ns2_modes.py enhance [--strengths 0.6 0.8 1.0] [--snr 5] [--inversion ode] [--seed 0] [--bounds]
     python benchmarks/eval_ns2_modes.py sing
     (add --model FOLDER for another release folder, --out_dir DIR to keep the audio)
 
@@ -11,7 +11,8 @@
   uses real read speech instead (Debian `pocketsphinx-testdata`: one LibriVox reader, 5 sentences), as
   sources converted to training voices and as the target voice of corpus sources.
 - **enhance**: held-out sentences mixed with white noise at `--snr` dB; the prompt is another clean
-  recording of the speaker. Reports DNSMOS OVRL and WER of the noisy input and of the output.
+  recording of the speaker. Reports DNSMOS OVRL and WER of the noisy input and of the output; `--bounds` adds
+  the WER of the model's text-to-speech of the same sentences, from nothing of the noisy source.
 - **sing**: a 12-note melody (G3–E4, 0.45 s notes, 0.1 s rests) with one word per note, sung with a
   `kok_mix5` prompt. Reports the median error in cents of the output's f0 (parselmouth) against the
   notes, over the voiced frames of each note's middle half, and the voiced fraction of notes and rests.
@@ -90,7 +91,8 @@ def evaluate_vc(args, texts) -> dict:
         rows = []
         for source, target in vc_items(args.real):
             output = pipe(read(source), read(target), transcript=texts[source], source_sampling_rate=16000,
-                          prompt_sampling_rate=16000, strength=strength, num_inference_steps=args.steps)
+                          prompt_sampling_rate=16000, strength=strength, num_inference_steps=args.steps,
+                          **phone_floor(args))
             audio = output.audios[0]
             save(args, f"vc_{strength}_{source}_to_{target}", audio)
             rows.append({
@@ -102,6 +104,11 @@ def evaluate_vc(args, texts) -> dict:
         results[strength] = summarize(rows, word_error_rate)
         print(json.dumps({"strength": strength, **results[strength]["summary"]}), flush=True)
     return results
+
+
+def phone_floor(args) -> dict:
+    """`--min_phone_frames` as a pipeline keyword (none: the pipeline's default)."""
+    return {} if args.min_phone_frames is None else {"min_phone_frames": args.min_phone_frames}
 
 
 def mix_noise(clean: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
@@ -132,12 +139,42 @@ def evaluate_enhancement(args, texts) -> dict:
             prompt = source.rsplit("_", 1)[0] + "_0040"
             audio = pipe(noisy[source], read(prompt), transcript=texts[source], noisy_sampling_rate=16000,
                          prompt_sampling_rate=16000, strength=strength, num_inference_steps=args.steps,
-                         inversion=args.inversion, generator=torch.Generator().manual_seed(0)).audios[0]
+                         inversion=args.inversion, generator=torch.Generator().manual_seed(args.seed),
+                         **phone_floor(args)).audios[0]
             save(args, f"enhance_{strength}_{source}", audio)
             rows.append({"dnsmos": dnsmos(audio, 16000)["dnsmos_ovrl"], "hypothesis": transcribe(audio, 16000),
                          "reference": texts[source]})
         results[strength] = summarize(rows, word_error_rate)
         print(json.dumps({"strength": strength, **results[strength]["summary"]}), flush=True)
+    if args.bounds:
+        results.update(enhancement_bounds(args, pipe, sources, texts))
+    return results
+
+
+def enhancement_bounds(args, pipe, sources, texts) -> dict:
+    """What the model says from the transcript and the clean prompt with nothing of the noisy source: its own
+    durations and pitch (`tts`), and the durations the aligner finds on the *clean* recording with the pitch
+    predictor's contour (`tts_clean_durations`). An enhancement keeps the source's timing, so the second is the
+    most it could do with a perfect aligner and without the source's pitch."""
+    from ns2_hf.metrics.asr import transcribe, word_error_rate
+    from ns2_hf.pipelines import NS2Pipeline
+
+    tts = NS2Pipeline.from_pipe(pipe)
+    results = {}
+    for name in ("tts", "tts_clean_durations"):
+        rows = []
+        for source in sources:
+            durations = None
+            if name == "tts_clean_durations":
+                phoneme_ids, _ = pipe.encode_text([texts[source]])
+                durations = [pipe.align_source(phoneme_ids, read(source))[0].cpu()]
+            audio = tts(texts[source], read(source.rsplit("_", 1)[0] + "_0040"), prompt_sampling_rate=16000,
+                        durations=durations, num_inference_steps=args.steps,
+                        generator=torch.Generator().manual_seed(args.seed)).audios[0]
+            save(args, f"enhance_{name}_{source}", audio)
+            rows.append({"hypothesis": transcribe(audio, 16000), "reference": texts[source]})
+        results[name] = summarize(rows, word_error_rate)
+        print(json.dumps({"bound": name, **results[name]["summary"]}), flush=True)
     return results
 
 
@@ -218,6 +255,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--snr", type=float, default=5.0)
     parser.add_argument("--real", action="store_true", help="vc: real LibriVox speech as sources and target voice")
+    parser.add_argument("--min_phone_frames", type=int, default=None,
+                        help="vc/enhance: the pipelines' floor on the source's phone durations (default: theirs, 1 / 5)")
+    parser.add_argument("--seed", type=int, default=0, help="enhance: the seed of the fresh noise (and of --bounds)")
+    parser.add_argument("--bounds", action="store_true",
+                        help="enhance: also the model's text-to-speech from the transcript and clean prompt (its own "
+                             "durations; the clean recording's)")
     parser.add_argument("--inversion", choices=["noise", "ode"], default="noise", help="enhance: how the source reaches t_s")
     parser.add_argument("--out_dir", default=None, help="keep the audio and the JSON results here")
     args = parser.parse_args()

@@ -8,7 +8,7 @@
 The paper's other modes (one at a time; --prompt is always the target voice):
 
     ns2-tts --source speech.wav --prompt voice.wav --out converted.wav [--text "transcript"] [--strength 0.8]
-    ns2-tts --enhance noisy.wav --prompt clean_same_voice.wav --out clean.wav [--text "transcript"]
+    ns2-tts --enhance noisy.wav --prompt clean_same_voice.wav --out clean.wav [--text "transcript"] [--min-phone-frames 5]
     ns2-tts --score song.mid --text "one word per note" --prompt voice.wav --out sung.wav
 
 A text of any length is spoken in chunks (sentences, long sentences cut at clauses; see
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--score", default=None, help="singing: sing this MIDI melody (--text: lyrics)")
     parser.add_argument("--strength", type=float, default=None,
                         help="--source/--enhance: how far the forward ODE carries the source, in (0, 1] (default 0.8; lower keeps more of the source, its noise too)")
+    parser.add_argument("--min-phone-frames", type=int, default=None,
+                        help="--source/--enhance: lengthen the source's phones shorter than this many 12.5 ms frames, its "
+                             "length kept (default: 5 for --enhance, where it lowered the WER 0.47 -> 0.27; 1 for --source)")
     return parser
 
 
@@ -86,13 +89,14 @@ def run_mode(args, pipeline):
     from .pipelines import NS2SpeechEnhancementPipeline, NS2VoiceConversionPipeline
     from .singing import load_score
 
-    strength = {} if args.strength is None else {"strength": args.strength}
+    options = {name: value for name, value in (("strength", args.strength), ("min_phone_frames", args.min_phone_frames))
+               if value is not None}  # else the pipeline's defaults
     if args.source or args.enhance:
         wanted = NS2VoiceConversionPipeline if args.source else NS2SpeechEnhancementPipeline
         if not isinstance(pipeline, wanted):  # the random-weight fallback: no aligner, refused with its reason
             pipeline = wanted.from_pipe(pipeline)
         source = args.source or args.enhance
-        return pipeline(source, args.prompt, transcript=args.text, num_inference_steps=args.steps, **strength,
+        return pipeline(source, args.prompt, transcript=args.text, num_inference_steps=args.steps, **options,
                         **harmonic_phase_argument(args))
     conditions = load_score(args.score, pipeline.tokenizer, pipeline.sampling_rate / pipeline.hop_length, lyrics=args.text)
     return pipeline(
@@ -225,6 +229,10 @@ def main(argv=None) -> int:
         parser.error("--text-file speaks texts; --source, --enhance and --score take one file each.")
     if args.strength is not None and not (args.source or args.enhance):
         parser.error("--strength applies to --source and --enhance only.")
+    if args.min_phone_frames is not None and not (args.source or args.enhance):
+        parser.error("--min-phone-frames applies to --source and --enhance only.")
+    if args.min_phone_frames is not None and args.min_phone_frames < 1:
+        parser.error(f"--min-phone-frames must be >= 1, got {args.min_phone_frames}.")
     if args.match_prompt_pitch and mode:
         parser.error("--match-prompt-pitch applies to text to speech only (--source keeps the source's melody moved "
                      "into the prompt's range; --score sings the notes).")

@@ -222,3 +222,14 @@ def test_corpus_transcripts_have_no_unknown_phones(corpus_dir):
     for text, ids in zip(texts, tokenizer(texts)["input_ids"]):
         assert tokenizer.unk_token_id not in ids
         assert tokenizer.convert_ids_to_tokens(ids[0]) in phones, f"{text!r} does not start with a phone"
+
+
+def test_phones_are_told_from_boundaries_punctuation_and_special_tokens():
+    from ns2_hf.text import SENTENCE_PUNCTUATION, WORD_BOUNDARY, is_phone, is_voiced
+
+    tokenizer = NS2PhonemeTokenizer()
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer("When a camel flies, it's far!")["input_ids"])
+    phones = [token for token in tokens if is_phone(token)]
+    assert phones and all(token not in (WORD_BOUNDARY, *SENTENCE_PUNCTUATION) for token in phones)
+    assert not any(is_phone(token) for token in (WORD_BOUNDARY, ",", "!", tokenizer.pad_token, ""))
+    assert is_phone("ˈæ") and is_phone("t͡ʃ") and not is_voiced("t͡ʃ") and is_voiced("ˈæ")

@@ -9,6 +9,7 @@ import torch
 from ns2_hf import AudioInputError
 from ns2_hf.cli import main as cli_main
 from ns2_hf.pipelines import NS2VoiceConversionPipeline, build_untrained_pipeline
+from ns2_hf.pipelines.pipeline_ns2_voice_conversion import lengthen_short_phones
 
 SAMPLING_RATE = 16000
 
@@ -49,6 +50,31 @@ def test_forward_then_reverse_ode_with_the_same_voice_returns_the_source(shipped
                     num_inference_steps=50, output_type="latent")
     assert (other.audios[0] - source_latents).norm() / source_latents.norm() > 0.4
     assert output.durations[0].sum() == source_latents.shape[-1]  # the aligner fills every source frame
+
+
+def test_short_phones_are_lengthened_from_the_longest_tokens_and_the_source_stretched_with_them():
+    durations = np.array([1, 3, 1, 20, 2, 6])
+    is_phone = np.array([True, True, True, False, True, True])
+    lengthened, frame_map = lengthen_short_phones(durations, is_phone, 4)
+    assert lengthened.sum() == durations.sum() and len(frame_map) == durations.sum()  # the source's length
+    assert (lengthened[is_phone] >= 4).all()
+    assert lengthened[3] < 20  # the pause gave the frames
+    # every new frame of a token shows one of that token's source frames, in order
+    old_token, new_token = (np.repeat(np.arange(len(durations)), counts) for counts in (durations, lengthened))
+    assert np.array_equal(old_token[frame_map], new_token)
+    assert (np.diff(frame_map) >= 0).all()
+    unchanged, identity = lengthen_short_phones(durations, is_phone, 1)
+    assert np.array_equal(unchanged, durations) and np.array_equal(identity, np.arange(durations.sum()))
+    # nothing long enough to give: the phones stay short, the length is kept
+    short, _ = lengthen_short_phones(np.array([1, 2, 1]), np.array([True, True, True]), 5)
+    assert np.array_equal(short, [1, 2, 1])
+
+
+def test_min_phone_frames_is_checked(shipped, corpus_dir):
+    source, prompt = audio_of(corpus_dir, "kok_mix5_0003"), audio_of(corpus_dir, "piper_joe_0040")
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="min_phone_frames"):
+            shipped(source, prompt, transcript="a", min_phone_frames=bad)
 
 
 def test_pitch_moves_into_the_prompt_range(shipped):

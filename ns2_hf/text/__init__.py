@@ -23,6 +23,7 @@ _EXPORTS = {
     "VOICELESS_PHONES": ".voicing",
     "WORD_BOUNDARY": ".g2p",
     "gruut_phone_inventory": ".g2p",
+    "is_phone": ".voicing",
     "is_voiced": ".voicing",
     "normalize_text": ".normalization",
     "phonemize": ".g2p",
