@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strength", type=float, default=None,
                         help="--source/--enhance: how far the forward ODE carries the source, in (0, 1] (default 0.8; lower keeps more of the source, its noise too)")
     parser.add_argument("--min-phone-frames", type=int, default=None,
-                        help="--source/--enhance: lengthen the source's phones shorter than this many 12.5 ms frames, its "
-                             "length kept (default: 5 for --enhance, where it lowered the WER 0.47 -> 0.27; 1 for --source)")
+                        help="the least 12.5 ms frames a phone gets (1 = as predicted or aligned). Text to speech: default "
+                             "the model's (the shipped model's 6; the output gets longer). --source/--enhance: the source's "
+                             "short phones take frames from its pauses, its length kept (default 1 / 5)")
     return parser
 
 
@@ -229,8 +230,8 @@ def main(argv=None) -> int:
         parser.error("--text-file speaks texts; --source, --enhance and --score take one file each.")
     if args.strength is not None and not (args.source or args.enhance):
         parser.error("--strength applies to --source and --enhance only.")
-    if args.min_phone_frames is not None and not (args.source or args.enhance):
-        parser.error("--min-phone-frames applies to --source and --enhance only.")
+    if args.min_phone_frames is not None and args.score:
+        parser.error("--min-phone-frames does not apply to --score (the notes set the durations).")
     if args.min_phone_frames is not None and args.min_phone_frames < 1:
         parser.error(f"--min-phone-frames must be >= 1, got {args.min_phone_frames}.")
     if args.match_prompt_pitch and mode:
@@ -261,6 +262,7 @@ def main(argv=None) -> int:
                     temperature=args.temperature, speed=args.speed, max_phonemes_per_chunk=args.max_phonemes_per_chunk,
                     batch_size=args.batch_size, progress=len(requests) == 1, **harmonic_phase_argument(args),
                     match_prompt_pitch=args.match_prompt_pitch, prompt_guidance_scale=args.prompt_guidance,
+                    min_phone_frames=args.min_phone_frames,
                 )
             except USER_ERRORS as error:  # name the line in batch mode; the files before it are written
                 raise type(error)(f"{args.text_file} (id {request['id']}): {error}" if args.text_file else str(error)) from error

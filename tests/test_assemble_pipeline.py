@@ -1,4 +1,5 @@
-"""training/assemble_pipeline.py: swap in a decoder-fine-tuned codec and the sampling temperature."""
+"""training/assemble_pipeline.py: swap in a decoder-fine-tuned codec, the sampling temperature and the
+phone-duration floor."""
 
 import copy
 import json
@@ -11,6 +12,7 @@ import torch
 from conftest import load_training_script
 from ns2_hf.pipelines import NS2Pipeline
 from ns2_hf.pipelines.pipeline_ns2 import build_untrained_pipeline
+from ns2_hf.text import is_phone
 
 PROMPT = Path(__file__).resolve().parents[1] / "examples" / "prompt.wav"
 
@@ -58,9 +60,14 @@ def test_assembled_pipeline_has_the_new_decoder_and_temperature(assemble_pipelin
     assert not np.allclose(_synthesize(source, "np"), _synthesize(released, "np"))
 
     # in place: the release folder is both input and output
-    assemble_pipeline.main(["--ns2", str(output), "--temperature", "4", "--output", str(output)])
+    assemble_pipeline.main(["--ns2", str(output), "--temperature", "4", "--min_phone_frames", "5", "--output", str(output)])
     again = NS2Pipeline.from_pretrained(output)
     assert again.scheduler.config.temperature == 4.0 and (output / "README.md").read_text() == "kept"
+    assert released.model.config.min_phone_frames == 1 and again.model.config.min_phone_frames == 5
+    phone = torch.tensor([is_phone(token) for token in again.tokenizer.convert_ids_to_tokens(again.tokenizer("Assembled.")["input_ids"])])
+    assert (again("Assembled.", str(PROMPT), num_inference_steps=3).durations[0][phone] >= 5).all()
+    with pytest.raises(ValueError, match="min_phone_frames"):
+        assemble_pipeline.main(["--ns2", str(output), "--min_phone_frames", "0", "--output", str(output)])
     for name, tensor in released.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[name], tensor)
     for name, tensor in decoder_tuned.state_dict().items():

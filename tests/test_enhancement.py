@@ -62,7 +62,7 @@ def test_cli_enhances(tmp_path, corpus_dir, corpus_texts):
                      "--out", str(out), "--steps", "10"])
     assert code == 0
     assert abs(len(sf.read(out)[0]) - len(sf.read(noisy_path)[0])) < 200
-    for bad in (["--enhance", str(noisy_path), "--min-phone-frames", "0"], ["--text", "hi", "--min-phone-frames", "3"]):
+    for bad in (["--enhance", str(noisy_path), "--min-phone-frames", "0"], ["--score", "song.mid", "--min-phone-frames", "3"]):
         with pytest.raises(SystemExit):  # argparse: exit 2 with the message
             cli_main([*bad, "--prompt", prompt_of(corpus_dir, utterance), "--out", str(tmp_path / "x.wav")])
 

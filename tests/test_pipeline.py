@@ -227,6 +227,28 @@ def test_speed_scales_predicted_length(pipeline, prompt, monkeypatch):
     assert abs(slow.sum().item() - normal.sum().item() * 2) <= len(normal)
 
 
+def test_min_phone_frames_lengthens_short_phones_only(pipeline, prompt, monkeypatch):
+    from ns2_hf.text import is_phone
+
+    text = "A short one, then more."
+    plain = run(pipeline, text, prompt)
+    floored = run(pipeline, text, prompt, min_phone_frames=4)
+    tokens = pipeline.tokenizer.convert_ids_to_tokens(pipeline.tokenizer(text)["input_ids"])
+    phone = torch.tensor([is_phone(token) for token in tokens])
+    before, after = plain.durations[0], floored.durations[0]
+    assert (before[phone] < 4).any()  # the untrained predictor leaves some short: the floor has work to do
+    assert torch.equal(after[phone], before[phone].clamp(min=4)) and torch.equal(after[~phone], before[~phone])
+    # the same as giving those durations
+    given = run(pipeline, text, prompt, durations=[after])
+    np.testing.assert_array_equal(floored.audios[0], given.audios[0])
+    with pytest.raises(ValueError, match="min_phone_frames"):
+        run(pipeline, text, prompt, min_phone_frames=0)
+    # by default the model's config says (a release setting; the shipped model's is 6)
+    monkeypatch.setattr(pipeline.model.config, "min_phone_frames", 4)
+    assert torch.equal(run(pipeline, text, prompt).durations[0], after)
+    assert torch.equal(run(pipeline, text, prompt, min_phone_frames=1).durations[0], before)
+
+
 def test_output_types(pipeline, prompt):
     latent = run(pipeline, "Latent please.", prompt, output_type="latent")
     assert latent.audios[0].shape == (pipeline.model.config.latent_dim, int(latent.durations[0].sum()))
@@ -302,3 +324,8 @@ def test_cli_writes_speech(tmp_path, pipeline):
     finally:
         pipeline.model.config.prompt_dropout = 0.0
     assert main(["--model", str(tmp_path / "guided"), *common, "--prompt-guidance", "2"]) == 0
+    # the phone floor: a longer output than the predicted durations give
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--min-phone-frames", "1"]) == 0
+    short_length = len(sf.read(out)[0])
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--min-phone-frames", "8"]) == 0
+    assert len(sf.read(out)[0]) > short_length

@@ -27,10 +27,11 @@ ITEMS = [  # (text, prompt, other speaker)
     ("We learn from history that we do not learn from history.", "kok_mix5_0012", "kok_mix3_0016"),  # unseen speaker
 ]
 STEPS = 50
-# measured with these items, 50 steps, seed 0: WER 0.21 over the three (0.50, 0.125, 0.0); SIM to the prompt
-# 0.821 vs 0.627 to a different speaker (means). Bounds with a margin; a random-weight pipeline scores WER >= 1
-# and the model before the longer training (WER 0.72 on the test list) scored 0.60 on the first item alone.
-MAX_WER = 0.4
+# measured with these items, 50 steps, seed 0, the release's phone floor (min_phone_frames 6): WER 0.14 over the
+# three (0.10, 0.375, 0.0); SIM to the prompt 0.815 vs 0.645 to a different speaker (means); without the floor
+# WER 0.21 (0.40, 0.25, 0.0). Bounds with a margin; a random-weight pipeline scores WER >= 1 and the model before
+# the longer training (WER 0.72 on the test list) scored 0.60 on the first item alone.
+MAX_WER = 0.3
 MIN_SIM_MARGIN = 0.1
 
 

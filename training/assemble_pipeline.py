@@ -8,7 +8,8 @@ optionally fine-tuned codec decoder and the sampling temperature chosen on a tun
 the new codec must have the same encoder and codebooks (as `train_codec.py` with
 `train_only: decoder` guarantees); its decoder may be of another kind (e.g. the Fourier decoder of
 `codec_cpu_fourier_decoder.yaml`); anything else is refused. `--temperature` sets τ of the
-initial noise N(0, τ⁻¹ I) in the saved scheduler (the paper's 1.44 is the default). The output folder
+initial noise N(0, τ⁻¹ I) in the saved scheduler (the paper's 1.44 is the default), `--min_phone_frames` the
+pipeline's default floor on phone durations in the model's config (1, the paper's, by default). The output folder
 is swapped in whole (an interrupted run leaves the previous folder); files in it that are not
 pipeline components (a README.md) are kept.
 """
@@ -25,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 
 from ns2_hf.codec import NS2CodecModel  # noqa: E402
+from ns2_hf.ns2 import NS2Config  # noqa: E402
 from ns2_hf.pipelines import NS2Pipeline  # noqa: E402
 from ns2_hf.schedulers import NS2Scheduler  # noqa: E402
 from training.trainer_utils import write_folder_atomically  # noqa: E402
@@ -47,9 +49,13 @@ def check_same_latent_space(trained_with: NS2CodecModel, replacement: NS2CodecMo
         )
 
 
-def assemble(ns2: str, output: str, codec: Optional[str] = None, temperature: Optional[float] = None) -> NS2Pipeline:
-    """Load the pipeline in `ns2`, swap in `codec` and `temperature`, write it to `output`; returns it."""
+def assemble(ns2: str, output: str, codec: Optional[str] = None, temperature: Optional[float] = None,
+             min_phone_frames: Optional[int] = None) -> NS2Pipeline:
+    """Load the pipeline in `ns2`, swap in `codec`, `temperature` and `min_phone_frames`, write it to `output`;
+    returns it."""
     pipeline = NS2Pipeline.from_pretrained(ns2)
+    if min_phone_frames is not None:
+        pipeline.model.config.min_phone_frames = NS2Config(min_phone_frames=min_phone_frames).min_phone_frames  # checked
     if codec is not None:
         replacement = NS2CodecModel.from_pretrained(codec).eval()
         check_same_latent_space(pipeline.codec, replacement)
@@ -78,9 +84,11 @@ def main(argv=None) -> None:
     parser.add_argument("--ns2", required=True, help="a trained NS2Pipeline folder (train_ns2.py's output_dir/best)")
     parser.add_argument("--codec", help="an NS2CodecModel folder to use instead (same encoder and codebooks)")
     parser.add_argument("--temperature", type=float, help="τ of the initial noise saved in the scheduler")
+    parser.add_argument("--min_phone_frames", type=int,
+                        help="the least frames the pipeline gives a phone by default, saved in the model's config")
     parser.add_argument("--output", required=True, help="the release folder to write (replaced whole)")
     args = parser.parse_args(argv)
-    assemble(args.ns2, args.output, args.codec, args.temperature)
+    assemble(args.ns2, args.output, args.codec, args.temperature, args.min_phone_frames)
     print(f"wrote {args.output}")
 
 

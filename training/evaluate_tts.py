@@ -164,11 +164,9 @@ def write_rows(rows: Sequence[Dict], path: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # the three ways of building items
 def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, ground_truth_only: bool,
-                     temperature: Optional[float] = None, harmonic_phase: Optional[bool] = None,
-                     match_prompt_pitch: bool = False, prompt_guidance_scale: float = 1.0) -> Tuple[List[EvaluationItem], int]:
+                     temperature: Optional[float] = None, pipeline_options: Optional[Dict] = None) -> Tuple[List[EvaluationItem], int]:
     """Load audio (and synthesize with the pipeline unless `ground_truth_only`; `temperature` None = the
-    scheduler's τ, `harmonic_phase` None = the pipeline's default, `match_prompt_pitch` and `prompt_guidance_scale`
-    as in `NS2Pipeline`, passed only when not the default);
+    scheduler's τ; `pipeline_options`: further `NS2Pipeline` arguments, e.g. `harmonic_phase`, `match_prompt_pitch`);
     returns items, their rate and the codec's frame rate (None without a model)."""
     from tqdm.auto import tqdm
 
@@ -201,9 +199,7 @@ def synthesize_items(rows, model: str, steps: int, seed: int, out_dir: Path, gro
                 num_inference_steps=steps,
                 temperature=temperature,
                 generator=torch.Generator().manual_seed(seed),
-                **({} if harmonic_phase is None else {"harmonic_phase": harmonic_phase}),
-                **({"match_prompt_pitch": True} if match_prompt_pitch else {}),
-                **({"prompt_guidance_scale": prompt_guidance_scale} if prompt_guidance_scale != 1.0 else {}),
+                **(pipeline_options or {}),
             )
             item.audio = np.asarray(output.audios[0], dtype=np.float32)
             item.durations = (output.durations[0].numpy() * hop_length / sampling_rate).tolist()
@@ -294,6 +290,10 @@ def parse_args(argv=None):
     parser.add_argument("--prompt_guidance_scale", type=float, default=1.0,
                         help="model mode: w of prompt guidance (NS2Pipeline(prompt_guidance_scale=w); needs a model trained "
                              "with prompt dropout; 1 = none)")
+    parser.add_argument("--speed", type=float, default=1.0, help="model mode: speaking rate (NS2Pipeline(speed=...); > 1 faster)")
+    parser.add_argument("--min_phone_frames", type=int, default=None,
+                        help="model mode: every phone at least this many frames (NS2Pipeline(min_phone_frames=N)); "
+                             "default the pipeline's")
     parser.add_argument("--make-test-list", "--make_test_list", dest="make_test_list", metavar="CORPUS_DIR",
                         help="write a test list from this corpus to --test-list and exit")
     parser.add_argument("--speakers", default="all", help='--make-test-list: comma-separated speaker ids or "all"')
@@ -342,9 +342,14 @@ def main(argv=None) -> Dict:
             default_metrics = CODEC_METRICS + ("wer",)
     else:
         rows = read_test_list(args.test_list, args.max_items)
-        items, sampling_rate, frame_rate = synthesize_items(
+        options = {"harmonic_phase": {"on": True, "off": False}.get(args.harmonic_phase), "match_prompt_pitch": args.match_prompt_pitch,
+                   "prompt_guidance_scale": args.prompt_guidance_scale, "min_phone_frames": args.min_phone_frames,
+                   "speed": args.speed}
+        defaults = {"harmonic_phase": None, "match_prompt_pitch": False, "prompt_guidance_scale": 1.0, "min_phone_frames": None,
+                    "speed": 1.0}
+        items, sampling_rate, frame_rate = synthesize_items(  # only what differs from the pipeline's defaults
             rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature,
-            {"auto": None, "on": True, "off": False}[args.harmonic_phase], args.match_prompt_pitch, args.prompt_guidance_scale,
+            {name: value for name, value in options.items() if value != defaults[name]},
         )
         default_metrics = TTS_METRICS
     metrics = args.metrics.split(",") if args.metrics else default_metrics

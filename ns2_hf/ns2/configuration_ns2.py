@@ -70,6 +70,9 @@ class NS2Config(PreTrainedConfig):
             min(SNR, γ)·‖ẑ₀ − z₀‖², finite as t → 0 where the raw noise-space error blows up.
         data_loss_weight, score_loss_weight, ce_rvq_loss_weight, duration_loss_weight,
         pitch_loss_weight: weights of the loss terms in the total loss (paper: 1, 1, 0.1, 1, 1).
+        min_phone_frames: the least frames `NS2Pipeline` gives a phone by default (its `min_phone_frames`): a
+            release setting, chosen on a tuning list like the sampling temperature, not a training one. 1 keeps
+            the duration predictor's durations (the paper).
         codec_latent_space: the latent space of the codec the model was trained on
             (`ns2_hf.latent_codecs.codec_latent_space(codec)`: the codec config's `model_type` and `latent_space()`);
             `NS2Pipeline` refuses a codec with another. None for models saved before it was recorded.
@@ -115,6 +118,7 @@ class NS2Config(PreTrainedConfig):
         ce_rvq_loss_weight: float = 0.1,
         duration_loss_weight: float = 1.0,
         pitch_loss_weight: float = 1.0,
+        min_phone_frames: int = 1,
         codec_latent_space: Optional[dict] = None,
         **kwargs,
     ):
@@ -130,6 +134,8 @@ class NS2Config(PreTrainedConfig):
             raise ValueError(f"pitch_normalization must be one of {PITCH_NORMALIZATIONS}, got {pitch_normalization!r}")
         if not 0.0 <= prompt_dropout < 1.0:
             raise ValueError(f"prompt_dropout must be in [0, 1), got {prompt_dropout}")
+        if isinstance(min_phone_frames, bool) or not isinstance(min_phone_frames, int) or min_phone_frames < 1:
+            raise ValueError(f"min_phone_frames must be an integer >= 1, got {min_phone_frames!r}")
         if log_f0_max <= log_f0_min:
             raise ValueError(f"log_f0_max ({log_f0_max}) must exceed log_f0_min ({log_f0_min})")
         self.vocab_size = vocab_size
@@ -168,6 +174,7 @@ class NS2Config(PreTrainedConfig):
         self.ce_rvq_loss_weight = ce_rvq_loss_weight
         self.duration_loss_weight = duration_loss_weight
         self.pitch_loss_weight = pitch_loss_weight
+        self.min_phone_frames = min_phone_frames
         self.codec_latent_space = codec_latent_space
         # folders saved before the scheduler owned the VP SDE carry its β and t_eps here; the saved
         # scheduler holds the same values, so they are dropped rather than kept as a second copy

@@ -39,7 +39,7 @@ from ..audio.pitch import extract_pitch
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler
-from ..text import NS2PhonemeTokenizer
+from ..text import NS2PhonemeTokenizer, is_phone
 from .arguments import GenerationArgumentError
 from .pipeline_ns2 import NS2Pipeline, NS2PipelineOutput, PromptAudio
 
@@ -194,11 +194,8 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
     def lengthen_phones(self, phoneme_ids: torch.Tensor, durations: torch.Tensor, min_phone_frames: int):
         """[`lengthen_short_phones`] on the source's durations `(1, phonemes)`: returns the new durations `(1, phonemes)`
         and the frame map `(frames,)` long that stretches the source's latents and pitch with them."""
-        from ..text import is_phone
-
-        tokens = self.tokenizer.convert_ids_to_tokens(phoneme_ids[0].tolist())
-        lengthened, frame_map = lengthen_short_phones(durations[0].cpu().numpy(), np.array([is_phone(t) for t in tokens]),
-                                                      min_phone_frames)
+        is_phone_token = self.token_mask(phoneme_ids, is_phone)[0].cpu().numpy()
+        lengthened, frame_map = lengthen_short_phones(durations[0].cpu().numpy(), is_phone_token, min_phone_frames)
         return torch.from_numpy(lengthened)[None].to(durations.device, durations.dtype), torch.from_numpy(frame_map)
 
     def source_pitch(self, source_waveform: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
