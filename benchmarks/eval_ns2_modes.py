@@ -153,7 +153,7 @@ def evaluate_enhancement(args, texts) -> dict:
 
 def enhancement_bounds(args, pipe, sources, texts) -> dict:
     """What the model says from the transcript and the clean prompt with nothing of the noisy source: its own
-    durations and pitch (`tts`), and the durations the aligner finds on the *clean* recording with the pitch
+    predicted durations (no phone floor) and pitch (`tts`), and the durations the aligner finds on the *clean* recording with the pitch
     predictor's contour (`tts_clean_durations`). An enhancement keeps the source's timing, so the second is the
     most it could do with a perfect aligner and without the source's pitch."""
     from ns2_hf.metrics.asr import transcribe, word_error_rate
@@ -169,7 +169,7 @@ def enhancement_bounds(args, pipe, sources, texts) -> dict:
                 phoneme_ids, _ = pipe.encode_text([texts[source]])
                 durations = [pipe.align_source(phoneme_ids, read(source))[0].cpu()]
             audio = tts(texts[source], read(source.rsplit("_", 1)[0] + "_0040"), prompt_sampling_rate=16000,
-                        durations=durations, num_inference_steps=args.steps,
+                        durations=durations, min_phone_frames=1, num_inference_steps=args.steps,
                         generator=torch.Generator().manual_seed(args.seed)).audios[0]
             save(args, f"enhance_{name}_{source}", audio)
             rows.append({"hypothesis": transcribe(audio, 16000), "reference": texts[source]})
