@@ -45,6 +45,7 @@ extras = {
         "speechmos>=0.0.1",
         "pesq>=0.0.4",
         "pystoi>=0.4",
+        "threadpoolctl>=3.0",  # Whisper on one thread: its words must not depend on OMP_NUM_THREADS
     ],
 }
 extras["dev"] = sorted(

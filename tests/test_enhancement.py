@@ -81,21 +81,37 @@ def test_output_sounds_cleaner_than_the_noisy_input(shipped, corpus_dir, corpus_
     assert dnsmos(audio, SAMPLING_RATE)["dnsmos_ovrl"] > dnsmos(noisy, SAMPLING_RATE)["dnsmos_ovrl"] + 0.15
 
 
+# The 32 corpus utterances held out of the release's training (2 per speaker, none on the tuning list), each with
+# its prompt: another recording of the speaker.
+HELD_OUT = [
+    ("fes_kal_0050", "fes_kal_0005"), ("fes_kal_0066", "fes_kal_0063"), ("fes_ked_0003", "fes_ked_0076"),
+    ("fes_ked_0005", "fes_ked_0066"), ("flite_awb_0040", "flite_awb_0032"), ("flite_awb_0072", "flite_awb_0079"),
+    ("flite_rms_0049", "flite_rms_0009"), ("flite_rms_0043", "flite_rms_0062"), ("flite_slt_0053", "flite_slt_0040"),
+    ("flite_slt_0064", "flite_slt_0072"), ("kok_alpha_0066", "kok_alpha_0007"), ("kok_alpha_0043", "kok_alpha_0001"),
+    ("kok_gongitsune_0066", "kok_gongitsune_0064"), ("kok_gongitsune_0007", "kok_gongitsune_0032"),
+    ("kok_kumo_0042", "kok_kumo_0025"), ("kok_kumo_0006", "kok_kumo_0029"), ("kok_mix1_0031", "kok_mix1_0012"),
+    ("kok_mix1_0002", "kok_mix1_0067"), ("kok_mix2_0041", "kok_mix2_0072"), ("kok_mix2_0051", "kok_mix2_0072"),
+    ("kok_mix3_0030", "kok_mix3_0058"), ("kok_mix3_0036", "kok_mix3_0051"), ("kok_mix4_0029", "kok_mix4_0023"),
+    ("kok_mix4_0054", "kok_mix4_0004"), ("kok_mix5_0061", "kok_mix5_0012"), ("kok_mix5_0008", "kok_mix5_0020"),
+    ("kok_nezumi_0056", "kok_nezumi_0069"), ("kok_nezumi_0065", "kok_nezumi_0030"), ("kok_tebukuro_0057", "kok_tebukuro_0076"),
+    ("kok_tebukuro_0045", "kok_tebukuro_0065"), ("piper_joe_0024", "piper_joe_0014"), ("piper_joe_0029", "piper_joe_0044"),
+]
+
+
 @pytest.mark.slow
 def test_output_is_better_understood_than_the_noisy_input(shipped, corpus_dir, corpus_texts):
-    """The 8 sentences of `benchmarks/eval_ns2_modes.py enhance` (seed 0, 50 steps): WER 0.270 enhanced against
-    0.292 noisy (seeds 1 and 2: 0.213, 0.270). Without the phone floor (`min_phone_frames=1`, the paper's
-    durations) it was 0.49, and on 32 other held-out sentences 0.47 → 0.27 (noisy 0.52): training/README.md."""
+    """32 held-out sentences in white noise at 5 dB (noise seeds 100–131, seed 0, 50 steps): WER 0.287 enhanced
+    against 0.520 noisy. Without the phone floor (`min_phone_frames=1`, the paper's durations) 0.472, the margin this
+    test would lose. (The 8 sentences of `benchmarks/eval_ns2_modes.py enhance`: 0.270 against 0.292; training/README.md.)"""
     from ns2_hf.metrics.asr import transcribe, word_error_rate
 
-    utterances = [f"kok_mix5_{number:04d}" for number in range(3, 7)] + ["piper_joe_0024", "flite_slt_0021", "kok_kumo_0006",
-                                                                           "fes_ked_0001"]
     references, noisy_hypotheses, enhanced_hypotheses = [], [], []
-    for seed, utterance in enumerate(utterances):
-        noisy = noisy_version(corpus_dir, utterance, seed)
-        audio = shipped(noisy, prompt_of(corpus_dir, utterance), transcript=corpus_texts[utterance], noisy_sampling_rate=SAMPLING_RATE,
-                        num_inference_steps=50, generator=torch.Generator().manual_seed(0)).audios[0]
+    for index, (utterance, prompt) in enumerate(HELD_OUT):
+        noisy = noisy_version(corpus_dir, utterance, 100 + index)
+        audio = shipped(noisy, str(corpus_dir / "audio" / f"{prompt}.flac"), transcript=corpus_texts[utterance],
+                        noisy_sampling_rate=SAMPLING_RATE, num_inference_steps=50, generator=torch.Generator().manual_seed(0)).audios[0]
         references.append(corpus_texts[utterance])
         noisy_hypotheses.append(transcribe(noisy, SAMPLING_RATE))
         enhanced_hypotheses.append(transcribe(audio, SAMPLING_RATE))
-    assert word_error_rate(enhanced_hypotheses, references) < word_error_rate(noisy_hypotheses, references)
+    enhanced, noisy = word_error_rate(enhanced_hypotheses, references), word_error_rate(noisy_hypotheses, references)
+    assert enhanced < noisy - 0.1, f"WER enhanced {enhanced:.3f}, noisy {noisy:.3f}"

@@ -76,6 +76,23 @@ def test_default_asr_transcribes_a_clean_corpus_utterance(corpus_dir, speech):
                            "If parents would only realize how they bore their children.") <= 0.2
 
 
+@pytest.mark.slow
+def test_default_asr_hears_the_same_words_whatever_the_thread_environment(corpus_dir, tmp_path):
+    """A corpus sentence in white noise at 5 dB, which Whisper heard differently on 1 and 4 CTranslate2 threads before
+    the ASR was pinned to one: the transcript must not depend on OMP_NUM_THREADS."""
+    import os
+    import subprocess
+    import sys
+
+    clean, rate = sf.read(corpus_dir / "audio" / "flite_slt_0021.flac", dtype="float32")
+    noise = np.random.default_rng(5).standard_normal(clean.shape).astype(np.float32)
+    sf.write(tmp_path / "noisy.wav", clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10**0.5), rate)
+    script = f"from ns2_hf.metrics import transcribe; print(transcribe({str(tmp_path / 'noisy.wav')!r}))"
+    heard = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**os.environ, "OMP_NUM_THREADS": threads}).stdout for threads in ("1", "4")]
+    assert heard[0].strip() and heard[0] == heard[1]
+
+
 # --- spectral and reconstruction --------------------------------------------------------------
 def test_spectral_distortion_is_zero_on_itself_and_grows_with_noise(speech):
     rng = np.random.default_rng(0)
