@@ -603,7 +603,7 @@ class NS2Pipeline(DiffusionPipeline):
             min_phone_frames: give every phone at least this many frames (12.5 ms each with the shipped codec; the
                 utterance gets longer), after the duration predictor and `speed` (ours). None (default): the model's
                 `NS2Config.min_phone_frames` (the shipped model: 6, chosen on the tuning list — WER 0.225 → 0.173,
-                and 0.219 → 0.156 on held-out sentences, 0.242 → 0.157 with real LibriVox prompts; 3 seeds,
+                and 0.219 → 0.165 on held-out sentences, 0.242 → 0.157 with real LibriVox prompts; 3 seeds,
                 `training/README.md`); 1 keeps the predicted durations. Ignored with `durations`.
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
