@@ -63,6 +63,12 @@ def _in_range(name: str, value, bounds, meaning: str = "") -> None:
         raise GenerationArgumentError(f"`{name}` must be between {low:g} and {high:g}{meaning}, got {value!r}.")
 
 
+def check_min_phone_frames(min_phone_frames) -> None:
+    """The floor on phone durations (`NS2Pipeline` and the conversion pipelines): an integer >= 1."""
+    if isinstance(min_phone_frames, bool) or not isinstance(min_phone_frames, int) or min_phone_frames < 1:
+        raise GenerationArgumentError(f"`min_phone_frames` must be an integer >= 1, got {min_phone_frames!r}.")
+
+
 def check_text(text) -> None:
     """`text`: a string or a non-empty list of strings, none empty or only spaces."""
     texts = [text] if isinstance(text, str) else text

@@ -29,7 +29,7 @@ from ..ns2 import NS2Model
 from ..ns2.prompt_pitch import prompt_pitch_statistics
 from ..schedulers import NS2Scheduler, temperature_to_sigma
 from ..text import NS2PhonemeTokenizer, is_phone, is_voiced
-from .arguments import GenerationArgumentError, check_generation_arguments
+from .arguments import GenerationArgumentError, check_generation_arguments, check_min_phone_frames
 from .loading import ModelLoadError, check_pipeline_folder, check_pipeline_weights, find_pipeline_folder, hub_download_options
 from .voice import NS2Voice, codebook_probe
 
@@ -198,10 +198,8 @@ class NS2Pipeline(DiffusionPipeline):
             temperature_to_sigma(temperature)  # raises ValueError naming `temperature` unless finite and > 0
         if not speed > 0:
             raise ValueError(f"`speed` must be > 0, got {speed!r}.")
-        if min_phone_frames is not None and (
-            isinstance(min_phone_frames, bool) or not isinstance(min_phone_frames, int) or min_phone_frames < 1
-        ):
-            raise ValueError(f"`min_phone_frames` must be an integer >= 1 (or None: the model's), got {min_phone_frames!r}.")
+        if min_phone_frames is not None:
+            check_min_phone_frames(min_phone_frames)
         for name, given in (("durations", durations), ("pitch", pitch)):
             if given is not None and len(given) != len(texts):
                 raise ValueError(f"`{name}` has {len(given)} entries for {len(texts)} texts.")

@@ -40,7 +40,7 @@ from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..ns2 import NS2Model
 from ..schedulers import NS2Scheduler
 from ..text import NS2PhonemeTokenizer, is_phone
-from .arguments import GenerationArgumentError
+from .arguments import GenerationArgumentError, check_min_phone_frames
 from .pipeline_ns2 import NS2Pipeline, NS2PipelineOutput, PromptAudio
 
 #: Subfolder of a release folder holding the aligner.
@@ -139,8 +139,7 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
     # 1. check inputs -----------------------------------------------------------------------------
     def check_conversion_inputs(self, strength: float, num_inference_steps: int, transcript: Optional[str], inversion: str,
                                 min_phone_frames: int = 1):
-        if isinstance(min_phone_frames, bool) or not isinstance(min_phone_frames, int) or min_phone_frames < 1:
-            raise GenerationArgumentError(f"`min_phone_frames` must be an integer >= 1, got {min_phone_frames!r}.")
+        check_min_phone_frames(min_phone_frames)
         if inversion not in INVERSIONS:
             raise GenerationArgumentError(f"`inversion` must be one of {INVERSIONS}, got {inversion!r}.")
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 2:
