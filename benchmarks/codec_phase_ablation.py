@@ -1,7 +1,7 @@
 """Where does the Fourier decoder lose a voice's pitch: in the magnitudes it predicts, or in the phases?
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/codec_phase_ablation.py --codec pretrained/ns2-tiny-en/codec \\
-        [--griffin_lim 0 16 64]
+        [--griffin_lim 0 16 64] [--quality]
 
 For each recording of the codec evaluation lists (the ones `benchmarks/codec_pitch_by_voice.py` reads: held-out
 corpus utterances, LibriVox, codec2 speakers) the decoder's STFT of the quantized latents is taken apart and
@@ -14,11 +14,14 @@ overlap-added again with the decoder's own inverse STFT:
   with the magnitude: no frame-synchronous phase pattern can survive);
 - `harmonic phase`: `ns2_hf.codec.resynthesize(..., harmonic_phase=True)`, i.e. `NS2CodecModel.decode(...,
   f0=, voiced=)` with the recording's pitch (Praat at the codec hop): voiced frames take a harmonic excitation's phase below
-  `harmonic_phase_max_hz` — what `NS2Pipeline` does with the pitch it predicts.
+  `harmonic_phase_max_hz` — what `NS2Pipeline` does with the pitch it predicts;
+- `recording magnitude + harmonic phase`: the same phases (the decoder's above the cut-off and on unvoiced
+  frames) under the recording's own magnitudes: what the harmonic phase gives with perfect magnitudes.
 
 Prints per list the share of recordings whose pitch is kept (`ns2_hf.metrics.pitch_kept`, median voiced f0
-within 10 %), the frame-rate buzz share and grid lock (`ns2_hf.metrics.frame_buzz`) of each variant. About
-1 s per recording and variant (Praat, one thread).
+within 10 %), the frame-rate buzz share and grid lock (`ns2_hf.metrics.frame_buzz`) of each variant; with
+`--quality` also DNSMOS OVRL and PESQ-WB against the recording (which of magnitude and phase caps the sound).
+About 1 s per recording and variant (Praat, one thread; DNSMOS and PESQ add about as much).
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 from codec_pitch_by_voice import recordings  # noqa: E402
 
 from ns2_hf.audio.io import load_audio  # noqa: E402
+from ns2_hf.audio.pitch import extract_pitch  # noqa: E402
 from ns2_hf.codec import NS2CodecModel, resynthesize  # noqa: E402
-from ns2_hf.metrics import pitch_kept  # noqa: E402
+from ns2_hf.metrics import dnsmos, pesq_wideband, pitch_kept  # noqa: E402
 from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 
 
@@ -69,6 +73,10 @@ def variants(codec: NS2CodecModel, waveform: np.ndarray, griffin_lim: list) -> d
         for name, spectrum in spectra.items()
     }
     outputs["harmonic phase (recording's f0)"] = resynthesize(codec, waveform, harmonic_phase=True)
+    log_f0, voiced = extract_pitch(waveform, codec.config.sampling_rate, codec.config.hop_length, num_frames=frames)
+    recording_magnitude = torch.polar(recording.abs(), predicted.angle())
+    harmonic = decoder.with_harmonic_phase(recording_magnitude, torch.from_numpy(log_f0).exp()[None], torch.from_numpy(voiced)[None])
+    outputs["recording magnitude + harmonic phase"] = decoder.inverse_stft(harmonic, frame_mask).clamp(-1.0, 1.0)[0, : len(waveform)].numpy()
     return outputs
 
 
@@ -77,22 +85,29 @@ def main() -> None:
     parser.add_argument("--codec", default=str(REPO_ROOT / "pretrained/ns2-tiny-en/codec"),
                         help="an NS2CodecModel folder with the Fourier decoder")
     parser.add_argument("--griffin_lim", type=int, nargs="*", default=[16, 64], help="iteration counts to try")
+    parser.add_argument("--quality", action="store_true", help="also DNSMOS OVRL and PESQ-WB of every variant")
     args = parser.parse_args()
     torch.set_num_threads(1)
     codec = NS2CodecModel.from_pretrained(args.codec).eval()
     if codec.config.decoder_type != "fourier":
         raise SystemExit(f"{args.codec} has a {codec.config.decoder_type} decoder; this ablation needs the Fourier one.")
-    scores = {}  # (list, variant) -> [(kept, buzz share, grid lock)]
+    rate = codec.config.sampling_rate
+    scores = {}  # (list, variant) -> [(kept, buzz share, grid lock[, DNSMOS, PESQ])]
     for kind, path in recordings():
-        waveform = load_audio(str(path), target_sampling_rate=codec.config.sampling_rate, name=str(path))
+        waveform = load_audio(str(path), target_sampling_rate=rate, name=str(path))
         for name, output in variants(codec, waveform, args.griffin_lim).items():
-            kept = pitch_kept(output, waveform, codec.config.sampling_rate)["f0_kept"]
-            buzz = frame_rate_buzz(output, codec.config.sampling_rate, codec.config.frame_rate)
-            scores.setdefault((kind, name), []).append((kept, buzz["buzz_share"], buzz["grid_lock"]))
-    print(f"{'list':10s} {'variant':42s} {'pitch kept':>10s} {'buzz share':>10s} {'grid lock':>9s}")
+            kept = pitch_kept(output, waveform, rate)["f0_kept"]
+            buzz = frame_rate_buzz(output, rate, codec.config.frame_rate)
+            row = (kept, buzz["buzz_share"], buzz["grid_lock"])
+            if args.quality:
+                row += (dnsmos(output, rate)["dnsmos_ovrl"], pesq_wideband(output, waveform, rate))
+            scores.setdefault((kind, name), []).append(row)
+    quality_header = f" {'DNSMOS':>6s} {'PESQ-WB':>7s}" if args.quality else ""
+    print(f"{'list':10s} {'variant':42s} {'pitch kept':>10s} {'buzz share':>10s} {'grid lock':>9s}{quality_header}")
     for (kind, name), rows in scores.items():
-        kept, buzz, lock = np.mean(rows, axis=0)
-        print(f"{kind:10s} {name:42s} {kept:10.2f} {buzz:10.3f} {lock:9.2f}")
+        kept, buzz, lock, *quality = np.mean(rows, axis=0)
+        quality_columns = f" {quality[0]:6.2f} {quality[1]:7.2f}" if quality else ""
+        print(f"{kind:10s} {name:42s} {kept:10.2f} {buzz:10.3f} {lock:9.2f}{quality_columns}")
 
 
 if __name__ == "__main__":

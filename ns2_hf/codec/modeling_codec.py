@@ -332,6 +332,15 @@ class NS2CodecFourierDecoder(nn.Module):
             excitation += audible * torch.cos(harmonic * phase)
         return excitation.float()
 
+    def with_harmonic_phase(self, spectrum: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+        """`spectrum` `(batch, n_fft / 2 + 1, frames)` complex, `f0` `(batch, frames)` Hz, `voiced` `(batch, frames)`
+        bool -> the spectrum whose voiced frames' bins below `harmonic_phase_max_hz` take the phase of
+        `harmonic_excitation(f0)`; magnitudes, unvoiced frames and higher bins unchanged."""
+        harmonic_phase = self.stft(self.harmonic_excitation(f0), spectrum.shape[2]).angle()
+        bin_hz = torch.arange(spectrum.shape[1], device=spectrum.device) * self.sampling_rate / self.n_fft
+        chosen = voiced[:, None, :] & (bin_hz < self.harmonic_phase_max_hz)[None, :, None]
+        return torch.where(chosen, torch.polar(spectrum.abs(), harmonic_phase), spectrum)
+
     def forward(
         self,
         latents: torch.Tensor,
@@ -342,11 +351,8 @@ class NS2CodecFourierDecoder(nn.Module):
         if latent_mask is None:
             latent_mask = torch.ones(latents.shape[0], latents.shape[2], dtype=torch.bool, device=latents.device)
         spectrum = self.spectrum(latents, latent_mask)
-        if f0 is not None:  # voiced frames, low bins: the excitation's phase instead of the predicted one
-            harmonic_phase = self.stft(self.harmonic_excitation(f0), latents.shape[2]).angle()
-            bin_hz = torch.arange(spectrum.shape[1], device=latents.device) * self.sampling_rate / self.n_fft
-            chosen = voiced[:, None, :] & (bin_hz < self.harmonic_phase_max_hz)[None, :, None]
-            spectrum = torch.where(chosen, torch.polar(spectrum.abs(), harmonic_phase), spectrum)
+        if f0 is not None:
+            spectrum = self.with_harmonic_phase(spectrum, f0, voiced)
         waveform = self.inverse_stft(spectrum, latent_mask.float()).clamp(-1.0, 1.0)
         return waveform.to(latents.dtype)
 
