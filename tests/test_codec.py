@@ -337,6 +337,32 @@ def test_harmonic_phase_touches_voiced_frames_below_its_cutoff_only():
     assert harmonics.min() > 0.3 * spectrum.max() and spectrum[frequencies > cutoff + 120].max() < 1e-3 * spectrum.max()
 
 
+def test_pitch_postfilter_deepens_the_valleys_between_harmonics_and_keeps_the_band_energy():
+    """Flat magnitudes through the postfilter: the bins between the harmonics of f0 lose against the harmonic
+    bins (more the stronger it is), each voiced frame keeps its energy below the cut-off, and the bins above it
+    and the unvoiced frames keep their magnitudes."""
+    torch.manual_seed(0)
+    f0_hz, frames = 125.0, 40
+    f0, voiced = torch.full((1, frames), f0_hz), torch.arange(frames)[None] < 30
+    flat = torch.polar(torch.ones(1, 401, frames), torch.rand(1, 401, frames) * 6.28)
+    bin_hz = torch.arange(401) * SAMPLING_RATE / 800
+    below = bin_hz < 2000.0
+    harmonic, between = torch.isclose(bin_hz % f0_hz, torch.tensor(0.0)) & below, torch.isclose(bin_hz % f0_hz, torch.tensor(60.0)) & below
+    ratios = []
+    for strength in (0.0, 0.5, 1.0):
+        decoder = NS2CodecModel(NS2CodecConfig.tiny(decoder_type="fourier", pitch_postfilter=strength)).decoder
+        magnitude = decoder.with_harmonic_phase(flat, f0, voiced).abs()[0]
+        ratios.append(float(magnitude[harmonic, 5:25].mean() / magnitude[between, 5:25].mean()))
+        assert torch.allclose(magnitude[below, :30].square().sum(0), torch.full((30,), float(below.sum())), rtol=1e-4)
+        assert torch.allclose(magnitude[~below], flat.abs()[0][~below]) and torch.allclose(magnitude[:, 30:], flat.abs()[0, :, 30:])
+    assert ratios[0] == pytest.approx(1.0) and 2.0 < ratios[1] < ratios[2]
+
+
+def test_pitch_postfilter_must_not_be_negative():
+    with pytest.raises(ValueError, match="pitch_postfilter"):
+        NS2CodecConfig.tiny(decoder_type="fourier", pitch_postfilter=-0.5)
+
+
 def test_harmonic_phase_rejects_bad_contours(model):
     latents = torch.randn(1, model.config.latent_dim, 10)
     if model.config.decoder_type == "convolutional":

@@ -267,6 +267,7 @@ class NS2CodecFourierDecoder(nn.Module):
         self.n_fft = config.fourier_n_fft
         self.sampling_rate = config.sampling_rate
         self.harmonic_phase_max_hz = config.harmonic_phase_max_hz
+        self.pitch_postfilter = config.pitch_postfilter
         self.conv_in = nn.Conv1d(config.latent_dim, channels, 7, padding=3)
         self.norm_in = nn.LayerNorm(channels, eps=1e-6)
         self.blocks = nn.ModuleList(
@@ -335,11 +336,19 @@ class NS2CodecFourierDecoder(nn.Module):
     def with_harmonic_phase(self, spectrum: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
         """`spectrum` `(batch, n_fft / 2 + 1, frames)` complex, `f0` `(batch, frames)` Hz, `voiced` `(batch, frames)`
         bool -> the spectrum whose voiced frames' bins below `harmonic_phase_max_hz` take the phase of
-        `harmonic_excitation(f0)`; magnitudes, unvoiced frames and higher bins unchanged."""
-        harmonic_phase = self.stft(self.harmonic_excitation(f0), spectrum.shape[2]).angle()
+        `harmonic_excitation(f0)` and, with `pitch_postfilter > 0`, its comb-shaped gain (see `NS2CodecConfig`);
+        unvoiced frames and higher bins unchanged."""
+        excitation = self.stft(self.harmonic_excitation(f0), spectrum.shape[2])
         bin_hz = torch.arange(spectrum.shape[1], device=spectrum.device) * self.sampling_rate / self.n_fft
         chosen = voiced[:, None, :] & (bin_hz < self.harmonic_phase_max_hz)[None, :, None]
-        return torch.where(chosen, torch.polar(spectrum.abs(), harmonic_phase), spectrum)
+        magnitude = spectrum.abs()
+        if self.pitch_postfilter > 0:
+            comb = excitation.abs() / excitation.abs().amax(dim=1, keepdim=True).clamp(min=1e-6)
+            filtered = magnitude * (0.1 + 0.9 * comb).pow(self.pitch_postfilter)
+            band_energy = (magnitude * chosen).square().sum(dim=1, keepdim=True)
+            filtered_energy = (filtered * chosen).square().sum(dim=1, keepdim=True).clamp(min=1e-12)
+            magnitude = filtered * (band_energy / filtered_energy).sqrt()
+        return torch.where(chosen, torch.polar(magnitude, excitation.angle()), spectrum)
 
     def forward(
         self,
