@@ -358,6 +358,21 @@ def test_pitch_postfilter_deepens_the_valleys_between_harmonics_and_keeps_the_ba
     assert ratios[0] == pytest.approx(1.0) and 2.0 < ratios[1] < ratios[2]
 
 
+def test_forward_with_f0_decodes_with_the_harmonic_phase():
+    """`forward(f0=, voiced=)` (what `train_codec.py` uses with `harmonic_phase: true`) is encode + `decode(f0=,
+    voiced=)`; without f0 it is the plain decoder."""
+    torch.manual_seed(0)
+    codec = _fourier_codec()
+    audio = torch.randn(1, 4000) * 0.1
+    f0, voiced = torch.full((1, 20), 140.0), torch.arange(20)[None] % 3 > 0
+    with torch.no_grad():
+        latents = codec.encode(audio).quantized_latents
+        harmonic = codec(audio, f0=f0, voiced=voiced).audio_values
+        plain = codec(audio).audio_values
+    assert torch.equal(harmonic, codec.decode(latents, f0=f0, voiced=voiced).audio_values[:, :4000])
+    assert torch.equal(plain, codec.decode(latents).audio_values[:, :4000]) and not torch.allclose(harmonic, plain)
+
+
 def test_pitch_postfilter_must_not_be_negative():
     with pytest.raises(ValueError, match="pitch_postfilter"):
         NS2CodecConfig.tiny(decoder_type="fourier", pitch_postfilter=-0.5)

@@ -13,7 +13,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.codec_data import UntranscribedAudio, augment  # noqa: E402
+from training.codec_data import UntranscribedAudio, augment, crop_pitch  # noqa: E402
 from training.data import collate_batch  # noqa: E402
 
 RATE = 16000
@@ -120,3 +120,14 @@ def test_augmentation_is_reproducible_from_the_seed():
         np.random.seed(7)
         results.append(augment(audio, mask, RATE))
     assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_crop_pitch_tracks_each_crop_and_leaves_its_padding_unvoiced():
+    """What `harmonic_phase: true` decodes training crops with: each crop's own f0 per codec frame (200 and
+    300 Hz tones), positive everywhere, and no voicing on the masked tail of the shorter crop."""
+    audio, mask = _tone_batch()
+    f0, voiced = crop_pitch(audio, mask, RATE, 200)
+    assert f0.shape == voiced.shape == (2, 40) and bool((f0 > 0).all())
+    assert voiced[0, 2:-2].all() and voiced[1, 2:28].all() and not voiced[1, 31:].any()
+    assert torch.allclose(f0[0][voiced[0]], torch.tensor(200.0), rtol=0.02)
+    assert torch.allclose(f0[1][voiced[1]], torch.tensor(300.0), rtol=0.02)

@@ -476,6 +476,26 @@ def test_fourier_decoder_learns_from_the_discriminators(chain, tmp_path):
 
 
 @pytest.mark.slow
+def test_harmonic_phase_training_decodes_crops_at_their_pitch(chain, tmp_path):
+    """`harmonic_phase: true` trains a Fourier decoder with every crop decoded at its own pitch: the first step's
+    mel loss (same fresh decoder, same crops) differs from the same run's without it, and a convolutional
+    decoder is refused up front."""
+    arguments = ["--config", CONFIGS / "codec_cpu_fourier_decoder.yaml", "--dataset", chain["data"],
+                 "--init_from", chain["codec"] / BEST_DIR, "--extra_audio_dirs", "[]", *CODEC_STEPS,
+                 "--replace_decoder", "{decoder_type: fourier, decoder_hidden_size: 32, "
+                 "fourier_intermediate_size: 64, fourier_decoder_layers: 2}"]
+    first_losses = {}
+    for name, flag in (("harmonic", "true"), ("plain", "false")):
+        launch("train_codec.py", *arguments, "--harmonic_phase", flag, "--output_dir", tmp_path / name)
+        first_losses[name] = _event_accumulator(tmp_path / name).Scalars("train/mel_loss")[0].value
+    assert first_losses["harmonic"] != pytest.approx(first_losses["plain"], rel=1e-6)
+    with pytest.raises(AssertionError, match="needs the Fourier decoder"):
+        launch("train_codec.py", "--config", CONFIGS / "codec_cpu_small_decoder.yaml", "--dataset", chain["data"],
+               "--init_from", chain["codec"] / BEST_DIR, "--harmonic_phase", "true", "--output_dir", tmp_path / "conv",
+               *CODEC_STEPS)
+
+
+@pytest.mark.slow
 def test_the_phase_loss_trains_the_decoder(chain, tmp_path):
     """codec_cpu_phase_decoder.yaml adds the phase loss. With every other term off (mel, waveform, GAN), the
     decoder must move when `phase_loss_weight` is on and stay put when it is off: this fails if the phase term

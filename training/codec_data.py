@@ -105,3 +105,24 @@ def augment(
         masks[row] = False
         masks[row, : waveform.size] = True
     return augmented, masks
+
+
+def crop_pitch(audio: torch.Tensor, audio_mask: torch.Tensor, sampling_rate: int, hop_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pitch of each crop at the codec hop (Praat, `ns2_hf.audio.pitch.extract_pitch` on its valid samples), for
+    training the Fourier decoder with the harmonic phase (recipe key `harmonic_phase`).
+
+    Args:
+        audio: `(batch, samples)` crops; `audio_mask` `(batch, samples)` bool, True on valid samples.
+
+    Returns:
+        `f0` `(batch, frames)` Hz, positive everywhere (interpolated across unvoiced frames), and `voiced`
+        `(batch, frames)` bool (False on padding), `frames = ceil(samples / hop_length)`.
+    """
+    from ns2_hf.audio.pitch import extract_pitch
+
+    frames = -(-audio.shape[1] // hop_length)
+    log_f0, voiced = np.zeros((audio.shape[0], frames), np.float32), np.zeros((audio.shape[0], frames), bool)
+    for row in range(audio.shape[0]):
+        waveform = audio[row, : int(audio_mask[row].sum())].cpu().numpy().astype(np.float32)
+        log_f0[row], voiced[row] = extract_pitch(waveform, sampling_rate, hop_length, num_frames=frames)
+    return torch.from_numpy(log_f0).exp().to(audio.device), torch.from_numpy(voiced).to(audio.device)

@@ -15,7 +15,9 @@ Generator loss = mel_loss_weight · multi-resolution log-mel L1 + time_loss_weig
 commitment; from `gan_start_step` on, the multi-period +
 multi-scale-STFT discriminator gets its own optimizer step and the generator adds
 adversarial_loss_weight · adversarial + feature_matching_loss_weight · feature matching. Codebooks
-follow moving averages, quantizer dropout comes from the codec config.
+follow moving averages, quantizer dropout comes from the codec config. `harmonic_phase: true` (Fourier decoder)
+decodes every training and validation crop with the harmonic phase at its own pitch (Praat), as the pipelines
+decode: the decoder's magnitudes are trained under the phase they are heard with.
 
 `init_from: FOLDER` starts from a trained codec (its config replaces the recipe's `model`);
 `replace_decoder: {decoder_type: fourier, ...}` then swaps in a fresh decoder with these config
@@ -63,7 +65,7 @@ from ns2_hf.codec.losses import (  # noqa: E402
     si_snr,
 )
 from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
-from training.codec_data import UntranscribedAudio, augment  # noqa: E402
+from training.codec_data import UntranscribedAudio, augment, crop_pitch  # noqa: E402
 from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
     build_accelerator,
@@ -103,15 +105,18 @@ def frozen(module):
         module.requires_grad_(True)
 
 
-def reconstruction_losses(codec, audio, audio_mask, config, with_phase: bool):
+def reconstruction_losses(codec, audio, audio_mask, config, with_phase: bool, harmonic_phase: bool = False):
     """Encode-quantize-decode `audio (batch, samples)` (`audio_mask` True on real samples); returns the
-    model output and the unweighted reconstruction terms of the generator loss, the phase loss only
+    model output and the unweighted reconstruction terms of the generator loss. With `harmonic_phase` the Fourier
+    decoder decodes with the harmonic phase at each crop's own pitch (`crop_pitch`), as the pipelines use it: the
+    magnitudes learn to sound right under that phase. The phase loss only
     `with_phase` (a recipe with `phase_loss_weight` 0 does not compute it). The phase loss compares STFTs
     of 4 hops' window at the codec's hop, so the instantaneous-frequency term measures each partial's phase
     advance from one latent frame to the next (what a frame-synchronous phase pattern gets wrong), plus the
     group delay; not the absolute phase, which 80 latent frames per second barely pin down (trained with it, it
     stayed near chance, 0.8–0.95 against 1 for random phases, and the other terms barely moved)."""
-    output = codec(audio, padding_mask=audio_mask)
+    f0, voiced = crop_pitch(audio, audio_mask, config.sampling_rate, config.hop_length) if harmonic_phase else (None, None)
+    output = codec(audio, padding_mask=audio_mask, f0=f0, voiced=voiced)
     losses = {
         "mel_loss": multi_resolution_mel_loss(output.audio_values, audio, config.sampling_rate),
         "time_loss": masked_l1(output.audio_values, audio, audio_mask),
@@ -160,6 +165,9 @@ def main():
     weights = {name: recipe[f"{name}_loss_weight"] for name in ("mel", "time", "phase", "adversarial", "feature_matching")}
     weights["commitment"] = config.commitment_weight
     with_phase = weights["phase"] > 0
+    harmonic_phase = bool(recipe["harmonic_phase"])
+    if harmonic_phase and config.decoder_type != "fourier":
+        raise ValueError("harmonic_phase: true needs the Fourier decoder (decoder_type: fourier).")
 
     # ---- data: one random crop of segment_samples per utterance, batched by crop frames ------------
     dataset = load_prepared(args.dataset)
@@ -222,7 +230,7 @@ def main():
             for index in own_indices:
                 audio = val_set[index][AUDIO].to(accelerator.device)[None]
                 mask = torch.ones_like(audio, dtype=torch.bool)
-                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config, with_phase)
+                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config, with_phase, harmonic_phase)
                 losses["loss"] = (weights["mel"] * losses["mel_loss"] + weights["time"] * losses["time_loss"]
                                   + weights["phase"] * losses.get("phase_loss", 0.0))
                 losses["si_snr"] = si_snr(output.audio_values, audio).mean()
@@ -278,7 +286,7 @@ def main():
                 audio, audio_mask = random_segments(batch[AUDIO], batch["audio_mask"], segment_samples)
                 if recipe["augmentation"]:
                     audio, audio_mask = augment(audio, audio_mask, config.sampling_rate, **recipe["augmentation"])
-                output, losses = reconstruction_losses(codec, audio, audio_mask, config, with_phase)
+                output, losses = reconstruction_losses(codec, audio, audio_mask, config, with_phase, harmonic_phase)
                 gan_on = progress.step >= recipe["gan_start_step"]
                 if gan_on:  # discriminator step on real crops vs detached reconstructions
                     real_logits, real_features = discriminator(audio)

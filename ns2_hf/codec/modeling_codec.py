@@ -542,12 +542,20 @@ class NS2CodecModel(PreTrainedModel):
         input_values: torch.Tensor,
         padding_mask: torch.Tensor | None = None,
         n_quantizers: int | None = None,
+        f0: torch.Tensor | None = None,
+        voiced: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> NS2CodecOutput | tuple:
-        """Encode, quantize and decode (arguments as in `encode`); `audio_values` has the input's length."""
+        """Encode, quantize and decode (arguments as in `encode`; `f0` and `voiced` `(batch, frames)` as in `decode`:
+        the harmonic phase, e.g. to train the decoder with the phase it is used with); `audio_values` has the
+        input's length."""
         encoded = self.encode(input_values, padding_mask, n_quantizers)
         layer_mask = None if bool(encoded.latent_mask.all()) else encoded.latent_mask
-        audio_values = self.decoder(encoded.quantized_latents, layer_mask)[:, : input_values.shape[-1]]
+        if f0 is not None:
+            decoded = self.decode(encoded.quantized_latents, latent_mask=layer_mask, f0=f0, voiced=voiced)
+            audio_values = decoded.audio_values[:, : input_values.shape[-1]]
+        else:
+            audio_values = self.decoder(encoded.quantized_latents, layer_mask)[:, : input_values.shape[-1]]
         if padding_mask is not None:
             audio_values = audio_values * padding_mask.view_as(audio_values)
         output = NS2CodecOutput(
