@@ -50,8 +50,10 @@ from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
 
 
 @torch.no_grad()
-def variants(codec: NS2CodecModel, waveform: np.ndarray, griffin_lim: list, postfilter: float) -> dict:
-    """`{name: (samples,) waveform}` of the variants listed in the module docstring."""
+def variants(codec: NS2CodecModel, waveform: np.ndarray, log_f0: np.ndarray, voiced: np.ndarray, griffin_lim: list,
+             postfilter: float) -> dict:
+    """`{name: (samples,) waveform}` of the variants listed in the module docstring; `log_f0`, `voiced` `(frames,)`:
+    the recording's pitch at the codec hop."""
     decoder = codec.decoder
     audio = torch.from_numpy(waveform)
     latents = codec.encode(audio[None, None]).quantized_latents
@@ -76,7 +78,6 @@ def variants(codec: NS2CodecModel, waveform: np.ndarray, griffin_lim: list, post
         for name, spectrum in spectra.items()
     }
     outputs["harmonic phase (recording's f0)"] = resynthesize(codec, waveform, harmonic_phase=True)
-    log_f0, voiced = extract_pitch(waveform, codec.config.sampling_rate, codec.config.hop_length, num_frames=frames)
     recording_magnitude = torch.polar(recording.abs(), predicted.angle())
     harmonic = decoder.with_harmonic_phase(recording_magnitude, torch.from_numpy(log_f0).exp()[None], torch.from_numpy(voiced)[None])
     if postfilter > 0:
@@ -117,7 +118,7 @@ def main() -> None:
     for kind, path in recordings():
         waveform = load_audio(str(path), target_sampling_rate=rate, name=str(path))
         log_f0, voiced = extract_pitch(waveform, rate, codec.config.hop_length)
-        for name, output in variants(codec, waveform, args.griffin_lim, args.pitch_postfilter).items():
+        for name, output in variants(codec, waveform, log_f0, voiced, args.griffin_lim, args.pitch_postfilter).items():
             kept = pitch_kept(output, waveform, rate)["f0_kept"]
             buzz = frame_rate_buzz(output, rate, codec.config.frame_rate)
             row = (kept, buzz["buzz_share"], buzz["grid_lock"])
