@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--match-prompt-pitch", action="store_true",
                         help="text to speech: move the predicted pitch into the prompt's register (with the shipped model: "
                              "real prompts' pitch much nearer, words read better for some voices, worse for others)")
+    parser.add_argument("--pitch-register-tolerance", type=float, default=None,
+                        help="text to speech: keep the output's mean pitch within this fraction of the prompt's, moving the "
+                             "predicted contour only as far as needed (default: the model's; inf = as predicted)")
     parser.add_argument("--prompt-guidance", type=float, default=1.0,
                         help="text to speech: w of prompt guidance, > 1 pushes the output towards the prompt's voice (the "
                              "denoiser runs on twice the batch; 0 to 10; needs a model trained with prompt dropout; 1 = none)")
@@ -237,6 +240,10 @@ def main(argv=None) -> int:
     if args.match_prompt_pitch and mode:
         parser.error("--match-prompt-pitch applies to text to speech only (--source keeps the source's melody moved "
                      "into the prompt's range; --score sings the notes).")
+    if args.pitch_register_tolerance is not None and mode:
+        parser.error("--pitch-register-tolerance applies to text to speech only.")
+    if args.pitch_register_tolerance is not None and not args.pitch_register_tolerance >= 0:
+        parser.error(f"--pitch-register-tolerance must be >= 0, got {args.pitch_register_tolerance}.")
     if args.prompt_guidance != 1.0 and mode:
         parser.error("--prompt-guidance applies to text to speech only.")
     started = time.perf_counter()
@@ -261,8 +268,8 @@ def main(argv=None) -> int:
                     pipeline, request["text"], request["prompt"], seed=request["seed"], num_inference_steps=args.steps,
                     temperature=args.temperature, speed=args.speed, max_phonemes_per_chunk=args.max_phonemes_per_chunk,
                     batch_size=args.batch_size, progress=len(requests) == 1, **harmonic_phase_argument(args),
-                    match_prompt_pitch=args.match_prompt_pitch, prompt_guidance_scale=args.prompt_guidance,
-                    min_phone_frames=args.min_phone_frames,
+                    match_prompt_pitch=args.match_prompt_pitch, pitch_register_tolerance=args.pitch_register_tolerance,
+                    prompt_guidance_scale=args.prompt_guidance, min_phone_frames=args.min_phone_frames,
                 )
             except USER_ERRORS as error:  # name the line in batch mode; the files before it are written
                 raise type(error)(f"{args.text_file} (id {request['id']}): {error}" if args.text_file else str(error)) from error

@@ -68,6 +68,13 @@ def test_assembled_pipeline_has_the_new_decoder_and_temperature(assemble_pipelin
     assert (again("Assembled.", str(PROMPT), num_inference_steps=3).durations[0][phone] >= 5).all()
     with pytest.raises(ValueError, match="min_phone_frames"):
         assemble_pipeline.main(["--ns2", str(output), "--min_phone_frames", "0", "--output", str(output)])
+    assert again.model.config.pitch_register_tolerance is None
+    assemble_pipeline.main(["--ns2", str(output), "--pitch_register_tolerance", "0.1", "--output", str(output)])
+    assert NS2Pipeline.from_pretrained(output).model.config.pitch_register_tolerance == 0.1
+    with pytest.raises(ValueError, match="pitch_register_tolerance"):
+        assemble_pipeline.main(["--ns2", str(output), "--pitch_register_tolerance", "-1", "--output", str(output)])
+    assemble_pipeline.main(["--ns2", str(output), "--pitch_register_tolerance", "none", "--output", str(output)])
+    assert NS2Pipeline.from_pretrained(output).model.config.pitch_register_tolerance is None
     for name, tensor in released.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[name], tensor)
     for name, tensor in decoder_tuned.state_dict().items():

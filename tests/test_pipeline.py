@@ -179,6 +179,46 @@ def test_match_prompt_pitch_puts_the_predicted_contour_in_the_prompts_register(f
     assert given[1].log().mean() != pytest.approx(math.log(100.0), abs=1e-2)  # the untrained predictor's own
 
 
+def test_pitch_register_tolerance_moves_the_contour_only_as_far_as_needed(fourier_pipeline, prompt, monkeypatch):
+    """`pitch_register_tolerance=x`: a contour whose mean f0 lies beyond ×(1 + x) or ÷(1 + x) of the prompt's is
+    shifted onto that edge (its shape kept), one inside is left as predicted; 0 is `match_prompt_pitch`, inf never
+    moves it; the model config's value is the default, and a bad value is refused by name."""
+    import dataclasses
+
+    voice = dataclasses.replace(fourier_pipeline.encode_voice(*prompt), log_f0_mean=math.log(100.0))
+    log_f0 = torch.log(torch.tensor([[150.0, 160.0, 170.0], [60.0, 64.0, 68.0], [95.0, 100.0, 105.0]]))
+    mask = torch.ones(3, 3, dtype=torch.bool)
+    voices = [voice] * 3
+    moved = fourier_pipeline.match_prompt_pitch(log_f0, mask, voices, tolerance=0.1)
+    assert moved[0].mean() == pytest.approx(math.log(110.0), abs=1e-5)  # too high: down to the upper edge
+    assert moved[1].mean() == pytest.approx(math.log(100.0 / 1.1), abs=1e-5)  # too low: up to the lower edge
+    assert torch.equal(moved[2], log_f0[2])  # inside: untouched
+    assert torch.allclose(moved[:, 1:] - moved[:, :-1], log_f0[:, 1:] - log_f0[:, :-1])
+    assert torch.allclose(fourier_pipeline.match_prompt_pitch(log_f0, mask, voices, tolerance=0.0),
+                          fourier_pipeline.match_prompt_pitch(log_f0, mask, voices))
+    assert torch.equal(fourier_pipeline.match_prompt_pitch(log_f0, mask, voices, tolerance=math.inf), log_f0)
+
+    given = []
+    decode = type(fourier_pipeline).decode_latents
+    monkeypatch.setattr(type(fourier_pipeline), "decode_latents",
+                        lambda self, latents, frame_mask, f0=None, voiced=None: given.append(f0) or decode(self, latents, frame_mask, f0, voiced))
+
+    def register(**kwargs):
+        fourier_pipeline("We are all one.", voice=voice, num_inference_steps=STEPS, generator=torch.Generator().manual_seed(0), **kwargs)
+        return given.pop().log().mean().item()
+
+    free = register(pitch_register_tolerance=math.inf)
+    assert abs(free - math.log(100.0)) > math.log(1.2)  # the untrained predictor's register is far from the prompt's
+    assert abs(register(pitch_register_tolerance=0.1) - math.log(100.0)) == pytest.approx(math.log(1.1), abs=1e-4)
+    monkeypatch.setattr(fourier_pipeline.model.config, "pitch_register_tolerance", 0.1)
+    assert register() == pytest.approx(register(pitch_register_tolerance=0.1))
+    assert register(pitch_register_tolerance=math.inf) == pytest.approx(free)
+    assert register(match_prompt_pitch=True) == pytest.approx(math.log(100.0), abs=1e-4)
+    for bad in (-0.1, math.nan, "0.1", True):
+        with pytest.raises(GenerationArgumentError, match="pitch_register_tolerance"):
+            fourier_pipeline("We are all one.", voice=voice, num_inference_steps=STEPS, pitch_register_tolerance=bad)
+
+
 def test_prompt_guidance_mixes_the_conditional_and_null_prompt_predictions(pipeline, prompt, monkeypatch):
     """`prompt_guidance_scale=w`: ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)). With durations and pitch given (so the predictors,
     which see the prompt, play no part), w = 0 leaves only the null prompt: two different voices give the same audio;
@@ -329,3 +369,10 @@ def test_cli_writes_speech(tmp_path, pipeline):
     short_length = len(sf.read(out)[0])
     assert main(["--model", str(tmp_path / "pipe"), *common, "--min-phone-frames", "8"]) == 0
     assert len(sf.read(out)[0]) > short_length
+    # the register bound: the same seed, another pitch contour (the untrained predictor's lies far from the prompt's)
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--pitch-register-tolerance", "inf"]) == 0
+    free = sf.read(out)[0]
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--pitch-register-tolerance", "0.05"]) == 0
+    assert len(sf.read(out)[0]) == len(free) and not np.allclose(sf.read(out)[0], free)
+    with pytest.raises(SystemExit):  # argparse: exit 2 with the message
+        main(["--model", str(tmp_path / "pipe"), *common, "--pitch-register-tolerance", "-1"])

@@ -9,7 +9,9 @@ the new codec must have the same encoder and codebooks (as `train_codec.py` with
 `train_only: decoder` guarantees); its decoder may be of another kind (e.g. the Fourier decoder of
 `codec_cpu_fourier_decoder.yaml`); anything else is refused. `--temperature` sets τ of the
 initial noise N(0, τ⁻¹ I) in the saved scheduler (the paper's 1.44 is the default), `--min_phone_frames` the
-pipeline's default floor on phone durations in the model's config (1, the paper's, by default). The output folder
+pipeline's default floor on phone durations in the model's config (1, the paper's, by default),
+`--pitch_register_tolerance` the pipeline's default bound on the distance between the output's register and the
+prompt's (`none`, the paper's predicted pitch, by default). The output folder
 is swapped in whole (an interrupted run leaves the previous folder); files in it that are not
 pipeline components (a README.md) are kept.
 """
@@ -19,7 +21,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
@@ -50,12 +52,15 @@ def check_same_latent_space(trained_with: NS2CodecModel, replacement: NS2CodecMo
 
 
 def assemble(ns2: str, output: str, codec: Optional[str] = None, temperature: Optional[float] = None,
-             min_phone_frames: Optional[int] = None) -> NS2Pipeline:
-    """Load the pipeline in `ns2`, swap in `codec`, `temperature` and `min_phone_frames`, write it to `output`;
-    returns it."""
+             min_phone_frames: Optional[int] = None, pitch_register_tolerance: Union[float, str, None] = None) -> NS2Pipeline:
+    """Load the pipeline in `ns2`, swap in `codec`, `temperature`, `min_phone_frames` and `pitch_register_tolerance`
+    (`"none"` clears it), write it to `output`; returns it."""
     pipeline = NS2Pipeline.from_pretrained(ns2)
     if min_phone_frames is not None:
         pipeline.model.config.min_phone_frames = NS2Config(min_phone_frames=min_phone_frames).min_phone_frames  # checked
+    if pitch_register_tolerance is not None:
+        tolerance = None if pitch_register_tolerance == "none" else float(pitch_register_tolerance)
+        pipeline.model.config.pitch_register_tolerance = NS2Config(pitch_register_tolerance=tolerance).pitch_register_tolerance
     if codec is not None:
         replacement = NS2CodecModel.from_pretrained(codec).eval()
         check_same_latent_space(pipeline.codec, replacement)
@@ -86,9 +91,12 @@ def main(argv=None) -> None:
     parser.add_argument("--temperature", type=float, help="τ of the initial noise saved in the scheduler")
     parser.add_argument("--min_phone_frames", type=int,
                         help="the least frames the pipeline gives a phone by default, saved in the model's config")
+    parser.add_argument("--pitch_register_tolerance",
+                        help="keep the output's mean f0 within this fraction of the prompt's by default (e.g. 0.1), saved in "
+                             "the model's config; none = the predicted pitch")
     parser.add_argument("--output", required=True, help="the release folder to write (replaced whole)")
     args = parser.parse_args(argv)
-    assemble(args.ns2, args.output, args.codec, args.temperature, args.min_phone_frames)
+    assemble(args.ns2, args.output, args.codec, args.temperature, args.min_phone_frames, args.pitch_register_tolerance)
     print(f"wrote {args.output}")
 
 

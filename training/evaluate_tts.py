@@ -287,6 +287,9 @@ def parse_args(argv=None):
                              "with the recording's own pitch (Praat) as f0")
     parser.add_argument("--match_prompt_pitch", action="store_true",
                         help="model mode: move the predicted pitch into the prompt's register (NS2Pipeline(match_prompt_pitch=True))")
+    parser.add_argument("--pitch_register_tolerance", type=float, default=None,
+                        help="model mode: keep the output's mean f0 within this fraction of the prompt's "
+                             "(NS2Pipeline(pitch_register_tolerance=x); inf = as predicted); default the model's")
     parser.add_argument("--prompt_guidance_scale", type=float, default=1.0,
                         help="model mode: w of prompt guidance (NS2Pipeline(prompt_guidance_scale=w); needs a model trained "
                              "with prompt dropout; 1 = none)")
@@ -344,9 +347,9 @@ def main(argv=None) -> Dict:
         rows = read_test_list(args.test_list, args.max_items)
         options = {"harmonic_phase": {"on": True, "off": False}.get(args.harmonic_phase), "match_prompt_pitch": args.match_prompt_pitch,
                    "prompt_guidance_scale": args.prompt_guidance_scale, "min_phone_frames": args.min_phone_frames,
-                   "speed": args.speed}
+                   "speed": args.speed, "pitch_register_tolerance": args.pitch_register_tolerance}
         defaults = {"harmonic_phase": None, "match_prompt_pitch": False, "prompt_guidance_scale": 1.0, "min_phone_frames": None,
-                    "speed": 1.0}
+                    "speed": 1.0, "pitch_register_tolerance": None}
         items, sampling_rate, frame_rate = synthesize_items(  # only what differs from the pipeline's defaults
             rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature,
             {name: value for name, value in options.items() if value != defaults[name]},

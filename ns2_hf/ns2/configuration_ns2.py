@@ -73,6 +73,10 @@ class NS2Config(PreTrainedConfig):
         min_phone_frames: the least frames `NS2Pipeline` gives a phone by default (its `min_phone_frames`): a
             release setting, chosen on a tuning list like the sampling temperature, not a training one. 1 keeps
             the duration predictor's durations (the paper).
+        pitch_register_tolerance: `NS2Pipeline`'s default `pitch_register_tolerance` (ours, a release setting like
+            `min_phone_frames`): the predicted pitch contour is moved, only as far as needed, so that its mean f0
+            lies within this fraction of the prompt's voiced mean f0 (0.1: between ÷1.1 and ×1.1). None: the
+            contour as predicted (the paper). Only for a model that predicts absolute pitch.
         codec_latent_space: the latent space of the codec the model was trained on
             (`ns2_hf.latent_codecs.codec_latent_space(codec)`: the codec config's `model_type` and `latent_space()`);
             `NS2Pipeline` refuses a codec with another. None for models saved before it was recorded.
@@ -119,6 +123,7 @@ class NS2Config(PreTrainedConfig):
         duration_loss_weight: float = 1.0,
         pitch_loss_weight: float = 1.0,
         min_phone_frames: int = 1,
+        pitch_register_tolerance: Optional[float] = None,
         codec_latent_space: Optional[dict] = None,
         **kwargs,
     ):
@@ -136,6 +141,11 @@ class NS2Config(PreTrainedConfig):
             raise ValueError(f"prompt_dropout must be in [0, 1), got {prompt_dropout}")
         if isinstance(min_phone_frames, bool) or not isinstance(min_phone_frames, int) or min_phone_frames < 1:
             raise ValueError(f"min_phone_frames must be an integer >= 1, got {min_phone_frames!r}")
+        if pitch_register_tolerance is not None and not (
+            isinstance(pitch_register_tolerance, (int, float)) and not isinstance(pitch_register_tolerance, bool)
+            and 0 <= pitch_register_tolerance < float("inf")
+        ):
+            raise ValueError(f"pitch_register_tolerance must be None or a finite number >= 0, got {pitch_register_tolerance!r}")
         if log_f0_max <= log_f0_min:
             raise ValueError(f"log_f0_max ({log_f0_max}) must exceed log_f0_min ({log_f0_min})")
         self.vocab_size = vocab_size
@@ -175,6 +185,7 @@ class NS2Config(PreTrainedConfig):
         self.duration_loss_weight = duration_loss_weight
         self.pitch_loss_weight = pitch_loss_weight
         self.min_phone_frames = min_phone_frames
+        self.pitch_register_tolerance = pitch_register_tolerance
         self.codec_latent_space = codec_latent_space
         # folders saved before the scheduler owned the VP SDE carry its β and t_eps here; the saved
         # scheduler holds the same values, so they are dropped rather than kept as a second copy

@@ -69,6 +69,17 @@ def check_min_phone_frames(min_phone_frames) -> None:
         raise GenerationArgumentError(f"`min_phone_frames` must be an integer >= 1, got {min_phone_frames!r}.")
 
 
+def check_pitch_register_tolerance(tolerance) -> None:
+    """How far the output's register may stay from the prompt's (`NS2Pipeline`): None, or a number >= 0
+    (`math.inf`: never moved)."""
+    if tolerance is None:
+        return
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not tolerance >= 0:
+        raise GenerationArgumentError(
+            f"`pitch_register_tolerance` must be a number >= 0 (0.1 = within 10 %, inf = never moved), got {tolerance!r}."
+        )
+
+
 def check_text(text) -> None:
     """`text`: a string or a non-empty list of strings, none empty or only spaces."""
     texts = [text] if isinstance(text, str) else text

@@ -29,7 +29,12 @@ from ..ns2 import NS2Model
 from ..ns2.prompt_pitch import prompt_pitch_statistics
 from ..schedulers import NS2Scheduler, temperature_to_sigma
 from ..text import NS2PhonemeTokenizer, is_phone, is_voiced
-from .arguments import GenerationArgumentError, check_generation_arguments, check_min_phone_frames
+from .arguments import (
+    GenerationArgumentError,
+    check_generation_arguments,
+    check_min_phone_frames,
+    check_pitch_register_tolerance,
+)
 from .loading import ModelLoadError, check_pipeline_folder, check_pipeline_weights, find_pipeline_folder, hub_download_options
 from .voice import NS2Voice, codebook_probe
 
@@ -168,6 +173,7 @@ class NS2Pipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs,
         prompt_guidance_scale=1.0,
         min_phone_frames=None,
+        pitch_register_tolerance=None,
     ):
         """Raise `ValueError`/`TypeError` naming the first argument that cannot work (before any model runs)."""
         if len(texts) == 0:
@@ -200,6 +206,7 @@ class NS2Pipeline(DiffusionPipeline):
             raise ValueError(f"`speed` must be > 0, got {speed!r}.")
         if min_phone_frames is not None:
             check_min_phone_frames(min_phone_frames)
+        check_pitch_register_tolerance(pitch_register_tolerance)
         for name, given in (("durations", durations), ("pitch", pitch)):
             if given is not None and len(given) != len(texts):
                 raise ValueError(f"`{name}` has {len(given)} entries for {len(texts)} texts.")
@@ -372,9 +379,10 @@ class NS2Pipeline(DiffusionPipeline):
         std = torch.tensor([voice.log_f0_std for voice in voices], device=self.device)
         return mean, std
 
-    def match_prompt_pitch(self, log_f0, frame_mask, voices: Sequence[NS2Voice]) -> torch.Tensor:
-        """Each item's frame log-f0 `(batch, frames)` shifted so that its mean over the item's frames is its voice's
-        voiced mean log-f0 (`NS2Voice.log_f0_mean`): the predicted contour's shape in the prompt's register (ours).
+    def match_prompt_pitch(self, log_f0, frame_mask, voices: Sequence[NS2Voice], tolerance: float = 0.0) -> torch.Tensor:
+        """Each item's frame log-f0 `(batch, frames)` shifted, as little as needed, so that its mean over the item's
+        frames lies within `log(1 + tolerance)` of its voice's voiced mean log-f0 (`NS2Voice.log_f0_mean`): the
+        predicted contour's shape in the prompt's register (ours). `tolerance` 0 puts the mean on the prompt's.
         A model with prompt-anchored pitch is there already and a voice without pitch statistics keeps its contour;
         padding stays zero."""
         if self.model.config.pitch_normalization == "prompt":
@@ -383,7 +391,8 @@ class NS2Pipeline(DiffusionPipeline):
         current = (log_f0 * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
         target = torch.tensor([math.nan if voice.log_f0_mean is None else voice.log_f0_mean for voice in voices],
                               dtype=log_f0.dtype, device=log_f0.device)
-        shift = torch.where(torch.isfinite(target), target - current, torch.zeros_like(current))
+        distance = torch.where(torch.isfinite(target), target - current, torch.zeros_like(current))
+        shift = distance.sign() * (distance.abs() - math.log1p(tolerance)).clamp(min=0)
         return (log_f0 + shift[:, None]) * mask
 
     # 3. prepare latents --------------------------------------------------------------------------
@@ -553,6 +562,7 @@ class NS2Pipeline(DiffusionPipeline):
         pitch: Optional[Sequence[Sequence[float]]] = None,
         harmonic_phase: Optional[bool] = None,
         match_prompt_pitch: bool = False,
+        pitch_register_tolerance: Optional[float] = None,
         prompt_guidance_scale: float = 1.0,
         min_phone_frames: Optional[int] = None,
         output_type: str = "np",
@@ -623,11 +633,15 @@ class NS2Pipeline(DiffusionPipeline):
         self.check_inputs(
             texts, prompt_audio, voice, num_inference_steps, num_waveforms_per_prompt, generator, temperature, speed,
             durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs, prompt_guidance_scale,
-            min_phone_frames,
+            min_phone_frames, pitch_register_tolerance,
         )
         harmonic = self.uses_harmonic_phase(harmonic_phase)
         if min_phone_frames is None:
             min_phone_frames = self.model.config.min_phone_frames
+        if match_prompt_pitch:
+            pitch_register_tolerance = 0.0
+        elif pitch_register_tolerance is None:
+            pitch_register_tolerance = self.model.config.pitch_register_tolerance
 
         # 2. encode conditions: voices (each distinct prompt once), phonemes, prompt, durations, pitch
         voices = self._voices_per_text(texts, prompt_audio, prompt_sampling_rate, voice)
@@ -645,8 +659,8 @@ class NS2Pipeline(DiffusionPipeline):
             phoneme_durations = torch.where(phone, phoneme_durations.clamp(min=min_phone_frames), phoneme_durations)
         frame_hidden, frame_mask = self.model.length_regulate(phoneme_hidden, phoneme_durations)
         log_f0 = self.predict_pitch(frame_hidden, frame_mask, prompt_hidden, prompt_mask, pitch, voices)
-        if match_prompt_pitch and pitch is None:
-            log_f0 = self.match_prompt_pitch(log_f0, frame_mask, voices)
+        if pitch_register_tolerance is not None and pitch is None:
+            log_f0 = self.match_prompt_pitch(log_f0, frame_mask, voices, pitch_register_tolerance)
         condition = self.model.build_condition(frame_hidden, log_f0)
 
         # 3. prepare latents
