@@ -603,7 +603,12 @@ class NS2Pipeline(DiffusionPipeline):
                 the shipped one does. Off by default: with the shipped model it brings real prompts' pitch nearer (f0
                 0.81 → 0.88 × a LibriVox reader's, 0.55 → 0.81 × codec2 voices') and reads LibriVox better (WER
                 0.242 → 0.208) but codec2 voices and corpus voices worse (0.196 → 0.223, tuning list 0.225 → 0.258;
-                means of 3 seeds, `training/README.md`). Ignored with `pitch`.
+                means of 3 seeds, `training/README.md`). Ignored with `pitch`. The same as
+                `pitch_register_tolerance=0`.
+            pitch_register_tolerance: move the predicted pitch contour, only as far as needed, so that its mean f0
+                lies within this fraction of the prompt's voiced mean f0 (0.1: between ÷1.1 and ×1.1; ours;
+                [`match_prompt_pitch`]); `math.inf` leaves it as predicted. None (default): the model's
+                `NS2Config.pitch_register_tolerance` (None: as predicted). Ignored with `pitch`.
             prompt_guidance_scale: w of prompt guidance (classifier-free guidance on the speech prompt, ours):
                 ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) at every step, ∅ the null prompt; > 1 pushes the output towards
                 the prompt's voice; each step then runs the denoiser on twice the batch. Needs a model trained with `prompt_dropout`
