@@ -188,8 +188,8 @@ def build_demo(
                         label="Temperature τ (initial noise N(0, 1/τ); paper 1.44; higher = less varied, clearer)",
                     )
                     match_pitch = gr.Checkbox(
-                        value=False, label="Match the prompt's pitch register (try it with a real recording: the shipped "
-                        "model then puts the voice nearer the prompt's pitch)",
+                        value=False, label="Match the prompt's pitch register exactly (by default the shipped model keeps "
+                        "the voice within ×1.25 of the prompt's pitch)",
                     )
                 button = gr.Button("Synthesize", variant="primary", elem_id="synthesize-button")
             with gr.Column():

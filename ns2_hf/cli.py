@@ -57,11 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decode voiced sounds with a harmonic phase at the spoken pitch instead of the codec decoder's "
                              "own phases (auto: on for a codec with the Fourier decoder, as the shipped model's)")
     parser.add_argument("--match-prompt-pitch", action="store_true",
-                        help="text to speech: move the predicted pitch into the prompt's register (with the shipped model: "
-                             "real prompts' pitch much nearer, words read better for some voices, worse for others)")
+                        help="text to speech: put the predicted pitch's mean on the prompt's register (the same as "
+                             "--pitch-register-tolerance 0)")
     parser.add_argument("--pitch-register-tolerance", type=float, default=None,
                         help="text to speech: keep the output's mean pitch within this fraction of the prompt's, moving the "
-                             "predicted contour only as far as needed (default: the model's; inf = as predicted)")
+                             "predicted contour only as far as needed (default: the model's, 0.25 for the shipped one; inf = "
+                             "as predicted)")
     parser.add_argument("--prompt-guidance", type=float, default=1.0,
                         help="text to speech: w of prompt guidance, > 1 pushes the output towards the prompt's voice (the "
                              "denoiser runs on twice the batch; 0 to 10; needs a model trained with prompt dropout; 1 = none)")

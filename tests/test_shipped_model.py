@@ -6,6 +6,7 @@ The bounds come from `training/evaluate_tts.py` on the held-out utterances (see 
 with a margin; they are properties of the shipped weights, not of speech synthesis in general.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,38 @@ def test_shipped_model_speaks_a_real_low_voice_without_the_frame_grid(pipeline):
             ratio = np.median(f0[voiced]) / np.median(prompt_f0[prompt_voiced])
             assert 0.8 < ratio < 1.2, f"{path.name}: output f0 {ratio:.2f} x the prompt's"
     assert np.mean(locks) < MAX_MODEL_GRID_LOCK, f"grid lock {locks}"
+
+
+def test_the_release_bounds_the_distance_between_the_output_register_and_the_prompts(pipeline, corpus_dir, monkeypatch):
+    """The release's `pitch_register_tolerance` (model config): the pitch predictor learnt 15 voices and can put a
+    voice outside them far from its register (a prompt an octave above its speaker, librosa: 0.48 × its register; a
+    low voice seven semitones up: 1.75 ×). The release moves such a contour onto the edge of the bound, its shape
+    kept; a prompt inside the bound is spoken exactly as without it."""
+    import librosa
+
+    tolerance = pipeline.model.config.pitch_register_tolerance
+    assert tolerance == pytest.approx(0.1)
+    rate = pipeline.sampling_rate
+    contours = []
+    decode = type(pipeline).decode_latents
+    monkeypatch.setattr(type(pipeline), "decode_latents", lambda self, latents, frame_mask, f0=None, voiced=None:
+                        contours.append((f0, voiced)) or decode(self, latents, frame_mask, f0, voiced))
+
+    def register(voice, **kwargs):
+        """The spoken contour's voiced log-mean minus the voice's, and the audio."""
+        audio = pipeline(ITEMS[2][0], voice=voice, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+                         **kwargs).audios[0]
+        f0, voiced = contours.pop()
+        return f0[0][voiced[0]].log().mean().item() - voice.log_f0_mean, audio
+
+    for prompt_id, semitones in (("kok_mix5_0012", 12), ("fes_kal_0005", 7)):
+        prompt = load_audio(str(corpus_dir / "audio" / f"{prompt_id}.flac"), target_sampling_rate=rate)
+        voice = pipeline.encode_voice(librosa.effects.pitch_shift(prompt, sr=rate, n_steps=semitones), rate)
+        free, _ = register(voice, pitch_register_tolerance=math.inf)
+        released, _ = register(voice)
+        assert abs(free) > math.log(1.4), f"{prompt_id} +{semitones}: the predictor's own register is {math.exp(free):.2f} x"
+        assert abs(released) < math.log1p(tolerance) + 0.05, f"{prompt_id} +{semitones}: {math.exp(released):.2f} x"
+    inside = pipeline.encode_voice(str(corpus_dir / "audio" / "kok_mix5_0012.flac"))
+    free, free_audio = register(inside, pitch_register_tolerance=math.inf)
+    assert abs(free) < math.log1p(tolerance)
+    assert np.array_equal(register(inside)[1], free_audio)

@@ -598,13 +598,9 @@ class NS2Pipeline(DiffusionPipeline):
                 frame pitch (predicted or given) instead of the codec decoder's own phases, which print its 80 Hz
                 frame grid and lose low voices' pitch (ours; `NS2CodecModel.decode`). None (default): on when the
                 codec has the Fourier decoder.
-            match_prompt_pitch: shift the predicted pitch contour into the prompt's register (its mean onto the
-                prompt's voiced mean log-f0; [`match_prompt_pitch`]) for a model that predicts absolute pitch, as
-                the shipped one does. Off by default: with the shipped model it brings real prompts' pitch nearer (f0
-                0.81 → 0.88 × a LibriVox reader's, 0.55 → 0.81 × codec2 voices') and reads LibriVox better (WER
-                0.242 → 0.208) but codec2 voices and corpus voices worse (0.196 → 0.223, tuning list 0.225 → 0.258;
-                means of 3 seeds, `training/README.md`). Ignored with `pitch`. The same as
-                `pitch_register_tolerance=0`.
+            match_prompt_pitch: shift the predicted pitch contour onto the prompt's register (its mean onto the
+                prompt's voiced mean log-f0; [`match_prompt_pitch`]), for a model that predicts absolute pitch, as the
+                shipped one does: the same as `pitch_register_tolerance=0`. Ignored with `pitch`.
             pitch_register_tolerance: move the predicted pitch contour, only as far as needed, so that its mean f0
                 lies within this fraction of the prompt's voiced mean f0 (0.1: between ÷1.1 and ×1.1; ours;
                 [`match_prompt_pitch`]); `math.inf` leaves it as predicted. None (default): the model's
