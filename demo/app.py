@@ -189,7 +189,7 @@ def build_demo(
                     )
                     match_pitch = gr.Checkbox(
                         value=False, label="Match the prompt's pitch register exactly (by default the shipped model keeps "
-                        "the voice within ×1.25 of the prompt's pitch)",
+                        "the voice within ×1.1 of the prompt's pitch)",
                     )
                 button = gr.Button("Synthesize", variant="primary", elem_id="synthesize-button")
             with gr.Column():

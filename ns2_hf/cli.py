@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "--pitch-register-tolerance 0)")
     parser.add_argument("--pitch-register-tolerance", type=float, default=None,
                         help="text to speech: keep the output's mean pitch within this fraction of the prompt's, moving the "
-                             "predicted contour only as far as needed (default: the model's, 0.25 for the shipped one; inf = "
+                             "predicted contour only as far as needed (default: the model's, 0.1 for the shipped one; inf = "
                              "as predicted)")
     parser.add_argument("--prompt-guidance", type=float, default=1.0,
                         help="text to speech: w of prompt guidance, > 1 pushes the output towards the prompt's voice (the "
