@@ -1,5 +1,7 @@
 """The training speech prompter: prompt and target partition each utterance along phone borders."""
 
+import math
+
 import pytest
 import torch
 
@@ -90,6 +92,33 @@ def test_target_phones_are_the_phones_outside_the_prompt():
 def test_known_spans(durations, ratio, spans):
     prompter = NS2SpeechPrompter(min_ratio=ratio, max_ratio=ratio, generator=torch.Generator().manual_seed(0))
     assert {prompter.choose_span(torch.tensor(durations)) for _ in range(40)} == spans
+
+
+def test_spans_are_the_shortest_whole_phone_runs_a_brute_force_search_finds():
+    """The vectorised search draws the same span as enumerating every (start, end) pair by hand, with the same
+    random numbers, on random durations with zeros (phones without frames) among them."""
+    data = torch.Generator().manual_seed(5)
+    for trial in range(200):
+        durations = torch.randint(0, 6, (int(torch.randint(2, 40, (1,), generator=data)),), generator=data)
+        durations[0], durations[-1] = 1, 1
+        num_frames = int(durations.sum())
+        seed = 100 + trial
+        reference = torch.Generator().manual_seed(seed)
+        ratio = 0.1 + 0.4 * float(torch.rand(1, generator=reference))
+        wanted = max(1, math.ceil(ratio * num_frames))
+        candidates = []
+        for start in range(len(durations)):
+            if durations[start] == 0:
+                continue
+            for end in range(start + 1, len(durations) + 1):  # the first end whose run holds `wanted` frames
+                frames = int(durations[start:end].sum())
+                if frames >= wanted:
+                    if frames < num_frames:
+                        candidates.append((start, end))
+                    break
+        expected = candidates[int(torch.randint(len(candidates), (1,), generator=reference))]
+        prompter = NS2SpeechPrompter(0.1, 0.5, generator=torch.Generator().manual_seed(seed))
+        assert prompter.choose_span(durations) == expected, durations.tolist()
 
 
 def test_seeded_generator_makes_cuts_reproducible():

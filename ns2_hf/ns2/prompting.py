@@ -72,14 +72,12 @@ class NS2SpeechPrompter:
         wanted = max(1, math.ceil(ratio * num_frames))
         ends = durations.cumsum(0)
         starts = ends - durations
-        candidates = []
-        for start in range(len(durations)):
-            if durations[start] == 0:
-                continue
-            # shortest run start..end-1 holding at least `wanted` frames
-            end = int(torch.searchsorted(ends, (starts[start] + wanted).view(1))) + 1
-            if end <= len(durations) and ends[end - 1] - starts[start] < num_frames:
-                candidates.append((start, end))
+        # for every start phone at once: the shortest run start..end-1 holding at least `wanted` frames
+        run_ends = torch.searchsorted(ends, starts + wanted) + 1
+        reaches = run_ends <= len(durations)
+        run_frames = ends[run_ends.clamp(max=len(durations)) - 1] - starts
+        valid = (durations > 0) & reaches & (run_frames < num_frames)
+        candidates = list(zip(valid.nonzero().flatten().tolist(), run_ends[valid].tolist()))
         if not candidates:
             raise UtteranceTooShortError(
                 f"cannot cut a prompt from an utterance of {num_frames} frames whose durations are "

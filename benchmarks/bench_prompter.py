@@ -1,0 +1,90 @@
+"""The speech prompter's cost against the training step it feeds.
+
+    python benchmarks/bench_prompter.py [--model pretrained/ns2-tiny-en] [--dataset data/corpus] [--frames 9600] [--repeats 5] [--threads 1]
+
+`train_ns2.py` cuts a prompt out of every utterance of every batch (`NS2SpeechPrompter`) in the training
+process, between the data loader and the model. This prints, for batches of real prepared utterances
+(`prepare_dataset.py` output, up to `--frames` codec frames each: `ns2_gpu.yaml`'s `max_frames_per_batch`),
+the prompter's milliseconds per batch (the span search alone, and the whole cut-and-pad) next to one forward
+and backward pass of the shipped NS2 model on the same batch, on this CPU. A GPU makes the model step faster,
+not the prompter: what the prompter costs here, it costs there too, beside a step many times shorter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def batch_of_utterances(dataset_path: str, max_frames: int, latent_dim: int, num_quantizers: int, codebook_size: int):
+    """Utterances of the prepared training split, up to `max_frames` frames in all: their phones, frame counts
+    and pitch, with random latents and codes of the codec's shape (their values do not change the cost)."""
+    from datasets import load_from_disk
+
+    rows = load_from_disk(dataset_path)["train"].select_columns(["phoneme_ids", "num_frames", "log_f0", "voiced"])
+    utterances, frames = [], 0
+    for row in rows:
+        num_frames, num_phones = row["num_frames"], len(row["phoneme_ids"])
+        # the frames spread evenly over the phones (the aligner's durations, where the dataset has none yet)
+        durations = torch.diff(torch.linspace(0, num_frames, num_phones + 1).round().long())
+        if frames + num_frames > max_frames:
+            break
+        frames += num_frames
+        utterances.append({
+            "phoneme_ids": torch.tensor(row["phoneme_ids"]), "durations": durations,
+            "latents": torch.randn(latent_dim, num_frames),
+            "codes": torch.randint(0, codebook_size, (num_quantizers, num_frames)),
+            "log_f0": torch.tensor(row["log_f0"], dtype=torch.float32), "voiced": torch.tensor(row["voiced"], dtype=torch.bool),
+        })
+    return utterances
+
+
+def median_ms(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="pretrained/ns2-tiny-en")
+    parser.add_argument("--dataset", default="data/corpus")
+    parser.add_argument("--frames", type=int, default=9600)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from ns2_hf.codec import NS2CodecModel
+    from ns2_hf.ns2 import NS2Model, NS2SpeechPrompter
+    from ns2_hf.schedulers import NS2Scheduler
+
+    model = NS2Model.from_pretrained(f"{args.model}/model")
+    model.config.pitch_normalization = "prompt"
+    codebooks = NS2CodecModel.from_pretrained(f"{args.model}/codec").get_codebooks()
+    num_quantizers, codebook_size, latent_dim = codebooks.shape
+    utterances = batch_of_utterances(args.dataset, args.frames, latent_dim, num_quantizers, codebook_size)
+    prompter = NS2SpeechPrompter(0.1, 0.5, generator=torch.Generator().manual_seed(0))
+    scheduler = NS2Scheduler()
+
+    def step():
+        output = model(**prompter(utterances), codebooks=codebooks, noise_scheduler=scheduler)
+        output.loss.backward()
+        model.zero_grad()
+
+    span_ms = median_ms(lambda: [prompter.choose_span(u["durations"]) for u in utterances], args.repeats)
+    prompter_ms = median_ms(lambda: prompter(utterances), args.repeats)
+    step_ms = median_ms(step, args.repeats)
+    frames = sum(int(u["durations"].sum()) for u in utterances)
+    print(f"{len(utterances)} utterances, {frames} frames, {args.threads} thread(s): span search {span_ms:.1f} ms, "
+          f"whole prompter {prompter_ms:.1f} ms, {args.model} forward + backward {step_ms:.0f} ms (prompter "
+          f"included); prompter / step = {prompter_ms / step_ms:.3f}")
+
+if __name__ == "__main__":
+    main()
