@@ -337,6 +337,22 @@ def test_harmonic_phase_touches_voiced_frames_below_its_cutoff_only():
     assert harmonics.min() > 0.3 * spectrum.max() and spectrum[frequencies > cutoff + 120].max() < 1e-3 * spectrum.max()
 
 
+def test_harmonic_excitation_follows_no_pitch_below_the_trackers_floor():
+    """An f0 below 50 Hz (an untrained pitch predictor's; the pitch tracker never gives one) is excited as 50 Hz,
+    so the number of harmonics stays bounded (0.01 Hz once asked for 150,000 and took minutes); above it the
+    contour is followed as given."""
+    from ns2_hf.codec.modeling_codec import HARMONIC_EXCITATION_MIN_HZ
+
+    decoder = _fourier_codec().decoder
+    floor = decoder.harmonic_excitation(torch.full((1, 20), HARMONIC_EXCITATION_MIN_HZ))
+    for low in (5.0, 0.01):
+        assert torch.equal(decoder.harmonic_excitation(torch.full((1, 20), low)), floor)
+    contour = torch.linspace(30.0, 90.0, 20)[None]
+    assert torch.equal(decoder.harmonic_excitation(contour),
+                       decoder.harmonic_excitation(contour.clamp(min=HARMONIC_EXCITATION_MIN_HZ)))
+    assert not torch.equal(decoder.harmonic_excitation(torch.full((1, 20), 60.0)), floor)
+
+
 def test_pitch_postfilter_deepens_the_valleys_between_harmonics_and_keeps_the_band_energy():
     """Flat magnitudes through the postfilter: the bins between the harmonics of f0 lose against the harmonic
     bins (more the stronger it is), each voiced frame keeps its energy below the cut-off, and the bins above it

@@ -23,6 +23,9 @@ from transformers.utils import ModelOutput
 from .configuration_codec import NS2CodecConfig
 from .quantizer import NS2ResidualVectorQuantizer
 
+#: The lowest f0 (Hz) the harmonic excitation follows: `ns2_hf.audio.pitch.extract_pitch`'s floor.
+HARMONIC_EXCITATION_MIN_HZ = 50.0
+
 
 @dataclass
 class NS2CodecEncoderOutput(ModelOutput):
@@ -317,8 +320,11 @@ class NS2CodecFourierDecoder(nn.Module):
     def harmonic_excitation(self, f0: torch.Tensor) -> torch.Tensor:
         """`(batch, frames)` f0 in Hz (> 0 on every frame) -> `(batch, frames * hop)` sum of unit cosines at its
         harmonics below `harmonic_phase_max_hz`, their phase integrated sample by sample over the contour (linear
-        between frame centres), so that each partial advances continuously from frame to frame."""
+        between frame centres), so that each partial advances continuously from frame to frame. f0 below
+        `HARMONIC_EXCITATION_MIN_HZ` (the pitch tracker's floor; only a model that has not learnt pitch predicts
+        it) is raised to it, which bounds the number of harmonics (an untrained predictor's 0.01 Hz made 150,000)."""
         batch, frames = f0.shape
+        f0 = f0.clamp(min=HARMONIC_EXCITATION_MIN_HZ)
         samples = frames * self.hop_length
         positions = (torch.arange(samples, device=f0.device, dtype=torch.float64) + 0.5) / self.hop_length - 0.5
         left = positions.floor().clamp(0, frames - 1).long()
