@@ -29,6 +29,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_long_form.py
 	$(PY) benchmarks/bench_codec.py
 	$(PY) benchmarks/bench_ns2.py
+	$(PY) benchmarks/bench_prompter.py
 
 setup: $(VENV)/.installed
 
