@@ -22,8 +22,13 @@ import torch
 def batch_of_utterances(dataset_path: str, max_frames: int, latent_dim: int, num_quantizers: int, codebook_size: int):
     """Utterances of the prepared training split, up to `max_frames` frames in all: their phones, frame counts
     and pitch, with random latents and codes of the codec's shape (their values do not change the cost)."""
+    from pathlib import Path
+
     from datasets import load_from_disk
 
+    if not Path(dataset_path).is_dir():
+        raise SystemExit(f"no prepared dataset at {dataset_path}: make one with training/prepare_dataset.py "
+                         "(training/README.md, 'The shared corpus, stage by stage', step 1) or pass --dataset")
     rows = load_from_disk(dataset_path)["train"].select_columns(["phoneme_ids", "num_frames", "log_f0", "voiced"])
     utterances, frames = [], 0
     for row in rows:
