@@ -29,7 +29,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_long_form.py
 	$(PY) benchmarks/bench_codec.py
 	$(PY) benchmarks/bench_ns2.py
-	$(PY) benchmarks/bench_prompter.py
+	$(PY) benchmarks/bench_training_input.py
 
 setup: $(VENV)/.installed
 

@@ -1,6 +1,7 @@
-"""The speech prompter's cost against the training step it feeds.
+"""What the training processes do to each batch before the model sees it, against the step it feeds.
 
-    python benchmarks/bench_prompter.py [--model pretrained/ns2-tiny-en] [--dataset data/corpus] [--frames 9600] [--repeats 5] [--threads 1]
+    python benchmarks/bench_training_input.py [--model pretrained/ns2-tiny-en] [--dataset data/corpus] [--frames 9600]
+        [--crops 32] [--repeats 5] [--threads 1]
 
 `train_ns2.py` cuts a prompt out of every utterance of every batch (`NS2SpeechPrompter`) in the training
 process, between the data loader and the model. This prints, for batches of real prepared utterances
@@ -8,22 +9,29 @@ process, between the data loader and the model. This prints, for batches of real
 the prompter's milliseconds per batch (the span search alone, and the whole cut-and-pad) next to one forward
 and backward pass of the shipped NS2 model on the same batch, on this CPU. A GPU makes the model step faster,
 not the prompter: what the prompter costs here, it costs there too, beside a step many times shorter.
+
+`train_codec.py` perturbs every crop of a batch (`training.codec_data.augment`: speed, gain, noise) in the
+training process too; it prints the milliseconds for `--crops` one-second crops (`codec_gpu.yaml`'s batch) with
+`codec_gpu.yaml`'s ranges, and without the speed perturbation (the part resampled on the CPU, row by row).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # the training package
 
 
 def batch_of_utterances(dataset_path: str, max_frames: int, latent_dim: int, num_quantizers: int, codebook_size: int):
     """Utterances of the prepared training split, up to `max_frames` frames in all: their phones, frame counts
     and pitch, with random latents and codes of the codec's shape (their values do not change the cost)."""
-    from pathlib import Path
-
     from datasets import load_from_disk
 
     if not Path(dataset_path).is_dir():
@@ -61,6 +69,7 @@ def main():
     parser.add_argument("--model", default="pretrained/ns2-tiny-en")
     parser.add_argument("--dataset", default="data/corpus")
     parser.add_argument("--frames", type=int, default=9600)
+    parser.add_argument("--crops", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -90,6 +99,20 @@ def main():
     print(f"{len(utterances)} utterances, {frames} frames, {args.threads} thread(s): span search {span_ms:.1f} ms, "
           f"whole prompter {prompter_ms:.1f} ms, {args.model} forward + backward {step_ms:.0f} ms (prompter "
           f"included); prompter / step = {prompter_ms / step_ms:.3f}")
+
+    import numpy as np
+    import yaml
+
+    from training.codec_data import augment
+
+    np.random.seed(0)
+    crops = 0.1 * torch.randn(args.crops, sampling_rate := 16000)
+    mask = torch.ones_like(crops, dtype=torch.bool)
+    ranges = yaml.safe_load((REPO_ROOT / "training" / "configs" / "codec_gpu.yaml").read_text())["augmentation"]
+    augment_ms = median_ms(lambda: augment(crops, mask, sampling_rate, **ranges), args.repeats)
+    no_speed_ms = median_ms(lambda: augment(crops, mask, sampling_rate, **{**ranges, "speed": None}), args.repeats)
+    print(f"codec augmentation of {args.crops} one-second crops: {augment_ms:.1f} ms ({no_speed_ms:.1f} ms without "
+          "the speed perturbation)")
 
 if __name__ == "__main__":
     main()
