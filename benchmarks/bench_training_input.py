@@ -41,10 +41,10 @@ def batch_of_utterances(dataset_path: str, max_frames: int, latent_dim: int, num
     utterances, frames = [], 0
     for row in rows:
         num_frames, num_phones = row["num_frames"], len(row["phoneme_ids"])
-        # the frames spread evenly over the phones (the aligner's durations, where the dataset has none yet)
-        durations = torch.diff(torch.linspace(0, num_frames, num_phones + 1).round().long())
         if frames + num_frames > max_frames:
             break
+        # the frames spread evenly over the phones (the aligner's durations, where the dataset has none yet)
+        durations = torch.diff(torch.linspace(0, num_frames, num_phones + 1).round().long())
         frames += num_frames
         utterances.append({
             "phoneme_ids": torch.tensor(row["phoneme_ids"]), "durations": durations,
@@ -113,6 +113,7 @@ def main():
     no_speed_ms = median_ms(lambda: augment(crops, mask, sampling_rate, **{**ranges, "speed": None}), args.repeats)
     print(f"codec augmentation of {args.crops} one-second crops: {augment_ms:.1f} ms ({no_speed_ms:.1f} ms without "
           "the speed perturbation)")
+
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,8 @@ import numpy as np
 from .io import check_waveform
 
 # Praat's autocorrelation tracker analyses windows of this many periods of the pitch floor.
+#: The default pitch floor (Hz) of `extract_pitch`: no voiced frame of the prepared data lies below it.
+F0_MIN_HZ = 50.0
 _PERIODS_PER_WINDOW = 3.0
 
 
@@ -25,7 +27,7 @@ def extract_pitch(
     sampling_rate: int,
     hop_length: int,
     num_frames: Optional[int] = None,
-    f0_min: float = 50.0,
+    f0_min: float = F0_MIN_HZ,
     f0_max: float = 800.0,
     voicing_threshold: float = 0.45,
 ) -> Tuple[np.ndarray, np.ndarray]:

@@ -20,11 +20,9 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from ..audio.pitch import F0_MIN_HZ as HARMONIC_EXCITATION_MIN_HZ  # the lowest f0 the harmonic excitation follows
 from .configuration_codec import NS2CodecConfig
 from .quantizer import NS2ResidualVectorQuantizer
-
-#: The lowest f0 (Hz) the harmonic excitation follows: `ns2_hf.audio.pitch.extract_pitch`'s floor.
-HARMONIC_EXCITATION_MIN_HZ = 50.0
 
 
 @dataclass
