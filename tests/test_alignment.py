@@ -254,30 +254,38 @@ def test_aligner_forward_gradients_and_errors():
         model.align(phoneme_ids)
 
 
+FESTIVAL_TRAINING = ["--festival", "--size", "tiny", "--max_steps", "300", "--log_every", "100"]  # binarization loss from step 200 (tiny config)
+
+
+@pytest.fixture(scope="module")
+def festival_aligner(corpus_dir, tmp_path_factory):
+    """`(model, its folder)`: an aligner trained on clean festival speech alone, once for the tests below."""
+    folder = tmp_path_factory.mktemp("festival") / "aligner"
+    started = time.monotonic()
+    model = load_training_script("train_aligner").main([*FESTIVAL_TRAINING, "--corpus_dir", str(corpus_dir), "--output_dir", str(folder)])
+    print(f"festival aligner: {(time.monotonic() - started) / 60:.1f} min of training")
+    return model, folder
+
+
 @pytest.mark.slow
-def test_aligner_trained_on_festival_finds_phone_boundaries(corpus_dir, tmp_path):
+def test_aligner_trained_on_festival_finds_phone_boundaries(corpus_dir, festival_aligner):
     """Unsupervised training on the 160 festival utterances (phone sequences as tokens, `pau` kept);
     the MAS durations are compared with the synthesizer's own segment times."""
     train_aligner = load_training_script("train_aligner")
-    started = time.monotonic()
-    model = train_aligner.main(
-        ["--festival", "--corpus_dir", str(corpus_dir), "--output_dir", str(tmp_path / "aligner"), "--size", "tiny",
-         "--max_steps", "300", "--log_every", "100"]  # binarization loss from step 200 (tiny config)
-    )
-    training_minutes = (time.monotonic() - started) / 60
+    model, folder = festival_aligner
     examples, phones = train_aligner.load_festival_examples(str(corpus_dir), model.config.sampling_rate)
     for example in examples:
         example["mel"] = model.features(example["waveform"])[0]
     metrics = train_aligner.evaluate_festival(model, examples)
-    print(f"festival boundary accuracy {metrics}, training {training_minutes:.1f} min")
+    print(f"festival boundary accuracy {metrics}")
     # Measured: 0.886 of 6857 boundaries within 2 frames, mean error 1.3 frames (35 s of training).
     assert metrics["within_2_frames"] >= 0.75
     assert metrics["mean_abs_error_frames"] < 3.0
 
     # save_pretrained / from_pretrained round trip: identical durations.
-    reloaded = NS2AlignerModel.from_pretrained(tmp_path / "aligner")
-    assert (tmp_path / "aligner" / "model.safetensors").is_file()
-    assert (tmp_path / "aligner" / "phones.json").read_text().count('"') == 2 * len(phones)
+    reloaded = NS2AlignerModel.from_pretrained(folder)
+    assert (folder / "model.safetensors").is_file()
+    assert (folder / "phones.json").read_text().count('"') == 2 * len(phones)
     for example in examples[:5]:
         phoneme_ids = torch.tensor([example["phoneme_ids"]])
         mel = example["mel"].unsqueeze(0)
@@ -286,15 +294,14 @@ def test_aligner_trained_on_festival_finds_phone_boundaries(corpus_dir, tmp_path
 
 
 @pytest.mark.slow
-def test_noise_augmented_training_aligns_noisy_speech(corpus_dir, tmp_path):
+def test_noise_augmented_training_aligns_noisy_speech(corpus_dir, festival_aligner, tmp_path):
     """`--noise_probability`: an aligner trained with white noise mixed into most utterances places the phone
     boundaries of speech at 5 dB SNR much closer to the synthesizer's timings than one trained on clean speech
     alone, and still aligns clean speech (speech enhancement aligns its noisy source with it)."""
     train_aligner = load_training_script("train_aligner")
-    common = ["--festival", "--corpus_dir", str(corpus_dir), "--size", "tiny", "--max_steps", "300", "--log_every", "300"]
-    clean_trained = train_aligner.main([*common, "--output_dir", str(tmp_path / "clean")])
-    noise_trained = train_aligner.main([*common, "--output_dir", str(tmp_path / "noisy"), "--noise_probability", "0.8",
-                                        "--noise_snr_db", "0", "15"])
+    clean_trained, _ = festival_aligner
+    noise_trained = train_aligner.main([*FESTIVAL_TRAINING, "--corpus_dir", str(corpus_dir), "--output_dir", str(tmp_path / "noisy"),
+                                        "--noise_probability", "0.8", "--noise_snr_db", "0", "15"])
     examples, _ = train_aligner.load_festival_examples(str(corpus_dir), clean_trained.config.sampling_rate)
     rng = np.random.default_rng(0)
     noisy_examples = []
