@@ -13,12 +13,16 @@ OUT ?= out.wav
 speak: $(VENV)/.installed
 	$(VENV)/bin/ns2-tts --text "$(TEXT)" --prompt "$(PROMPT)" --out "$(OUT)"
 
+# one pytest worker per core (at most 4), each test file on one worker: its module fixtures (a trained chain of
+# models, a loaded pipeline) are built once; the tests themselves run torch on one thread (tests/conftest.py)
+PYTEST := $(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
+
 test: $(VENV)/.installed
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 # skip the slow end-to-end tests (CI runs them)
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 demo: $(VENV)/.installed
 	$(PY) demo/app.py

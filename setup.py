@@ -49,7 +49,7 @@ extras = {
     ],
 }
 extras["dev"] = sorted(
-    set(extras["train"] + extras["demo"] + extras["eval"] + extras["sing"] + ["pytest>=7", "pytest-timeout", "gradio_client", "selenium>=4.10"])
+    set(extras["train"] + extras["demo"] + extras["eval"] + extras["sing"] + ["pytest>=7", "pytest-timeout", "pytest-xdist>=3.0", "gradio_client", "selenium>=4.10"])
 )
 
 setup(
