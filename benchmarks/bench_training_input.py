@@ -10,9 +10,11 @@ the prompter's milliseconds per batch (the span search alone, and the whole cut-
 and backward pass of the shipped NS2 model on the same batch, on this CPU. A GPU makes the model step faster,
 not the prompter: what the prompter costs here, it costs there too, beside a step many times shorter.
 
-`train_codec.py` perturbs every crop of a batch (`training.codec_data.augment`: speed, gain, noise) in the
-training process too; it prints the milliseconds for `--crops` one-second crops (`codec_gpu.yaml`'s batch) with
-`codec_gpu.yaml`'s ranges, and without the speed perturbation (the part resampled on the CPU, row by row).
+`train_codec.py` perturbs every crop of a batch (`training.codec_data.augment`: speed, gain, noise) and, with
+`harmonic_phase`, tracks its pitch (`crop_pitch`, Praat); it prints the milliseconds of both for `--crops`
+one-second crops (`codec_gpu.yaml`'s batch; the augmentation with `codec_gpu.yaml`'s ranges, and without the
+speed perturbation, the part resampled row by row). `CodecTrainingCrops` does this work in the DataLoader's
+worker processes (`num_workers` > 0), so these milliseconds run beside the training step, not in it.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def main():
     import numpy as np
     import yaml
 
-    from training.codec_data import augment
+    from training.codec_data import augment, crop_pitch
 
     np.random.seed(0)
     crops = 0.1 * torch.randn(args.crops, sampling_rate := 16000)
@@ -111,8 +113,9 @@ def main():
     ranges = yaml.safe_load((REPO_ROOT / "training" / "configs" / "codec_gpu.yaml").read_text())["augmentation"]
     augment_ms = median_ms(lambda: augment(crops, mask, sampling_rate, **ranges), args.repeats)
     no_speed_ms = median_ms(lambda: augment(crops, mask, sampling_rate, **{**ranges, "speed": None}), args.repeats)
+    pitch_ms = median_ms(lambda: crop_pitch(crops, mask, sampling_rate, 200), args.repeats)
     print(f"codec augmentation of {args.crops} one-second crops: {augment_ms:.1f} ms ({no_speed_ms:.1f} ms without "
-          "the speed perturbation)")
+          f"the speed perturbation); their pitch (harmonic_phase): {pitch_ms:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.codec_data import UntranscribedAudio, augment, crop_pitch  # noqa: E402
-from training.data import collate_batch  # noqa: E402
+from training.codec_data import CodecTrainingCrops, UntranscribedAudio, augment, crop_pitch  # noqa: E402
+from training.data import FrameBatchSampler, SeededBatches, SeededItems, collate_batch  # noqa: E402
 
 RATE = 16000
 
@@ -119,7 +119,52 @@ def test_augmentation_is_reproducible_from_the_seed():
     for _ in range(2):
         np.random.seed(7)
         results.append(augment(audio, mask, RATE))
-    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+    results.append(augment(audio, mask, RATE, rng=np.random.RandomState(7)))  # its own RNG, the same draws
+    for result in results[1:]:
+        assert torch.equal(results[0][0], result[0]) and torch.equal(results[0][1], result[1])
+
+
+def _crop_loader(num_workers, harmonic_phase=False):
+    """train_codec.py's DataLoader on 12 tone utterances of 0.5-1.6 s: 4 crops of 0.25 s per batch."""
+    rng = np.random.default_rng(0)
+    items = []
+    for index in range(12):
+        samples = int(rng.integers(8000, 25600))
+        tone = np.sin(2 * np.pi * (120 + 20 * index) * np.arange(samples) / RATE) * 0.5
+        items.append({"id": f"u{index}", "speaker_id": "s", "num_frames": -(-samples // 200),
+                      "audio": torch.from_numpy((tone + 0.01 * rng.standard_normal(samples)).astype(np.float32))})
+    sampler = SeededBatches(FrameBatchSampler([20] * len(items), 80, seed=3), seed=3)
+    crops = CodecTrainingCrops(4000, RATE, 200, {"probability": 0.7, "speed": (0.85, 1.15), "gain_db": (-10.0, 6.0),
+                                                 "noise_snr_db": (30.0, 50.0)}, harmonic_phase)
+    return torch.utils.data.DataLoader(SeededItems(items), batch_sampler=sampler, collate_fn=crops, num_workers=num_workers)
+
+
+def _epoch(loader, epoch):
+    loader.batch_sampler.set_epoch(epoch)
+    return list(loader)
+
+
+def test_codec_crops_depend_on_the_batch_alone_not_on_the_worker_or_a_resume():
+    """train_codec.py crops, augments and tracks the pitch in the DataLoader workers: each batch draws from
+    (seed, epoch, batch number), so two workers give the batches one process gives, a loader that skips the first
+    batch (a resume) gives the rest unchanged, and an utterance is cut and perturbed anew in the next epoch."""
+    from accelerate.data_loader import skip_first_batches
+
+    alone = _epoch(_crop_loader(0, harmonic_phase=True), 0)
+    in_workers = _epoch(_crop_loader(2, harmonic_phase=True), 0)
+    skipping = _crop_loader(0, harmonic_phase=True)
+    skipping.batch_sampler.set_epoch(0)
+    resumed = list(skip_first_batches(skipping, 1))
+    assert len(alone) == 3 and len(resumed) == 2
+    for one, other in [*zip(alone, in_workers), *zip(alone[1:], resumed)]:
+        assert one["ids"] == other["ids"]
+        for key in ("audio", "audio_mask", "f0", "voiced"):
+            assert torch.equal(one[key], other[key]), key
+    assert alone[0]["audio"].shape == (4, 4000) and alone[0]["f0"].shape == (4, 20)
+    next_epoch = _epoch(_crop_loader(0), 1)
+    first = {name: batch["audio"][row] for batch in alone for row, name in enumerate(batch["ids"])}
+    second = {name: batch["audio"][row] for batch in next_epoch for row, name in enumerate(batch["ids"])}
+    assert first.keys() == second.keys() and not any(torch.equal(first[name], second[name]) for name in first)
 
 
 def test_crop_pitch_tracks_each_crop_and_leaves_its_padding_unvoiced():

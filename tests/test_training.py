@@ -302,16 +302,17 @@ def _checkpoint_weights(checkpoint, name="model.safetensors"):
     return load_file(str(checkpoint / name))
 
 
-def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_files, launcher=launch):
+def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_files, launcher=launch, resume_arguments=()):
     """Runs 4 steps (checkpoints at 2 and 4) with `launcher`; then, in a copy whose step-4 checkpoint is removed (as
-    if interrupted after step 2), `--resume` to step 4: the weights must equal the uninterrupted run's."""
+    if interrupted after step 2), `--resume` to step 4 (with `resume_arguments` added): the weights must equal the
+    uninterrupted run's."""
     arguments = [*arguments, "--max_steps", "4", "--save_interval", "2", "--val_interval", "2", "--keep_checkpoints", "2",
                  "--val_log_items", "0"]
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     launcher(script, *arguments, "--output_dir", straight)
     shutil.copytree(straight, interrupted)
     shutil.rmtree(interrupted / "checkpoints" / "step_4")
-    log = launcher(script, *arguments, "--output_dir", interrupted, "--resume")
+    log = launcher(script, *arguments, *resume_arguments, "--output_dir", interrupted, "--resume")
     assert "resumed from" in log and "at step 2" in log
     for checkpoint in (interrupted / "checkpoints").iterdir():  # EMA and counters: safetensors + JSON, no pickle
         assert {"ema.safetensors", "training_state.json"} <= {path.name for path in checkpoint.iterdir()}
@@ -334,10 +335,14 @@ def test_ns2_resume_continues_exactly(chain, tmp_path):
 
 @pytest.mark.slow
 def test_codec_resume_continues_exactly_with_the_gan_on(chain, tmp_path):
+    """Also with augmented crops, made in the training process before the interruption and in two DataLoader
+    workers after it: each batch draws from its own seed."""
     arguments = ["--config", CONFIGS / "codec_tiny.yaml", "--dataset", chain["data"], *CODEC_STEPS,
-                 "--gan_start_step", "1", "--val_max_items", "1"]
+                 "--gan_start_step", "1", "--val_max_items", "1",
+                 "--augmentation", "{probability: 0.8, speed: [0.85, 1.15], gain_db: [-10, 6], noise_snr_db: [30, 50]}"]
     # model.safetensors: the codec (with its EMA codebooks); model_1.safetensors: the discriminator
-    _assert_resume_matches_uninterrupted("train_codec.py", arguments, tmp_path, ["model.safetensors", "model_1.safetensors"])
+    _assert_resume_matches_uninterrupted("train_codec.py", arguments, tmp_path, ["model.safetensors", "model_1.safetensors"],
+                                         resume_arguments=["--num_workers", "2"])
 
 
 @pytest.mark.slow

@@ -11,8 +11,9 @@ voices instead):
 - loudness: a gain in `gain_db`;
 - mild noise: white noise at an SNR in `noise_snr_db`.
 
-Every draw comes from numpy's global RNG, which the training loop seeds per step (`seed_step`), so a
-resumed run augments exactly as an uninterrupted one.
+`CodecTrainingCrops` is train_codec.py's `collate_fn`: it crops, augments and (for the harmonic phase) tracks
+the pitch of each batch in the DataLoader workers, beside the training step, drawing from the batch's own seed
+(`training.data.SeededBatches`), so a resumed run crops and augments exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 
 from ns2_hf.audio.io import load_audio
 
-from training.data import AUDIO, ID, NUM_FRAMES, SPEAKER_ID, num_frames_for
+from training.data import AUDIO, BATCH_SEED, ID, NUM_FRAMES, SPEAKER_ID, collate_batch, num_frames_for, random_segments
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -66,6 +67,7 @@ def augment(
     speed: Optional[Sequence[float]] = (0.85, 1.15),
     gain_db: Optional[Sequence[float]] = (-10.0, 6.0),
     noise_snr_db: Optional[Sequence[float]] = (25.0, 50.0),
+    rng=np.random,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Perturb each crop of a batch (with `probability`; the rest pass unchanged).
 
@@ -74,6 +76,7 @@ def augment(
         sampling_rate: their rate.
         probability: chance that a crop is augmented at all.
         speed, gain_db, noise_snr_db: uniform ranges of each perturbation (None switches it off).
+        rng: a `np.random.RandomState` to draw from (default: numpy's global one).
 
     Returns:
         `(batch, samples)` augmented crops and their mask (a sped-up crop is shorter: its tail is masked);
@@ -83,20 +86,20 @@ def augment(
 
     augmented, masks = audio.clone(), audio_mask.clone()
     for row in range(audio.shape[0]):
-        if np.random.rand() >= probability:
+        if rng.rand() >= probability:
             continue
         length = int(audio_mask[row].sum())
         waveform = audio[row, :length].cpu().numpy().astype(np.float32)
         if speed is not None and length > 1:
-            factor = np.random.uniform(*speed)
+            factor = rng.uniform(*speed)
             waveform = librosa.resample(waveform, orig_sr=sampling_rate, target_sr=round(sampling_rate / factor),
                                         res_type="soxr_hq")[: audio.shape[1]]
         if gain_db is not None:
-            waveform = waveform * 10.0 ** (np.random.uniform(*gain_db) / 20.0)
+            waveform = waveform * 10.0 ** (rng.uniform(*gain_db) / 20.0)
         if noise_snr_db is not None and waveform.size:
             power = float(np.mean(waveform**2))
-            noise_power = power / 10.0 ** (np.random.uniform(*noise_snr_db) / 10.0)
-            waveform = waveform + np.sqrt(noise_power) * np.random.randn(waveform.size).astype(np.float32)
+            noise_power = power / 10.0 ** (rng.uniform(*noise_snr_db) / 10.0)
+            waveform = waveform + np.sqrt(noise_power) * rng.randn(waveform.size).astype(np.float32)
         peak = float(np.abs(waveform).max()) if waveform.size else 0.0
         if peak > 1.0:
             waveform = waveform / peak
@@ -126,3 +129,35 @@ def crop_pitch(audio: torch.Tensor, audio_mask: torch.Tensor, sampling_rate: int
         waveform = audio[row, : int(audio_mask[row].sum())].cpu().numpy().astype(np.float32)
         log_f0[row], voiced[row] = extract_pitch(waveform, sampling_rate, hop_length, num_frames=frames)
     return torch.from_numpy(log_f0).exp().to(audio.device), torch.from_numpy(voiced).to(audio.device)
+
+
+class CodecTrainingCrops:
+    """The `collate_fn` of codec training: pads a batch of `SeededItems`, cuts a random window of
+    `segment_samples` from each utterance (`random_segments`), perturbs it (`augment` with `augmentation`'s
+    ranges; None: no augmentation) and, with `harmonic_phase`, tracks the crops' pitch (`crop_pitch`). Every draw
+    comes from the batch's own seed, so it does not matter which worker runs it.
+
+    Returns the batch of `collate_batch` with `audio` `(batch, segment_samples)` and `audio_mask` replaced by the
+    crops and, with `harmonic_phase`, `f0` and `voiced` `(batch, frames)` of `crop_pitch`.
+    """
+
+    def __init__(self, segment_samples: int, sampling_rate: int, hop_length: int, augmentation: Optional[dict] = None,
+                 harmonic_phase: bool = False):
+        self.segment_samples = segment_samples
+        self.sampling_rate = sampling_rate
+        self.hop_length = hop_length
+        self.augmentation = augmentation
+        self.harmonic_phase = harmonic_phase
+
+    def __call__(self, items) -> Dict[str, object]:
+        batch_seed = items[0][BATCH_SEED]
+        batch = collate_batch(items)
+        audio, audio_mask = random_segments(batch[AUDIO], batch["audio_mask"], self.segment_samples,
+                                            torch.Generator().manual_seed(batch_seed))
+        if self.augmentation:
+            audio, audio_mask = augment(audio, audio_mask, self.sampling_rate, rng=np.random.RandomState(batch_seed),
+                                        **self.augmentation)
+        batch[AUDIO], batch["audio_mask"] = audio, audio_mask
+        if self.harmonic_phase:
+            batch["f0"], batch["voiced"] = crop_pitch(audio, audio_mask, self.sampling_rate, self.hop_length)
+        return batch

@@ -396,6 +396,56 @@ class FrameBatchSampler(torch.utils.data.Sampler):
         return self.num_batches(self.epoch)
 
 
+BATCH_SEED = "batch_seed"
+
+
+class SeededBatches(torch.utils.data.Sampler):
+    """A batch sampler whose batches carry their own seed, for random work done in the `collate_fn`.
+
+    Yields each batch of `batch_sampler` as `[(batch_seed, index), ...]` (the dataset wrapped in `SeededItems`
+    hands `batch_seed` to the collate function with every item). `batch_seed` comes from `(seed, epoch, batch
+    number)` alone, so a batch gets the same random draws whichever DataLoader worker collates it, on any
+    process (the batch number counts the batches of all processes), and after a resume that skips the batches
+    before it. The sampler runs in the training process, the collate function in the workers: random crops
+    and augmentation there run beside the training step.
+
+    Args:
+        batch_sampler: yields lists of dataset indices, has `set_epoch` (e.g. `FrameBatchSampler`).
+        seed: the run's seed.
+    """
+
+    def __init__(self, batch_sampler, seed: int = 0):
+        self.batch_sampler = batch_sampler
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.batch_sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[List[tuple]]:
+        for number, batch in enumerate(self.batch_sampler):
+            batch_seed = int(np.random.SeedSequence([self.seed, self.epoch, number]).generate_state(1)[0])
+            yield [(batch_seed, index) for index in batch]
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+class SeededItems(torch.utils.data.Dataset):
+    """`dataset[(batch_seed, index)]` = `dataset[index]` with `batch_seed` added (see `SeededBatches`)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple) -> Dict[str, object]:
+        batch_seed, index = key
+        return {**self.dataset[index], BATCH_SEED: batch_seed}
+
+
 def random_segments(
     audio: torch.Tensor,
     audio_mask: torch.Tensor,

@@ -8,7 +8,8 @@ Any recipe key can be overridden on the command line (`--max_steps 500 --lr 3e-4
 
 Each step takes a random `segment_samples` crop of every utterance in the batch and reconstructs it.
 `extra_audio_dirs` adds untranscribed recordings to the training set and `augmentation` perturbs the
-crops (speed, loudness, noise; `training/codec_data.py`).
+crops (speed, loudness, noise; `training/codec_data.py`). Crops and augmentation are made in the DataLoader's
+`num_workers` worker processes, beside the training step, from each batch's own seed.
 Generator loss = mel_loss_weight · multi-resolution log-mel L1 + time_loss_weight · waveform L1
 + phase_loss_weight · anti-wrapping phase loss (group delay + instantaneous frequency at the codec hop,
 `ns2_hf.codec.losses.phase_loss`; ours, against the frame-rate buzz) + commitment_weight (codec config) · RVQ
@@ -65,8 +66,8 @@ from ns2_hf.codec.losses import (  # noqa: E402
     si_snr,
 )
 from ns2_hf.metrics.frame_buzz import frame_rate_buzz  # noqa: E402
-from training.codec_data import UntranscribedAudio, augment, crop_pitch  # noqa: E402
-from training.data import AUDIO, FrameBatchSampler, PreparedDataset, collate_batch, load_prepared, random_segments  # noqa: E402
+from training.codec_data import CodecTrainingCrops, UntranscribedAudio, crop_pitch  # noqa: E402
+from training.data import AUDIO, FrameBatchSampler, PreparedDataset, SeededBatches, SeededItems, load_prepared  # noqa: E402
 from training.trainer_utils import (  # noqa: E402
     build_accelerator,
     check_processes_agree,
@@ -105,17 +106,16 @@ def frozen(module):
         module.requires_grad_(True)
 
 
-def reconstruction_losses(codec, audio, audio_mask, config, with_phase: bool, harmonic_phase: bool = False):
+def reconstruction_losses(codec, audio, audio_mask, config, with_phase: bool, f0=None, voiced=None):
     """Encode-quantize-decode `audio (batch, samples)` (`audio_mask` True on real samples); returns the
-    model output and the unweighted reconstruction terms of the generator loss. With `harmonic_phase` the Fourier
-    decoder decodes with the harmonic phase at each crop's own pitch (`crop_pitch`), as the pipelines use it: the
-    magnitudes learn to sound right under that phase. The phase loss only
+    model output and the unweighted reconstruction terms of the generator loss. Given the crops' pitch (`f0`,
+    `voiced` `(batch, frames)` of `crop_pitch`: the recipe's `harmonic_phase`) the Fourier decoder decodes with the
+    harmonic phase at it, as the pipelines use it: the magnitudes learn to sound right under that phase. The phase loss only
     `with_phase` (a recipe with `phase_loss_weight` 0 does not compute it). The phase loss compares STFTs
     of 4 hops' window at the codec's hop, so the instantaneous-frequency term measures each partial's phase
     advance from one latent frame to the next (what a frame-synchronous phase pattern gets wrong), plus the
     group delay; not the absolute phase, which 80 latent frames per second barely pin down (trained with it, it
     stayed near chance, 0.8–0.95 against 1 for random phases, and the other terms barely moved)."""
-    f0, voiced = crop_pitch(audio, audio_mask, config.sampling_rate, config.hop_length) if harmonic_phase else (None, None)
     output = codec(audio, padding_mask=audio_mask, f0=f0, voiced=voiced)
     losses = {
         "mel_loss": multi_resolution_mel_loss(output.audio_values, audio, config.sampling_rate),
@@ -181,9 +181,12 @@ def main():
         accelerator.print(f"training on {len(train_set)} corpus utterances + {len(extra)} untranscribed recordings")
         train_set = torch.utils.data.ConcatDataset([train_set, extra])
     segment_frames = math.ceil(segment_samples / config.hop_length)
-    batch_sampler = FrameBatchSampler([segment_frames] * len(train_set), recipe["max_frames_per_batch"], seed=recipe["seed"])
+    batch_sampler = SeededBatches(FrameBatchSampler([segment_frames] * len(train_set), recipe["max_frames_per_batch"],
+                                                    seed=recipe["seed"]), seed=recipe["seed"])
+    # the crops, their augmentation and pitch are made in the DataLoader workers, beside the training step
+    crops = CodecTrainingCrops(segment_samples, config.sampling_rate, config.hop_length, recipe["augmentation"], harmonic_phase)
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_sampler=batch_sampler, collate_fn=collate_batch, num_workers=recipe["num_workers"]
+        SeededItems(train_set), batch_sampler=batch_sampler, collate_fn=crops, num_workers=recipe["num_workers"]
     )
     validation = dataset["validation"]
     val_set = PreparedDataset(validation.select(range(min(recipe["val_max_items"], len(validation)))), columns=(AUDIO,))
@@ -230,7 +233,8 @@ def main():
             for index in own_indices:
                 audio = val_set[index][AUDIO].to(accelerator.device)[None]
                 mask = torch.ones_like(audio, dtype=torch.bool)
-                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config, with_phase, harmonic_phase)
+                pitch = crop_pitch(audio, mask, config.sampling_rate, config.hop_length) if harmonic_phase else (None, None)
+                output, losses = reconstruction_losses(unwrapped_codec, audio, mask, config, with_phase, *pitch)
                 losses["loss"] = (weights["mel"] * losses["mel_loss"] + weights["time"] * losses["time_loss"]
                                   + weights["phase"] * losses.get("phase_loss", 0.0))
                 losses["si_snr"] = si_snr(output.audio_values, audio).mean()
@@ -277,16 +281,15 @@ def main():
     start_time, window_seconds, window_frames = time.time(), 0.0, 0  # throughput counts training steps only
     while progress.step < recipe["max_steps"]:
         step_start = time.time()
-        # load first (starting a data loader iterator draws from the RNG), then seed from the step alone:
-        # crops, dropout, prompt cuts, t and noise are the same whether or not the run was resumed
+        # load first (starting a data loader iterator draws from the RNG), then seed from the step alone: dropout
+        # and quantizer dropout are the same whether or not the run was resumed (the crops carry their batch's seed)
         step_batches = [next(batches) for _ in range(recipe["gradient_accumulation_steps"])]
         seed_step(recipe["seed"], progress.step)
         for batch in step_batches:
             with accelerator.accumulate(codec, discriminator):
-                audio, audio_mask = random_segments(batch[AUDIO], batch["audio_mask"], segment_samples)
-                if recipe["augmentation"]:
-                    audio, audio_mask = augment(audio, audio_mask, config.sampling_rate, **recipe["augmentation"])
-                output, losses = reconstruction_losses(codec, audio, audio_mask, config, with_phase, harmonic_phase)
+                audio, audio_mask = batch[AUDIO], batch["audio_mask"]  # the crops (CodecTrainingCrops)
+                output, losses = reconstruction_losses(codec, audio, audio_mask, config, with_phase, batch.get("f0"),
+                                                       batch.get("voiced"))
                 gan_on = progress.step >= recipe["gan_start_step"]
                 if gan_on:  # discriminator step on real crops vs detached reconstructions
                     real_logits, real_features = discriminator(audio)
