@@ -1,7 +1,7 @@
 """What the training processes do to each batch before the model sees it, against the step it feeds.
 
     python benchmarks/bench_training_input.py [--model pretrained/ns2-tiny-en] [--dataset data/corpus] [--frames 9600]
-        [--crops 32] [--repeats 5] [--threads 1]
+        [--crops 32] [--repeats 5] [--threads 1] [--read DATASET ...]
 
 `train_ns2.py` cuts a prompt out of every utterance of every batch (`NS2SpeechPrompter`) in the training
 process, between the data loader and the model. This prints, for batches of real prepared utterances
@@ -15,6 +15,10 @@ not the prompter: what the prompter costs here, it costs there too, beside a ste
 one-second crops (`codec_gpu.yaml`'s batch; the augmentation with `codec_gpu.yaml`'s ranges, and without the
 speed perturbation, the part resampled row by row). `CodecTrainingCrops` does this work in the DataLoader's
 worker processes (`num_workers` > 0), so these milliseconds run beside the training step, not in it.
+
+`--read` prints, for each prepared dataset named, what reading `--crops` random training utterances costs
+(`PreparedDataset`: the stored audio decoded to float): e.g. one prepared with `--audio_format opus` and its copy
+by `training/decode_audio.py`.
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ def main():
     parser.add_argument("--crops", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--read", nargs="*", default=[], metavar="DATASET",
+                        help="prepared datasets whose utterance reading to time (e.g. Opus and its decoded copy)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -116,6 +122,17 @@ def main():
     pitch_ms = median_ms(lambda: crop_pitch(crops, mask, sampling_rate, 200), args.repeats)
     print(f"codec augmentation of {args.crops} one-second crops: {augment_ms:.1f} ms ({no_speed_ms:.1f} ms without "
           f"the speed perturbation); their pitch (harmonic_phase): {pitch_ms:.1f} ms")
+
+    from training.data import AUDIO, PreparedDataset, load_prepared, read_prepare_info
+
+    for path in args.read:
+        items = PreparedDataset(load_prepared(path)["train"], columns=(AUDIO,))
+        chosen = np.random.default_rng(0).choice(len(items), (args.repeats, args.crops))
+        batches = iter(chosen.tolist())
+        read_ms = median_ms(lambda: [items[index] for index in next(batches)], args.repeats)
+        seconds = np.mean([sum(len(items[index][AUDIO]) for index in row) for row in chosen]) / sampling_rate
+        print(f"reading {args.crops} utterances ({seconds:.0f} s of audio) of {path} "
+              f"({read_prepare_info(path).get('audio_format', 'pcm16')}): {read_ms:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -628,6 +628,31 @@ def test_encoded_audio_formats_read_back_and_are_smaller(audiofolder, prepared, 
     np.testing.assert_array_equal(np.asarray(row["codes"]), alone)
 
 
+def test_decode_audio_copies_an_opus_dataset_with_its_audio_decoded_once(audiofolder, prepared, tmp_path):
+    """training/decode_audio.py: the copy stores what the Opus bytes decode to as int16, every other column,
+    the tokenizer and prepare_info unchanged but for `audio_format`; it refuses a PCM source and an existing output."""
+    from training import decode_audio
+
+    data = tmp_path / "opus"
+    prepare_dataset.main(_args(audiofolder, data, "--audio_format", "opus"))
+    copy = decode_audio.main([str(data), str(tmp_path / "pcm"), "--num_proc", "2"])
+    source, decoded = load_prepared(data), load_prepared(copy)
+    assert decoded["train"].features["audio"].feature.dtype == "int16"
+    assert read_prepare_info(copy) == {**read_prepare_info(data), "audio_format": "pcm16"}
+    assert sorted(path.name for path in (copy / "tokenizer").iterdir()) == sorted(path.name for path in (data / "tokenizer").iterdir())
+    for split in ("train", "validation"):
+        assert decoded[split].column_names == source[split].column_names
+        for row, original in zip(decoded[split], source[split]):
+            assert {k: v for k, v in row.items() if k != "audio"} == {k: v for k, v in original.items() if k != "audio"}
+            np.testing.assert_allclose(audio_as_float(row["audio"]), audio_as_float(original["audio"]), atol=0.5 / 32768)
+    items = PreparedDataset(decoded["train"])
+    assert items[0]["audio"].dtype == torch.float32 and len(items[0]["audio"]) == len(audio_as_float(source["train"][0]["audio"]))
+    with pytest.raises(SystemExit, match="exists"):
+        decode_audio.main([str(data), str(copy)])
+    with pytest.raises(SystemExit, match="already stores its audio as 16-bit PCM"):
+        decode_audio.main([str(prepared), str(tmp_path / "again")])
+
+
 SOURCE_UTTERANCES = {"piper_joe_0000": "joe", "flite_rms_0000": "rms", "piper_joe_0001": "joe",
                      "flite_rms_0001": "rms", "piper_joe_0002": "joe"}
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Retrain the shipped model's codec and NS2 on one GPU, each stage bounded in time:
+#   0. an Opus/FLAC dataset's audio decoded once, for the codec (training/decode_audio.py: RUN_DIR/data_pcm16);
 #   1. the codec from scratch (training/configs/codec_gpu.yaml: Fourier decoder, GAN, augmentation, real recordings);
 #   2. the `codes` of the prepared dataset with that codec (prepare_dataset.py, batched on the GPU);
 #   3. NS2 on those codes (training/configs/ns2_gpu.yaml: prompt-anchored pitch).
@@ -52,7 +53,12 @@ stage() {  # name, command...: run with a log and the elapsed time, killed at th
 }
 
 # shellcheck disable=SC2086  # *_ARGS are lists of arguments
-stage codec $PYTHON training/train_codec.py --config training/configs/codec_gpu.yaml --dataset "$DATA" \
+CODEC_DATA=$DATA
+if grep -q -E '"audio_format": "(opus|flac)"' "$DATA/prepare_info.json"; then  # read every step: decode it once
+  CODEC_DATA=$RUN/data_pcm16
+  [ -d "$CODEC_DATA" ] || stage decode $PYTHON training/decode_audio.py "$DATA" "$CODEC_DATA" --num_proc "$(nproc)"
+fi
+stage codec $PYTHON training/train_codec.py --config training/configs/codec_gpu.yaml --dataset "$CODEC_DATA" \
   --output_dir "$RUN/codec" --max_minutes "${CODEC_MINUTES:-4}" ${CODEC_ARGS:-}
 # shellcheck disable=SC2086
 stage codes $PYTHON training/prepare_dataset.py $SOURCE_ARGS --output_dir "$DATA" --codec "$RUN/codec/best" --batch_size 64
