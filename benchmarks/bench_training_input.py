@@ -3,12 +3,13 @@
     python benchmarks/bench_training_input.py [--model pretrained/ns2-tiny-en] [--dataset data/corpus] [--frames 9600]
         [--crops 32] [--repeats 5] [--threads 1] [--read DATASET ...]
 
-`train_ns2.py` cuts a prompt out of every utterance of every batch (`NS2SpeechPrompter`) in the training
-process, between the data loader and the model. This prints, for batches of real prepared utterances
-(`prepare_dataset.py` output, up to `--frames` codec frames each: `ns2_gpu.yaml`'s `max_frames_per_batch`),
-the prompter's milliseconds per batch (the span search alone, and the whole cut-and-pad) next to one forward
-and backward pass of the shipped NS2 model on the same batch, on this CPU. A GPU makes the model step faster,
-not the prompter: what the prompter costs here, it costs there too, beside a step many times shorter.
+`train_ns2.py` cuts a prompt out of every utterance of every batch (`NS2SpeechPrompter`), in the DataLoader's
+worker processes when `num_workers` > 0 (`NS2TrainingPrompts`). This prints, for batches of real prepared
+utterances (`prepare_dataset.py` output, up to `--frames` codec frames each: `ns2_gpu.yaml`'s
+`max_frames_per_batch`), the prompter's milliseconds per batch (the span search alone, and the whole cut-and-pad)
+next to one forward and backward pass of the shipped NS2 model on the same batch, on this CPU. A GPU makes the
+model step faster, not the prompter: what the prompter costs here, it costs there too, beside a step many times
+shorter — beside it in the workers, in it with `num_workers: 0`.
 
 `train_codec.py` perturbs every crop of a batch (`training.codec_data.augment`: speed, gain, noise) and, with
 `harmonic_phase`, tracks its pitch (`crop_pitch`, Praat); it prints the milliseconds of both for `--crops`

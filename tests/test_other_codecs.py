@@ -180,6 +180,24 @@ def _tiny_model(codec, tokenizer, latent_scale: float) -> NS2Model:
     return NS2Model(config)
 
 
+def test_prompts_cut_by_codes_in_the_workers_give_the_latents_cut_from_latents(prepared):
+    """train_ns2.py cuts prompts by codes in the DataLoader workers (`NS2TrainingPrompts`) and makes the latents on
+    the device (`latents_from_codes`): for every codec the model gets what cutting the utterances' latents gives."""
+    name, codec_dir, data = prepared
+    train_ns2 = load_training_script("train_ns2")
+    codec = load_latent_codec(codec_dir)
+    dataset = load_prepared(data, required_columns=[DURATIONS, CODES])["train"]
+    items = PreparedDataset(dataset, columns=("phoneme_ids", DURATIONS, "log_f0", "voiced", CODES))
+    rows = [{**items[index], "batch_seed": 7} for index in range(len(items))]
+    in_workers = train_ns2.latents_from_codes(train_ns2.NS2TrainingPrompts(0.1, 0.5, 0)(rows), codec)
+    prompter = NS2SpeechPrompter(0.1, 0.5, generator=torch.Generator().manual_seed(7))
+    from_latents = prompter(train_ns2.utterances_of(collate_batch(rows), codec))
+    assert in_workers.keys() == from_latents.keys()
+    for key, value in from_latents.items():
+        torch.testing.assert_close(in_workers[key], value, rtol=1e-6, atol=1e-6, msg=key)
+    assert bool(in_workers["prompt_mask"].any(1).all()) and len(rows) > 1
+
+
 def test_ns2_trains_saves_loads_and_speaks_at_the_codec_rate(prepared, corpus_dir, tmp_path):
     name, codec_dir, data = prepared
     train_ns2 = load_training_script("train_ns2")

@@ -328,9 +328,34 @@ def _assert_resume_matches_uninterrupted(script, arguments, tmp_path, weight_fil
 
 @pytest.mark.slow
 def test_ns2_resume_continues_exactly(chain, tmp_path):
+    """Also with the prompt cuts made in the training process before the interruption and in two DataLoader
+    workers after it: each batch draws its cuts from its own seed."""
     arguments = ["--config", CONFIGS / "ns2_tiny.yaml", "--dataset", chain["data"], "--codec", chain["codec"] / BEST_DIR,
                  *NS2_STEPS]
-    _assert_resume_matches_uninterrupted("train_ns2.py", arguments, tmp_path, ["model.safetensors"])
+    _assert_resume_matches_uninterrupted("train_ns2.py", arguments, tmp_path, ["model.safetensors"],
+                                         resume_arguments=["--num_workers", "2"])
+
+
+@pytest.mark.slow
+def test_ns2_prompts_cut_by_codes_give_the_latents_cut_from_latents(chain):
+    """train_ns2.py cuts prompts by codes in the DataLoader workers and makes the latents on the device: with
+    ns2-hf's codec (the other codecs: tests/test_other_codecs.py) the model gets what cutting latents gives."""
+    from ns2_hf.codec import NS2CodecModel
+    from ns2_hf.ns2 import NS2SpeechPrompter
+    from conftest import load_training_script
+    from training.data import CODES, DURATIONS, PreparedDataset, collate_batch, load_prepared
+
+    train_ns2 = load_training_script("train_ns2")
+    codec = NS2CodecModel.from_pretrained(chain["codec"] / BEST_DIR).eval()
+    items = PreparedDataset(load_prepared(chain["data"], required_columns=[DURATIONS, CODES])["train"],
+                            columns=("phoneme_ids", DURATIONS, "log_f0", "voiced", CODES))
+    rows = [{**items[index], "batch_seed": 3} for index in range(len(items))]
+    in_workers = train_ns2.latents_from_codes(train_ns2.NS2TrainingPrompts(0.1, 0.5, 0)(rows), codec)
+    from_latents = NS2SpeechPrompter(0.1, 0.5, generator=torch.Generator().manual_seed(3))(
+        train_ns2.utterances_of(collate_batch(rows), codec))
+    assert in_workers.keys() == from_latents.keys() and len(rows) > 1
+    for key, value in from_latents.items():
+        assert torch.equal(in_workers[key], value), key
 
 
 @pytest.mark.slow

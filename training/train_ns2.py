@@ -9,9 +9,10 @@ The dataset needs `durations` (prepare_dataset.py --aligner) and `codes` (--code
 codec given here: ns2-hf's own or any of `ns2_hf.latent_codecs` — DAC, EnCodec, Mimi); its `tokenizer/` folder (the tokenizer that made `phoneme_ids`) goes into
 the saved pipeline.
 
-Per batch the frozen codec turns the stored codes into the quantized latents (the diffusion target,
-`codec.codes_to_latents`), the speech prompter cuts a random span of whole phones of each utterance
-as its prompt, and `NS2Model.forward` returns the five losses (data, score, CE-RVQ, duration,
+Per batch the speech prompter cuts a random span of whole phones of each utterance as its prompt (by the
+stored codes, in the DataLoader's `num_workers` worker processes, from each batch's own seed: `NS2TrainingPrompts`),
+the frozen codec turns the codes of prompt and target into the quantized latents (the diffusion target,
+`codec.codes_to_latents`), and `NS2Model.forward` returns the five losses (data, score, CE-RVQ, duration,
 pitch), all logged. With `latent_scale: auto` the model's `latent_scale` is set to 1 / std of the
 latents of the first training batches (and saved in its config). With `init_from: DIR` (the `model/` folder of a
 trained pipeline) the run fine-tunes that model instead: its architecture, weights and latent scale, with the
@@ -54,8 +55,11 @@ from training.data import (  # noqa: E402
     LOG_F0,
     PHONEME_IDS,
     VOICED,
+    BATCH_SEED,
     FrameBatchSampler,
     PreparedDataset,
+    SeededBatches,
+    SeededItems,
     audio_as_float,
     collate_batch,
     load_prepared,
@@ -93,23 +97,52 @@ def add_arguments(parser):
                              "NS2CodecModel folder, a DAC/EnCodec/Mimi adapter folder or transformers checkpoint")
 
 
-def utterances_of(batch, codec):
+def utterances_of(batch, codec=None):
     """A collated batch → one dict per utterance for the speech prompter: `phoneme_ids (L,)`,
-    `durations (L,)`, `latents (D, F)` (quantized codec latents from the codes), `codes (n_q, F)`,
-    `log_f0 (F,)`, `voiced (F,)` (the model's pitch loss uses it with `pitch_normalization: prompt`)."""
-    with torch.no_grad():
-        latents = codec.codes_to_latents(batch[CODES])
+    `durations (L,)`, `codes (n_q, F)`, `log_f0 (F,)`, `voiced (F,)` (the model's pitch loss uses it with
+    `pitch_normalization: prompt`) and, given the `codec`, `latents (D, F)` (quantized codec latents from the codes)."""
+    if codec is not None:
+        with torch.no_grad():
+            latents = codec.codes_to_latents(batch[CODES])
     utterances = []
     for index, (num_frames, num_phonemes) in enumerate(zip(batch["num_frames"].tolist(), batch["phoneme_mask"].sum(1).tolist())):
         utterances.append({
             PHONEME_IDS: batch[PHONEME_IDS][index, :num_phonemes],
             DURATIONS: batch[DURATIONS][index, :num_phonemes],
-            "latents": latents[index, :, :num_frames],
             CODES: batch[CODES][index, :, :num_frames],
             LOG_F0: batch[LOG_F0][index, :num_frames],
             VOICED: batch[VOICED][index, :num_frames],
         })
+        if codec is not None:
+            utterances[-1]["latents"] = latents[index, :, :num_frames]
     return utterances
+
+
+class NS2TrainingPrompts:
+    """The `collate_fn` of NS2 training: pads a batch of `SeededItems` and cuts every utterance into prompt and
+    target by its codes (`NS2SpeechPrompter`, its draws from the batch's own seed), in the DataLoader workers,
+    beside the training step. Returns the prompter's batch with `prompt_codes`; `latents_from_codes` completes it."""
+
+    def __init__(self, min_ratio: float, max_ratio: float, pad_token_id: int):
+        self.min_ratio, self.max_ratio, self.pad_token_id = min_ratio, max_ratio, pad_token_id
+
+    def __call__(self, items):
+        generator = torch.Generator().manual_seed(items[0][BATCH_SEED])
+        prompter = NS2SpeechPrompter(self.min_ratio, self.max_ratio, generator=generator, pad_token_id=self.pad_token_id)
+        return prompter(utterances_of(collate_batch(items)))
+
+
+def latents_from_codes(inputs, codec):
+    """A batch cut by codes (`NS2TrainingPrompts`, on the training device) → `NS2Model.forward`'s data arguments:
+    `latents (B, D, F)` and `prompt_latents (B, D, P)` made from the codes of target and prompt (zero at padding)
+    in place of `prompt_codes`. The same latents as cutting the utterances' latents: `codes_to_latents` works
+    frame by frame."""
+    inputs = dict(inputs)
+    prompt_codes = inputs.pop("prompt_codes")
+    with torch.no_grad():
+        inputs["latents"] = codec.codes_to_latents(inputs[CODES]) * inputs["latent_mask"][:, None]
+        inputs["prompt_latents"] = codec.codes_to_latents(prompt_codes) * inputs["prompt_mask"][:, None]
+    return inputs
 
 
 def build_model(config: NS2Config, seed: int) -> NS2Model:
@@ -146,9 +179,12 @@ def main():
             raise ValueError(f"the dataset has {num_quantizers} codes per frame; codec {args.codec} has only "
                              f"{codec.config.num_quantizers} quantizers: prepare the codes with this codec")
     codebooks = codebooks[:num_quantizers]
-    batch_sampler = FrameBatchSampler(train_set.lengths, recipe["max_frames_per_batch"], seed=recipe["seed"])
+    batch_sampler = SeededBatches(FrameBatchSampler(train_set.lengths, recipe["max_frames_per_batch"], seed=recipe["seed"]),
+                                  seed=recipe["seed"])
+    # the prompt cuts are made in the DataLoader workers, beside the training step
+    prompts = NS2TrainingPrompts(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], tokenizer.pad_token_id)
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_sampler=batch_sampler, collate_fn=collate_batch, num_workers=recipe["num_workers"]
+        SeededItems(train_set), batch_sampler=batch_sampler, collate_fn=prompts, num_workers=recipe["num_workers"]
     )
     val_loader = torch.utils.data.DataLoader(
         val_set, batch_sampler=FrameBatchSampler(val_set.lengths, recipe["val_max_frames_per_batch"], shuffle=False),
@@ -177,14 +213,13 @@ def main():
                 raise ValueError(f"init_from {recipe['init_from']} has {name} {getattr(initial.config, name)}, but "
                                  f"this dataset's tokenizer and codec give {wanted}.")
         config.latent_scale = initial.config.latent_scale
-    elif recipe["latent_scale"] == "auto":
-        latents = [
-            utterance["latents"]
-            for _, batch in zip(range(recipe["latent_scale_batches"]), iter(train_loader))
-            for utterance in utterances_of({k: v.to(accelerator.device) if torch.is_tensor(v) else v
-                                            for k, v in batch.items()}, codec)
-        ]
-        config.latent_scale = float(1.0 / torch.cat(latents, dim=1).std())
+    elif recipe["latent_scale"] == "auto":  # over every frame of the batches' utterances, prompts and targets
+        latents = []
+        for _, batch in zip(range(recipe["latent_scale_batches"]), iter(train_loader)):
+            inputs = latents_from_codes({k: v.to(accelerator.device) for k, v in batch.items()}, codec)
+            for name, mask in (("latents", "latent_mask"), ("prompt_latents", "prompt_mask")):
+                latents.append(inputs[name].transpose(1, 2)[inputs[mask]])
+        config.latent_scale = float(1.0 / torch.cat(latents).std())
     else:
         config.latent_scale = float(recipe["latent_scale"])
     accelerator.print(f"latent_scale = {config.latent_scale:.4f}")
@@ -192,7 +227,6 @@ def main():
     if initial is not None:
         model.load_state_dict(initial.state_dict())  # strict: the recipe's options changed no shape
     noise_scheduler = NS2Scheduler()  # the VP SDE: noises training latents, weights the loss, is saved for sampling
-    prompter = NS2SpeechPrompter(recipe["prompt_min_ratio"], recipe["prompt_max_ratio"], pad_token_id=config.pad_token_id)
 
     # ---- optimizer, schedule, EMA ---------------------------------------------------------------------------
     optimizer = torch.optim.AdamW(
@@ -331,18 +365,18 @@ def main():
     while progress.step < recipe["max_steps"]:
         step_start = time.time()
         # load first (starting a data loader iterator draws from the RNG), then seed from the step alone:
-        # crops, dropout, prompt cuts, t and noise are the same whether or not the run was resumed
+        # dropout, t and noise are the same whether or not the run was resumed (the prompt cuts carry their batch's seed)
         step_batches = [next(batches) for _ in range(recipe["gradient_accumulation_steps"])]
         seed_step(recipe["seed"], progress.step)
         for batch in step_batches:
             with accelerator.accumulate(model):
-                output = model(**prompter(utterances_of(batch, codec)), codebooks=codebooks, noise_scheduler=noise_scheduler)
+                output = model(**latents_from_codes(batch, codec), codebooks=codebooks, noise_scheduler=noise_scheduler)
                 accelerator.backward(output.loss)
                 if accelerator.sync_gradients:
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe["max_grad_norm"])
                 optimizer.step()
                 optimizer.zero_grad()
-            window_frames += int(batch["num_frames"].sum())
+            window_frames += int(batch["latent_mask"].sum() + batch["prompt_mask"].sum())
         schedule.step()
         ema.step(unwrapped_model.parameters())
         progress.step += 1

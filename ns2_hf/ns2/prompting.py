@@ -7,6 +7,9 @@ left, the part before and the part after concatenated (phones, durations and fra
 When the utterances carry their frames' voicing (`voiced`), it is cut the same way, and the prompt
 segment's log-f0 and voicing are returned too: a model with prompt-anchored pitch normalises the
 target's pitch by the prompt's own voiced statistics (`ns2_hf.ns2.prompt_pitch`).
+Utterances without `latents` (where no codec is at hand: a DataLoader worker) are cut by their codes alone, and
+the prompt comes back as `prompt_codes`; the caller turns codes into latents (`codes_to_latents` is frame by frame,
+so cutting codes and cutting latents give the same latents).
 """
 
 import math
@@ -15,7 +18,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-UTTERANCE_KEYS = ("phoneme_ids", "durations", "latents", "codes", "log_f0")
+UTTERANCE_KEYS = ("phoneme_ids", "durations", "codes", "log_f0")
+#: Optional per-frame key: the codec latents `(D, F)`; without them the prompt is cut from the codes.
+LATENTS_KEY = "latents"
 #: Optional per-frame key: voicing `(F,)` bool, passed on to the model for prompt-anchored pitch.
 VOICED_KEY = "voiced"
 
@@ -90,12 +95,13 @@ class NS2SpeechPrompter:
 
         Args:
             utterance: `phoneme_ids (L,)` long, `durations (L,)` long summing to F,
-                `latents (D, F)`, `codes (n_q, F)` long, `log_f0 (F,)`, optionally `voiced (F,)` bool.
+                `codes (n_q, F)` long, `log_f0 (F,)`, optionally `latents (D, F)` and `voiced (F,)` bool.
 
         Returns:
             The target's `phoneme_ids`, `durations`, `latents (D, F_t)`, `codes (n_q, F_t)`,
-            `log_f0 (F_t,)` and the `prompt_latents (D, F − F_t)`; with `voiced` also the target's
-            `voiced (F_t,)` and the prompt's `prompt_log_f0` and `prompt_voiced` `(F − F_t,)`.
+            `log_f0 (F_t,)` and the `prompt_latents (D, F − F_t)` (without `latents`: no target latents, and
+            `prompt_codes (n_q, F − F_t)` instead); with `voiced` also the target's `voiced (F_t,)` and the
+            prompt's `prompt_log_f0` and `prompt_voiced` `(F − F_t,)`.
         """
         durations = utterance["durations"].cpu()  # a few numbers: read once, not one GPU sync per phone
         start, end = self.choose_span(durations)
@@ -105,11 +111,11 @@ class NS2SpeechPrompter:
             key: torch.cat([utterance[key][:start], utterance[key][end:]])
             for key in ("phoneme_ids", "durations")
         }
-        with_voicing = VOICED_KEY in utterance
-        for key in ("latents", "codes", "log_f0", VOICED_KEY) if with_voicing else ("latents", "codes", "log_f0"):
+        with_voicing, with_latents = VOICED_KEY in utterance, LATENTS_KEY in utterance
+        for key in (LATENTS_KEY,) * with_latents + ("codes", "log_f0") + (VOICED_KEY,) * with_voicing:
             frames = utterance[key]
             target[key] = torch.cat([frames[..., :frame_start], frames[..., frame_end:]], dim=-1)
-        prompt_keys = ("latents", "log_f0", VOICED_KEY) if with_voicing else ("latents",)
+        prompt_keys = (LATENTS_KEY if with_latents else "codes",) + ("log_f0", VOICED_KEY) * with_voicing
         target.update({f"prompt_{key}": utterance[key][..., frame_start:frame_end] for key in prompt_keys})
         return target
 
@@ -117,9 +123,9 @@ class NS2SpeechPrompter:
         """Split every utterance and pad the results into a batch.
 
         Args:
-            utterances: per utterance `phoneme_ids (L,)`, `durations (L,)`, `latents (D, F)`,
-                `codes (n_q, F)`, `log_f0 (F,)` (durations summing to F), and either all or none
-                of them `voiced (F,)` bool.
+            utterances: per utterance `phoneme_ids (L,)`, `durations (L,)`, `codes (n_q, F)`, `log_f0 (F,)`
+                (durations summing to F), and either all or none of them `latents (D, F)`, and either all or
+                none `voiced (F,)` bool.
 
         Returns:
             The data arguments of `NS2Model.forward` (it also takes the codec's `codebooks`):
@@ -128,29 +134,34 @@ class NS2SpeechPrompter:
             `latent_mask (B, F)`, `codes (B, n_q, F)`, `prompt_latents (B, D, P)`,
             `prompt_mask (B, P)`; padding is zero and masks are True on valid positions. When the
             utterances carry `voiced`: also `voiced (B, F)`, `prompt_log_f0 (B, P)` and
-            `prompt_voiced (B, P)` (False at padding).
+            `prompt_voiced (B, P)` (False at padding). Without `latents`: neither `latents` nor
+            `prompt_latents`, but `prompt_codes (B, n_q, P)` (0 at padding).
         """
         if len(utterances) == 0:
             raise ValueError("need at least one utterance")
         for index, utterance in enumerate(utterances):
             _check_utterance(utterance, index)
-        with_voicing = [VOICED_KEY in utterance for utterance in utterances]
-        if any(with_voicing) and not all(with_voicing):
-            raise ValueError("some utterances carry `voiced` and some do not: give it for all or none")
+        for key in (VOICED_KEY, LATENTS_KEY):
+            carried = [key in utterance for utterance in utterances]
+            if any(carried) and not all(carried):
+                raise ValueError(f"some utterances carry `{key}` and some do not: give it for all or none")
+        with_voicing, with_latents = VOICED_KEY in utterances[0], LATENTS_KEY in utterances[0]
         targets = [self.split(utterance) for utterance in utterances]
-        device = targets[0]["latents"].device
+        device = targets[0]["codes"].device
+        prompt = "prompt_latents" if with_latents else "prompt_codes"
         batch = {
             "phoneme_ids": _pad([t["phoneme_ids"] for t in targets], self.pad_token_id),
             "phoneme_mask": _mask([len(t["phoneme_ids"]) for t in targets], device),
             "durations": _pad([t["durations"] for t in targets], 0),
             "log_f0": _pad([t["log_f0"] for t in targets], 0.0),
-            "latents": _pad_frames([t["latents"] for t in targets]),
-            "latent_mask": _mask([t["latents"].shape[-1] for t in targets], device),
+            "latent_mask": _mask([t["codes"].shape[-1] for t in targets], device),
             "codes": _pad_frames([t["codes"] for t in targets]),
-            "prompt_latents": _pad_frames([t["prompt_latents"] for t in targets]),
-            "prompt_mask": _mask([t["prompt_latents"].shape[-1] for t in targets], device),
+            prompt: _pad_frames([t[prompt] for t in targets]),
+            "prompt_mask": _mask([t[prompt].shape[-1] for t in targets], device),
         }
-        if all(with_voicing):
+        if with_latents:
+            batch[LATENTS_KEY] = _pad_frames([t[LATENTS_KEY] for t in targets])
+        if with_voicing:
             batch[VOICED_KEY] = _pad([t[VOICED_KEY].bool() for t in targets], False)
             batch["prompt_log_f0"] = _pad([t["prompt_log_f0"] for t in targets], 0.0)
             batch["prompt_voiced"] = _pad([t["prompt_voiced"].bool() for t in targets], False)
@@ -162,7 +173,8 @@ def _check_utterance(utterance: Mapping[str, torch.Tensor], index: int) -> None:
     if missing:
         raise ValueError(f"utterance {index} lacks {missing}")
     phoneme_ids, durations = utterance["phoneme_ids"], utterance["durations"]
-    latents, codes, log_f0 = utterance["latents"], utterance["codes"], utterance["log_f0"]
+    codes, log_f0 = utterance["codes"], utterance["log_f0"]
+    latents = utterance.get(LATENTS_KEY, codes)  # without latents, the codes stand in for the checks
     if phoneme_ids.dim() != 1 or durations.shape != phoneme_ids.shape:
         raise ValueError(f"utterance {index}: phoneme_ids and durations must both be (L,)")
     if durations.is_floating_point() or (durations < 0).any():
