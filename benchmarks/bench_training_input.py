@@ -18,8 +18,8 @@ speed perturbation, the part resampled row by row). `CodecTrainingCrops` does th
 worker processes (`num_workers` > 0), so these milliseconds run beside the training step, not in it.
 
 `--read` prints, for each prepared dataset named, what reading `--crops` random training utterances costs
-(`PreparedDataset`: the stored audio decoded to float): e.g. one prepared with `--audio_format opus` and its copy
-by `training/decode_audio.py`.
+(`PreparedDataset`: the stored audio decoded to float; the datasets alternate on the same utterance indices, median
+of `--repeats` batches): e.g. one prepared with `--audio_format opus` and its copy by `training/decode_audio.py`.
 """
 
 from __future__ import annotations
@@ -126,14 +126,21 @@ def main():
 
     from training.data import AUDIO, PreparedDataset, load_prepared, read_prepare_info
 
-    for path in args.read:
-        items = PreparedDataset(load_prepared(path)["train"], columns=(AUDIO,))
-        chosen = np.random.default_rng(0).choice(len(items), (args.repeats, args.crops))
-        batches = iter(chosen.tolist())
-        read_ms = median_ms(lambda: [items[index] for index in next(batches)], args.repeats)
-        seconds = np.mean([sum(len(items[index][AUDIO]) for index in row) for row in chosen]) / sampling_rate
-        print(f"reading {args.crops} utterances ({seconds:.0f} s of audio) of {path} "
-              f"({read_prepare_info(path).get('audio_format', 'pcm16')}): {read_ms:.0f} ms")
+    # the datasets take turns on the same batches of utterance indices, so a change of load hits them alike
+    datasets = {path: PreparedDataset(load_prepared(path)["train"], columns=(AUDIO,)) for path in args.read}
+    if datasets:
+        smallest = min(len(items) for items in datasets.values())
+        chosen = np.random.default_rng(0).choice(smallest, (args.repeats, args.crops)).tolist()
+        times = {path: [] for path in datasets}
+        for row in chosen:
+            for path, items in datasets.items():
+                start = time.perf_counter()
+                [items[index] for index in row]
+                times[path].append(1000 * (time.perf_counter() - start))
+        for path, items in datasets.items():
+            seconds = np.mean([sum(len(items[index][AUDIO]) for index in row) for row in chosen]) / sampling_rate
+            print(f"reading {args.crops} utterances ({seconds:.0f} s of audio) of {path} "
+                  f"({read_prepare_info(path).get('audio_format', 'pcm16')}): {statistics.median(times[path]):.0f} ms")
 
 
 if __name__ == "__main__":

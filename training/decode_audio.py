@@ -6,7 +6,7 @@
 corpus with 20 augmented speakers: 40 MB), but a codec run then decodes every utterance each time a batch
 takes it — about steps x batch / utterances times (22 times in 2,000 steps of `codec_gpu.yaml` on those 2,880
 utterances) — and only keeps a one-second crop of it. On one CPU thread, reading a batch of 32 corpus utterances
-costs 332 ms from Opus and 24 ms from 16-bit PCM (`benchmarks/bench_training_input.py --read`); decoding the
+costs 271 ms from Opus and 16 ms from 16-bit PCM (`benchmarks/bench_training_input.py --read`); decoding the
 1,280 corpus utterances once takes 12 s with `--num_proc 2`. This script decodes each utterance once, into OUTPUT_DIR:
 what the Opus (or FLAC) bytes decode to, rounded to 16 bits (the Opus coding itself is not undone). Every other
 column, the tokenizer and `prepare_info.json` (its `audio_format` now `pcm16`) are copied unchanged. Nothing is
