@@ -517,15 +517,17 @@ def test_a_dropped_prompt_does_not_reach_the_denoiser_but_still_reaches_the_pred
     assert _gradient_norms(model)["query_tokens"] > 0  # the null prompt is the learned queries
 
 
-def test_prompt_dropout_drops_that_share_of_items_in_training_only(monkeypatch):
-    config = NS2Config.tiny(prompt_dropout=0.3)
+@pytest.mark.parametrize("dropout, position", [("prompt_dropout", -2), ("condition_dropout", -1)])
+def test_dropout_drops_that_share_of_items_in_training_only(monkeypatch, dropout, position):
+    """`prompt_dropout` / `condition_dropout`: the denoiser's `drop_prompt` / `drop_condition` (its last two arguments)."""
+    config = NS2Config.tiny(**{dropout: 0.3})
     model = NS2Model(config)
     batch, codebooks = make_batch(config)
     seen = []
     original = model.denoiser.forward
 
     def recording_forward(*args):
-        seen.append(args[-1])
+        seen.append(args[position])
         return original(*args)
 
     monkeypatch.setattr(model.denoiser, "forward", recording_forward)
@@ -537,6 +539,37 @@ def test_prompt_dropout_drops_that_share_of_items_in_training_only(monkeypatch):
         model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER)
     share = torch.cat(seen[:-1]).float().mean()
     assert 0.22 < share < 0.38, share
-    assert seen[-1] is None  # eval mode: every item sees its prompt
-    with pytest.raises(ValueError, match="prompt_dropout"):
-        NS2Config.tiny(prompt_dropout=1.0)
+    assert seen[-1] is None  # eval mode: every item sees its prompt and condition
+    with pytest.raises(ValueError, match=dropout):
+        NS2Config.tiny(**{dropout: 1.0})
+
+
+# --- condition dropout (the null content of content guidance, ours) -------------------------------------------
+def test_a_dropped_condition_does_not_reach_the_denoiser_but_the_predictors_still_train():
+    config = NS2Config.tiny(condition_dropout=0.2)
+    model = NS2Model(config).eval()
+    batch, codebooks = make_batch(config)
+    diffusion = fixed_diffusion_inputs(batch)
+    other_content = dict(batch, phoneme_ids=batch["phoneme_ids"].flip(1) * batch["phoneme_mask"], log_f0=batch["log_f0"] + 0.5)
+
+    def outputs(data, drop_condition):
+        with torch.no_grad():
+            return model(**data, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, drop_condition=drop_condition, **diffusion)
+
+    dropped = torch.tensor([True, False])
+    first, second = outputs(batch, dropped), outputs(other_content, dropped)
+    # item 0 (dropped): the denoiser's output ignores phonemes and pitch; item 1 (kept) follows them
+    assert torch.equal(first.predicted_latents[0], second.predicted_latents[0])
+    assert not torch.allclose(first.predicted_latents[1], second.predicted_latents[1])
+    # the data loss of dropped items sends no gradient to the phoneme encoder or the pitch embedding,
+    # the duration and pitch losses still train the encoder
+    model.train()
+    model.config.condition_dropout = 0.0  # no random drops beyond the given ones
+    all_dropped = torch.tensor([True, True])
+    model.zero_grad()
+    model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, drop_condition=all_dropped, **diffusion).data_loss.backward()
+    norms = _gradient_norms(model)
+    assert norms["phoneme_encoder"] == 0 and norms["pitch_embedding"] == 0 and norms["denoiser"] > 0
+    model.zero_grad()
+    model(**batch, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, drop_condition=all_dropped, **diffusion).duration_loss.backward()
+    assert _gradient_norms(model)["phoneme_encoder"] > 0

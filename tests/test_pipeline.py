@@ -254,6 +254,56 @@ def test_prompt_guidance_mixes_the_conditional_and_null_prompt_predictions(pipel
         np.testing.assert_allclose(batch.audios[index], alone, atol=1e-4)
 
 
+def test_content_guidance_mixes_the_conditional_and_null_content_predictions(pipeline, prompt, monkeypatch):
+    """`content_guidance_scale=w`: ẑ₀(∅) + w·(ẑ₀(c) − ẑ₀(∅)), ∅ a zero frame condition. w = 0 leaves only the null
+    content: two pitch contours give the same audio; w = 1 is the plain denoiser; with prompt guidance too, each step is
+    ẑ₀ + Σ (w − 1)·(ẑ₀ − ẑ₀(∅)); a guided batch equals its items alone; a model trained without condition dropout
+    refuses it."""
+    with pytest.raises(GenerationArgumentError, match="condition dropout"):
+        run(pipeline, "Guide me.", prompt, content_guidance_scale=2.0)
+    monkeypatch.setattr(pipeline.model.config, "condition_dropout", 0.2)
+    with pytest.raises(GenerationArgumentError, match="content_guidance_scale"):
+        run(pipeline, "Guide me.", prompt, content_guidance_scale=11.0)
+    num_phonemes = len(pipeline.tokenizer("Guide me.")["input_ids"])
+    durations = [[3] * num_phonemes]
+
+    def audio(f0, scale):
+        return run(pipeline, "Guide me.", prompt, durations=durations, pitch=[np.full(3 * num_phonemes, f0)],
+                   content_guidance_scale=scale).audios[0]
+
+    np.testing.assert_allclose(audio(150.0, 0.0), audio(220.0, 0.0), atol=1e-6)
+    assert not np.allclose(audio(150.0, 1.0), audio(220.0, 1.0), atol=1e-3)
+    plain = run(pipeline, "Guide me.", prompt, durations=durations, pitch=[np.full(3 * num_phonemes, 150.0)]).audios[0]
+    np.testing.assert_array_equal(audio(150.0, 1.0), plain)
+    assert not np.allclose(audio(150.0, 3.0), plain, atol=1e-3)
+
+    # one step's prediction with both guidances against the three denoiser calls made one by one
+    model, generator = pipeline.model, torch.Generator().manual_seed(5)
+    frames, prompt_frames = 17, 9
+    inputs = (torch.randn(2, model.config.latent_dim, frames, generator=generator), torch.tensor([0.3, 0.7]),
+              torch.randn(2, model.config.hidden_size, frames, generator=generator), torch.ones(2, frames, dtype=torch.bool),
+              torch.randn(2, prompt_frames, model.config.hidden_size, generator=generator), torch.ones(2, prompt_frames, dtype=torch.bool))
+    everything = torch.ones(2, dtype=torch.bool)
+    with torch.no_grad():
+        conditional = model.denoise(*inputs)
+        null_prompt = model.denoise(*inputs, drop_prompt=everything)
+        null_content = model.denoise(*inputs, drop_condition=everything)
+        guided = pipeline.guided_denoise(*inputs, prompt_guidance_scale=2.0, content_guidance_scale=3.0)
+        content_only = pipeline.guided_denoise(*inputs, prompt_guidance_scale=1.0, content_guidance_scale=3.0)
+    torch.testing.assert_close(guided, conditional + 1.0 * (conditional - null_prompt) + 2.0 * (conditional - null_content))
+    torch.testing.assert_close(content_only, null_content + 3.0 * (conditional - null_content))
+
+    monkeypatch.setattr(pipeline.model.config, "prompt_dropout", 0.2)
+    waveform, sampling_rate = prompt
+    texts = ["Guide me.", "A longer sentence to guide as well."]
+    generators = [torch.Generator().manual_seed(21), torch.Generator().manual_seed(22)]
+    batch = pipeline(texts, prompt_audio=waveform, prompt_sampling_rate=sampling_rate, num_inference_steps=STEPS,
+                     generator=generators, content_guidance_scale=2.5, prompt_guidance_scale=1.5)
+    for index, text in enumerate(texts):
+        alone = run(pipeline, text, prompt, seed=21 + index, content_guidance_scale=2.5, prompt_guidance_scale=1.5).audios[0]
+        np.testing.assert_allclose(batch.audios[index], alone, atol=1e-4)
+
+
 def test_speed_scales_predicted_length(pipeline, prompt, monkeypatch):
     # a duration predictor that says 6 frames for every phoneme: log(6 + 1)
     monkeypatch.setattr(

@@ -293,6 +293,9 @@ def parse_args(argv=None):
     parser.add_argument("--prompt_guidance_scale", type=float, default=1.0,
                         help="model mode: w of prompt guidance (NS2Pipeline(prompt_guidance_scale=w); needs a model trained "
                              "with prompt dropout; 1 = none)")
+    parser.add_argument("--content_guidance_scale", type=float, default=1.0,
+                        help="model mode: w of content guidance (NS2Pipeline(content_guidance_scale=w); needs a model trained "
+                             "with condition dropout; 1 = none)")
     parser.add_argument("--speed", type=float, default=1.0, help="model mode: speaking rate (NS2Pipeline(speed=...); > 1 faster)")
     parser.add_argument("--min_phone_frames", type=int, default=None,
                         help="model mode: every phone at least this many frames (NS2Pipeline(min_phone_frames=N)); "
@@ -346,9 +349,11 @@ def main(argv=None) -> Dict:
     else:
         rows = read_test_list(args.test_list, args.max_items)
         options = {"harmonic_phase": {"on": True, "off": False}.get(args.harmonic_phase), "match_prompt_pitch": args.match_prompt_pitch,
-                   "prompt_guidance_scale": args.prompt_guidance_scale, "min_phone_frames": args.min_phone_frames,
+                   "prompt_guidance_scale": args.prompt_guidance_scale,
+                   "content_guidance_scale": args.content_guidance_scale, "min_phone_frames": args.min_phone_frames,
                    "speed": args.speed, "pitch_register_tolerance": args.pitch_register_tolerance}
-        defaults = {"harmonic_phase": None, "match_prompt_pitch": False, "prompt_guidance_scale": 1.0, "min_phone_frames": None,
+        defaults = {"harmonic_phase": None, "match_prompt_pitch": False, "prompt_guidance_scale": 1.0, "content_guidance_scale": 1.0,
+                    "min_phone_frames": None,
                     "speed": 1.0, "pitch_register_tolerance": None}
         items, sampling_rate, frame_rate = synthesize_items(  # only what differs from the pipeline's defaults
             rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature,

@@ -63,6 +63,11 @@ class NS2Config(PreTrainedConfig):
             the *null prompt*. A model trained with it can be sampled with prompt guidance
             (`NS2Pipeline(prompt_guidance_scale=w)`: ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)), classifier-free
             guidance on the speech prompt). The duration and pitch predictors always see the prompt.
+        condition_dropout: share of training items whose denoiser is not shown the frame condition c
+            (ours; the paper does not drop it): c is zero on every frame, the *null content* — the
+            denoiser still sees the frames' number, the diffusion time and the prompt. A model trained
+            with it can be sampled with content guidance (`NS2Pipeline(content_guidance_scale=w)`:
+            ẑ₀ = ẑ₀(∅) + w·(ẑ₀(c) − ẑ₀(∅)), classifier-free guidance on what is said).
         latent_scale: the denoiser works on `latents * latent_scale` (data normalisation; the
             training script sets it from data so normalised latents have unit variance).
         score_loss_snr_clamp: the score loss is the noise-space error ‖ε̂ − ε‖² weighted by
@@ -115,6 +120,7 @@ class NS2Config(PreTrainedConfig):
         wavenet_attention_heads: int = 8,
         film_every: int = 3,
         prompt_dropout: float = 0.0,
+        condition_dropout: float = 0.0,
         latent_scale: float = 1.0,
         score_loss_snr_clamp: float = 5.0,
         data_loss_weight: float = 1.0,
@@ -139,6 +145,8 @@ class NS2Config(PreTrainedConfig):
             raise ValueError(f"pitch_normalization must be one of {PITCH_NORMALIZATIONS}, got {pitch_normalization!r}")
         if not 0.0 <= prompt_dropout < 1.0:
             raise ValueError(f"prompt_dropout must be in [0, 1), got {prompt_dropout}")
+        if not 0.0 <= condition_dropout < 1.0:
+            raise ValueError(f"condition_dropout must be in [0, 1), got {condition_dropout}")
         if isinstance(min_phone_frames, bool) or not isinstance(min_phone_frames, int) or min_phone_frames < 1:
             raise ValueError(f"min_phone_frames must be an integer >= 1, got {min_phone_frames!r}")
         if pitch_register_tolerance is not None and not (
@@ -177,6 +185,7 @@ class NS2Config(PreTrainedConfig):
         self.wavenet_attention_heads = wavenet_attention_heads
         self.film_every = film_every
         self.prompt_dropout = prompt_dropout
+        self.condition_dropout = condition_dropout
         self.latent_scale = latent_scale
         self.score_loss_snr_clamp = score_loss_snr_clamp
         self.data_loss_weight = data_loss_weight

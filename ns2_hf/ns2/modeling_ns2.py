@@ -234,6 +234,7 @@ class NS2Model(NS2PreTrainedModel):
         prompt_hidden: torch.Tensor,
         prompt_mask: torch.Tensor,
         drop_prompt: Optional[torch.Tensor] = None,
+        drop_condition: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Predict the clean latent ẑ₀ from z_t, all in the normalised latent space.
 
@@ -246,11 +247,15 @@ class NS2Model(NS2PreTrainedModel):
             prompt_mask: `(batch, P)` bool.
             drop_prompt: `(batch,)` bool, True = that item gets the null prompt (prompt guidance's
                 unconditional branch, `config.prompt_dropout`); None: every item sees its prompt.
+            drop_condition: `(batch,)` bool, True = that item's condition is zero (content guidance's
+                unconditional branch, `config.condition_dropout`); None: every item sees its condition.
 
         Returns:
             `(batch, D, F)` ẑ₀, zero at padding.
         """
-        return self.denoiser(noisy_latents, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, drop_prompt)
+        return self.denoiser(
+            noisy_latents, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, drop_prompt, drop_condition
+        )
 
     # --- training -------------------------------------------------------------------------
 
@@ -319,6 +324,7 @@ class NS2Model(NS2PreTrainedModel):
         prompt_log_f0: Optional[torch.Tensor] = None,
         prompt_voiced: Optional[torch.Tensor] = None,
         drop_prompt: Optional[torch.Tensor] = None,
+        drop_condition: Optional[torch.Tensor] = None,
         return_dict: bool = True,
     ) -> Union[NS2ModelOutput, Tuple[torch.Tensor, ...]]:
         """Training losses with teacher-forced durations and pitch.
@@ -345,6 +351,8 @@ class NS2Model(NS2PreTrainedModel):
             prompt_voiced: `(batch, P)` bool voicing of the prompt frames (likewise).
             drop_prompt: `(batch,)` bool, the items whose denoiser gets the null prompt; default in training
                 mode: each item with probability `config.prompt_dropout` (none in eval mode or at 0).
+            drop_condition: `(batch,)` bool, the items whose denoiser gets a zero frame condition; default in
+                training mode: each item with probability `config.condition_dropout` (none in eval mode or at 0).
             return_dict: return an :class:`NS2ModelOutput` (else a tuple of its fields).
 
         Raises:
@@ -379,8 +387,10 @@ class NS2Model(NS2PreTrainedModel):
         noisy_latents = noise_scheduler.add_noise(clean_latents, noise, timesteps)
         if drop_prompt is None and self.training and config.prompt_dropout > 0:
             drop_prompt = torch.rand(batch, device=latents.device) < config.prompt_dropout
+        if drop_condition is None and self.training and config.condition_dropout > 0:
+            drop_condition = torch.rand(batch, device=latents.device) < config.condition_dropout
         predicted_latents = self.denoise(
-            noisy_latents, timesteps, condition, latent_mask, prompt_hidden, prompt_mask, drop_prompt
+            noisy_latents, timesteps, condition, latent_mask, prompt_hidden, prompt_mask, drop_prompt, drop_condition
         )
 
         data_loss = losses.data_loss(predicted_latents, clean_latents, latent_mask)

@@ -8,7 +8,8 @@ Conditioning, as in the paper:
   layers the WaveNet hidden attends to those m vectors, and the result gives a FiLM scale and
   shift (attending to the raw prompt directly leaks its details into the output). With
   `drop_prompt` an item's query tokens attend to nothing: the *null prompt* of prompt guidance
-  (ours, `NS2Config.prompt_dropout`).
+  (ours, `NS2Config.prompt_dropout`). With `drop_condition` an item's frame condition is zero: the
+  *null content* of content guidance (ours, `NS2Config.condition_dropout`).
 """
 
 import math
@@ -164,6 +165,7 @@ class WaveNetDenoiser(nn.Module):
         prompt_hidden: torch.Tensor,
         prompt_mask: torch.Tensor,
         drop_prompt: Optional[torch.Tensor] = None,
+        drop_condition: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """
         Args:
@@ -174,6 +176,7 @@ class WaveNetDenoiser(nn.Module):
             prompt_hidden: `(batch, P, H)` prompt encoder output.
             prompt_mask: `(batch, P)` bool.
             drop_prompt: `(batch,)` bool, True = that item gets the null prompt (None: no item).
+            drop_condition: `(batch,)` bool, True = that item's frame condition is zero (None: no item).
 
         Returns:
             `(batch, D, F)` predicted clean latent ẑ₀ (normalised space), zero at padding.
@@ -181,6 +184,8 @@ class WaveNetDenoiser(nn.Module):
         channel_mask = frame_mask.unsqueeze(1).to(noisy_latents.dtype)
         hidden = self.input_proj(noisy_latents * channel_mask) * channel_mask
         condition = condition * channel_mask
+        if drop_condition is not None:
+            condition = condition * (~drop_condition).to(condition.dtype)[:, None, None]
         time_embedding = self.time_embedding(timesteps)
         prompt_tokens = self.prompt_query_tokens(prompt_hidden, prompt_mask, drop_prompt)
         skip_sum = torch.zeros_like(hidden)

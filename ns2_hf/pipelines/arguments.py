@@ -11,7 +11,7 @@ Documented ranges (README, "Troubleshooting"):
 | `speed` | a finite number in `SPEED_RANGE` (> 1 speaks faster) |
 | `temperature` | None (the scheduler's), or a finite number in `TEMPERATURE_RANGE` |
 | `seed` | a whole number in `SEED_RANGE` (what `torch.Generator.manual_seed` takes) |
-| `prompt_guidance_scale` | a finite number in `PROMPT_GUIDANCE_RANGE` (1 = no guidance) |
+| `prompt_guidance_scale`, `content_guidance_scale` | a finite number in `GUIDANCE_RANGE` (1 = no guidance) |
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ SPEED_RANGE = (0.25, 4.0)
 TEMPERATURE_RANGE = (0.01, 1000.0)
 #: Solver steps (the paper uses 150); more only costs time.
 MIN_INFERENCE_STEPS, MAX_INFERENCE_STEPS = 2, 1000
-#: w of prompt guidance: 0 ignores the prompt in the denoiser, 1 is the plain denoiser, > 1 pushes towards the prompt.
-PROMPT_GUIDANCE_RANGE = (0.0, 10.0)
+#: w of prompt or content guidance: 0 ignores the prompt (the frame condition) in the denoiser, 1 is the plain
+#: denoiser, > 1 pushes towards it.
+GUIDANCE_RANGE = (0.0, 10.0)
 #: Seeds `torch.Generator.manual_seed` accepts without overflow.
 SEED_RANGE = (0, 2**64 - 1)
 
@@ -109,7 +110,8 @@ NOT_GIVEN = object()
 
 
 def check_generation_arguments(
-    text, num_inference_steps=NOT_GIVEN, speed=NOT_GIVEN, temperature=None, seed=NOT_GIVEN, prompt_guidance_scale=NOT_GIVEN
+    text, num_inference_steps=NOT_GIVEN, speed=NOT_GIVEN, temperature=None, seed=NOT_GIVEN, prompt_guidance_scale=NOT_GIVEN,
+    content_guidance_scale=NOT_GIVEN,
 ) -> None:
     """Checks the arguments given against the documented ranges (`temperature` None = the scheduler's).
 
@@ -131,5 +133,6 @@ def check_generation_arguments(
         _in_range("temperature", temperature, TEMPERATURE_RANGE, " (τ of the initial noise N(0, 1/τ); paper 1.44)")
     if seed is not NOT_GIVEN:
         check_seed(seed)
-    if prompt_guidance_scale is not NOT_GIVEN:
-        _in_range("prompt_guidance_scale", prompt_guidance_scale, PROMPT_GUIDANCE_RANGE, " (1 = no guidance)")
+    for name, scale in (("prompt_guidance_scale", prompt_guidance_scale), ("content_guidance_scale", content_guidance_scale)):
+        if scale is not NOT_GIVEN:
+            _in_range(name, scale, GUIDANCE_RANGE, " (1 = no guidance)")

@@ -174,6 +174,7 @@ class NS2Pipeline(DiffusionPipeline):
         prompt_guidance_scale=1.0,
         min_phone_frames=None,
         pitch_register_tolerance=None,
+        content_guidance_scale=1.0,
     ):
         """Raise `ValueError`/`TypeError` naming the first argument that cannot work (before any model runs)."""
         if len(texts) == 0:
@@ -232,6 +233,11 @@ class NS2Pipeline(DiffusionPipeline):
             raise GenerationArgumentError(
                 f"`prompt_guidance_scale` {prompt_guidance_scale} needs a model trained with prompt dropout "
                 "(NS2Config.prompt_dropout > 0), which learnt the null prompt; this one was not: use 1."
+            )
+        if content_guidance_scale != 1.0 and not self.model.config.condition_dropout > 0:
+            raise GenerationArgumentError(
+                f"`content_guidance_scale` {content_guidance_scale} needs a model trained with condition dropout "
+                "(NS2Config.condition_dropout > 0), which learnt the null content; this one was not: use 1."
             )
 
     # 2. encode conditions ------------------------------------------------------------------------
@@ -439,6 +445,7 @@ class NS2Pipeline(DiffusionPipeline):
         callback_on_step_end=None,
         callback_on_step_end_tensor_inputs=("latents",),
         prompt_guidance_scale=1.0,
+        content_guidance_scale=1.0,
     ) -> torch.Tensor:
         """The solver loop from z₁ to ẑ₀: the scheduler's steps with the denoiser's clean-latent predictions.
 
@@ -456,6 +463,7 @@ class NS2Pipeline(DiffusionPipeline):
             callback_on_step_end_tensor_inputs: names from `_callback_tensor_inputs` put in `callback_kwargs`.
             prompt_guidance_scale: w of prompt guidance, ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) with ∅ the null prompt
                 (one batched denoiser call of twice the batch per step); 1 = the denoiser as it is, one call.
+            content_guidance_scale: w of content guidance, the same with ∅ the null content (a zero frame condition).
 
         Returns:
             `(batch, latent_dim, frames)` float32 latents (normalised space), zero at padding.
@@ -472,7 +480,8 @@ class NS2Pipeline(DiffusionPipeline):
             model_input = self.scheduler.scale_model_input(latents, timestep).to(self.model.dtype)
             timesteps = timestep.expand(batch_size).to(self.device, torch.float32)
             predicted_latents = self.guided_denoise(
-                model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, prompt_guidance_scale
+                model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, prompt_guidance_scale,
+                content_guidance_scale,
             )
             step_kwargs = {"variance_noise": self.randn_per_item(frame_mask, generator)} if stochastic else {}
             latents = self.scheduler.step(predicted_latents, timestep, latents, **step_kwargs).prev_sample * latent_mask
@@ -486,20 +495,28 @@ class NS2Pipeline(DiffusionPipeline):
                 prompt_hidden = callback_outputs.pop("prompt_hidden", prompt_hidden)
         return latents
 
-    def guided_denoise(self, model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, prompt_guidance_scale):
-        """ẑ₀ `(batch, latent_dim, frames)` float32 of one solver step, with prompt guidance when its scale is not 1:
-        the conditional and the null-prompt predictions in one call on the doubled batch, then
-        ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) (classifier-free guidance on the speech prompt; ours, the paper has none)."""
-        if prompt_guidance_scale == 1.0:
+    def guided_denoise(
+        self, model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask, prompt_guidance_scale,
+        content_guidance_scale=1.0,
+    ):
+        """ẑ₀ `(batch, latent_dim, frames)` float32 of one solver step, with classifier-free guidance (ours, the paper has
+        none) when a scale w is not 1: the conditional prediction and one with each guided condition made null — the
+        prompt (prompt guidance) or the frame condition (content guidance) — in one call on the stacked batch, then
+        ẑ₀ = ẑ₀(∅) + w·(ẑ₀ − ẑ₀(∅)) for one guidance, ẑ₀ + Σ (w − 1)·(ẑ₀ − ẑ₀(∅)) for both."""
+        guidances = [(scale, drop) for scale, drop in ((prompt_guidance_scale, "drop_prompt"), (content_guidance_scale, "drop_condition"))
+                     if scale != 1.0]
+        if not guidances:
             return self.model.denoise(model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask).float()
         batch_size = model_input.shape[0]
-        drop_prompt = torch.arange(2 * batch_size, device=model_input.device) >= batch_size
-        predicted = self.model.denoise(
-            *(torch.cat([tensor, tensor]) for tensor in (model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask)),
-            drop_prompt=drop_prompt,
-        ).float()
-        conditional, unconditional = predicted.chunk(2)
-        return unconditional + prompt_guidance_scale * (conditional - unconditional)
+        branch = torch.arange((1 + len(guidances)) * batch_size, device=model_input.device) // batch_size
+        drops = {drop: branch == index for index, (_, drop) in enumerate(guidances, start=1)}
+        inputs = (model_input, timesteps, condition, frame_mask, prompt_hidden, prompt_mask)
+        conditional, *nulls = self.model.denoise(
+            *(torch.cat([tensor] * (1 + len(guidances))) for tensor in inputs), **drops
+        ).float().chunk(1 + len(guidances))
+        if len(guidances) == 1:
+            return nulls[0] + guidances[0][0] * (conditional - nulls[0])
+        return conditional + sum((scale - 1.0) * (conditional - null) for (scale, _), null in zip(guidances, nulls))
 
     # 5. decode ---------------------------------------------------------------------------------------
     def uses_harmonic_phase(self, harmonic_phase: Optional[bool]) -> bool:
@@ -564,6 +581,7 @@ class NS2Pipeline(DiffusionPipeline):
         match_prompt_pitch: bool = False,
         pitch_register_tolerance: Optional[float] = None,
         prompt_guidance_scale: float = 1.0,
+        content_guidance_scale: float = 1.0,
         min_phone_frames: Optional[int] = None,
         output_type: str = "np",
         return_dict: bool = True,
@@ -609,6 +627,10 @@ class NS2Pipeline(DiffusionPipeline):
                 ẑ₀ = ẑ₀(∅) + w·(ẑ₀(prompt) − ẑ₀(∅)) at every step, ∅ the null prompt; > 1 pushes the output towards
                 the prompt's voice; each step then runs the denoiser on twice the batch. Needs a model trained with `prompt_dropout`
                 ([`NS2Config`]); 1 (default) is the plain denoiser.
+            content_guidance_scale: w of content guidance (classifier-free guidance on the frame condition — phonemes
+                and pitch —, ours): the same with ∅ a zero condition; > 1 pushes the output towards what is said.
+                Needs a model trained with `condition_dropout` ([`NS2Config`]); 1 (default) is the plain denoiser.
+                With both guidances, ẑ₀ + Σ (w − 1)·(ẑ₀ − ẑ₀(∅)) on three times the batch.
             min_phone_frames: give every phone at least this many frames (12.5 ms each with the shipped codec; the
                 utterance gets longer), after the duration predictor and `speed` (ours). None (default): the model's
                 `NS2Config.min_phone_frames` (the shipped model: 6, chosen on the tuning list — WER 0.225 → 0.173,
@@ -627,14 +649,14 @@ class NS2Pipeline(DiffusionPipeline):
             [`NS2PipelineOutput`] (or `(audios, sampling_rate, durations)`), one entry per waveform.
         """
         check_generation_arguments(text, num_inference_steps, speed, temperature,  # same message in the CLI and demo
-                                   prompt_guidance_scale=prompt_guidance_scale)
+                                   prompt_guidance_scale=prompt_guidance_scale, content_guidance_scale=content_guidance_scale)
         texts = [text] if isinstance(text, str) else list(text)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         self.check_inputs(
             texts, prompt_audio, voice, num_inference_steps, num_waveforms_per_prompt, generator, temperature, speed,
             durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs, prompt_guidance_scale,
-            min_phone_frames, pitch_register_tolerance,
+            min_phone_frames, pitch_register_tolerance, content_guidance_scale,
         )
         harmonic = self.uses_harmonic_phase(harmonic_phase)
         if min_phone_frames is None:
@@ -670,7 +692,7 @@ class NS2Pipeline(DiffusionPipeline):
         # 4. denoising loop
         latents = self.denoise_latents(
             latents, condition, frame_mask, prompt_hidden, prompt_mask, num_inference_steps, generator,
-            callback_on_step_end, callback_on_step_end_tensor_inputs, prompt_guidance_scale,
+            callback_on_step_end, callback_on_step_end_tensor_inputs, prompt_guidance_scale, content_guidance_scale,
         )
 
         # 5. decode
