@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prompt-guidance", type=float, default=1.0,
                         help="text to speech: w of prompt guidance, > 1 pushes the output towards the prompt's voice (the "
                              "denoiser runs on twice the batch; 0 to 10; needs a model trained with prompt dropout; 1 = none)")
+    parser.add_argument("--content-guidance", type=float, default=1.0,
+                        help="text to speech: w of content guidance, > 1 pushes the output towards what the phonemes and "
+                             "pitch say (one more denoiser batch; 0 to 10; needs a model trained with condition dropout; 1 = none)")
     parser.add_argument("--untrained", action="store_true", help="use a random-weight tiny pipeline (plumbing check; never used unless asked for)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--source", default=None, help="voice conversion: say this speech in the --prompt voice")
@@ -188,7 +191,7 @@ def check_requests(args) -> List[Dict]:
         where = f"{args.text_file} (id {request['id']}): " if args.text_file else ""
         try:
             check_generation_arguments(request["text"], args.steps, args.speed, args.temperature, request["seed"],
-                                       args.prompt_guidance)
+                                       args.prompt_guidance, args.content_guidance)
         except GenerationArgumentError as error:
             raise GenerationArgumentError(f"{where}{error}") from error
         request["out"] = check_output_path(request["out"], prompt=request["prompt"])
@@ -247,6 +250,8 @@ def main(argv=None) -> int:
         parser.error(f"--pitch-register-tolerance must be >= 0, got {args.pitch_register_tolerance}.")
     if args.prompt_guidance != 1.0 and mode:
         parser.error("--prompt-guidance applies to text to speech only.")
+    if args.content_guidance != 1.0 and mode:
+        parser.error("--content-guidance applies to text to speech only.")
     started = time.perf_counter()
     try:
         requests = check_requests(args)  # a mistake costs no import of torch, no model load, no synthesis
@@ -270,7 +275,8 @@ def main(argv=None) -> int:
                     temperature=args.temperature, speed=args.speed, max_phonemes_per_chunk=args.max_phonemes_per_chunk,
                     batch_size=args.batch_size, progress=len(requests) == 1, **harmonic_phase_argument(args),
                     match_prompt_pitch=args.match_prompt_pitch, pitch_register_tolerance=args.pitch_register_tolerance,
-                    prompt_guidance_scale=args.prompt_guidance, min_phone_frames=args.min_phone_frames,
+                    prompt_guidance_scale=args.prompt_guidance, content_guidance_scale=args.content_guidance,
+                    min_phone_frames=args.min_phone_frames,
                 )
             except USER_ERRORS as error:  # name the line in batch mode; the files before it are written
                 raise type(error)(f"{args.text_file} (id {request['id']}): {error}" if args.text_file else str(error)) from error

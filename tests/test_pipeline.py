@@ -414,6 +414,15 @@ def test_cli_writes_speech(tmp_path, pipeline):
     finally:
         pipeline.model.config.prompt_dropout = 0.0
     assert main(["--model", str(tmp_path / "guided"), *common, "--prompt-guidance", "2"]) == 0
+    # content guidance likewise
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--content-guidance", "-1"]) == 2
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--content-guidance", "2"]) == 2
+    pipeline.model.config.condition_dropout = 0.2
+    try:
+        pipeline.save_pretrained(tmp_path / "content_guided")
+    finally:
+        pipeline.model.config.condition_dropout = 0.0
+    assert main(["--model", str(tmp_path / "content_guided"), *common, "--content-guidance", "2"]) == 0
     # the phone floor: a longer output than the predicted durations give
     assert main(["--model", str(tmp_path / "pipe"), *common, "--min-phone-frames", "1"]) == 0
     short_length = len(sf.read(out)[0])
