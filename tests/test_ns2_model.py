@@ -489,6 +489,12 @@ def test_prompt_pitch_prediction_moves_with_the_prompts_pitch_and_needs_it():
 
 
 # --- prompt dropout (the null prompt of prompt guidance, ours) ------------------------------------------------
+def _eval_outputs(model, data, codebooks, diffusion, **drops):
+    """`model`'s outputs on `data` without gradient, with the given `drop_prompt` / `drop_condition`."""
+    with torch.no_grad():
+        return model(**data, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, **drops, **diffusion)
+
+
 def test_a_dropped_prompt_does_not_reach_the_denoiser_but_still_reaches_the_predictors():
     config = NS2Config.tiny(prompt_dropout=0.2)
     model = NS2Model(config).eval()
@@ -496,12 +502,8 @@ def test_a_dropped_prompt_does_not_reach_the_denoiser_but_still_reaches_the_pred
     diffusion = fixed_diffusion_inputs(batch)
     other_prompt = dict(batch, prompt_latents=batch["prompt_latents"] + torch.randn_like(batch["prompt_latents"]))
 
-    def outputs(data, drop_prompt):
-        with torch.no_grad():
-            return model(**data, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, drop_prompt=drop_prompt, **diffusion)
-
     dropped = torch.tensor([True, False])
-    first, second = outputs(batch, dropped), outputs(other_prompt, dropped)
+    first, second = (_eval_outputs(model, data, codebooks, diffusion, drop_prompt=dropped) for data in (batch, other_prompt))
     # item 0 (dropped): the denoiser's output ignores the prompt; item 1 (kept) follows it
     assert torch.equal(first.predicted_latents[0], second.predicted_latents[0])
     assert not torch.allclose(first.predicted_latents[1], second.predicted_latents[1])
@@ -552,12 +554,8 @@ def test_a_dropped_condition_does_not_reach_the_denoiser_but_the_predictors_stil
     diffusion = fixed_diffusion_inputs(batch)
     other_content = dict(batch, phoneme_ids=batch["phoneme_ids"].flip(1) * batch["phoneme_mask"], log_f0=batch["log_f0"] + 0.5)
 
-    def outputs(data, drop_condition):
-        with torch.no_grad():
-            return model(**data, codebooks=codebooks, noise_scheduler=NOISE_SCHEDULER, drop_condition=drop_condition, **diffusion)
-
     dropped = torch.tensor([True, False])
-    first, second = outputs(batch, dropped), outputs(other_content, dropped)
+    first, second = (_eval_outputs(model, data, codebooks, diffusion, drop_condition=dropped) for data in (batch, other_content))
     # item 0 (dropped): the denoiser's output ignores phonemes and pitch; item 1 (kept) follows them
     assert torch.equal(first.predicted_latents[0], second.predicted_latents[0])
     assert not torch.allclose(first.predicted_latents[1], second.predicted_latents[1])

@@ -404,25 +404,17 @@ def test_cli_writes_speech(tmp_path, pipeline):
     arguments = ["--model", str(tmp_path / "pipe"), "--text", "Command line.", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out),
                  "--steps", "2", "--harmonic-phase"]
     assert main([*arguments, "on"]) == 2 and main([*arguments, "off", "--match-prompt-pitch"]) == 0
-    # prompt guidance: out of range and a model without prompt dropout are user errors; with one it speaks
+    # prompt and content guidance: out of range and a model without the dropout are user errors; with it, it speaks
     common = ["--text", "Command line.", "--prompt", str(EXAMPLE_PROMPT), "--out", str(out), "--steps", "2"]
-    assert main(["--model", str(tmp_path / "pipe"), *common, "--prompt-guidance", "11"]) == 2
-    assert main(["--model", str(tmp_path / "pipe"), *common, "--prompt-guidance", "2"]) == 2
-    pipeline.model.config.prompt_dropout = 0.2
-    try:
-        pipeline.save_pretrained(tmp_path / "guided")
-    finally:
-        pipeline.model.config.prompt_dropout = 0.0
-    assert main(["--model", str(tmp_path / "guided"), *common, "--prompt-guidance", "2"]) == 0
-    # content guidance likewise
-    assert main(["--model", str(tmp_path / "pipe"), *common, "--content-guidance", "-1"]) == 2
-    assert main(["--model", str(tmp_path / "pipe"), *common, "--content-guidance", "2"]) == 2
-    pipeline.model.config.condition_dropout = 0.2
-    try:
-        pipeline.save_pretrained(tmp_path / "content_guided")
-    finally:
-        pipeline.model.config.condition_dropout = 0.0
-    assert main(["--model", str(tmp_path / "content_guided"), *common, "--content-guidance", "2"]) == 0
+    for flag, dropout in (("--prompt-guidance", "prompt_dropout"), ("--content-guidance", "condition_dropout")):
+        assert main(["--model", str(tmp_path / "pipe"), *common, flag, "11"]) == 2
+        assert main(["--model", str(tmp_path / "pipe"), *common, flag, "2"]) == 2
+        setattr(pipeline.model.config, dropout, 0.2)
+        try:
+            pipeline.save_pretrained(tmp_path / dropout)
+        finally:
+            setattr(pipeline.model.config, dropout, 0.0)
+        assert main(["--model", str(tmp_path / dropout), *common, flag, "2"]) == 0
     # the phone floor: a longer output than the predicted durations give
     assert main(["--model", str(tmp_path / "pipe"), *common, "--min-phone-frames", "1"]) == 0
     short_length = len(sf.read(out)[0])
