@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--content-guidance", type=float, default=1.0,
                         help="text to speech: w of content guidance, > 1 pushes the output towards what the phonemes and "
                              "pitch say (one more denoiser batch; 0 to 10; needs a model trained with condition dropout; 1 = none)")
+    parser.add_argument("--spectrum-matching", type=float, default=None,
+                        help="text to speech: equalise the output's long-term spectrum towards the prompt's (its channel "
+                             "and spectral tilt), from 0 (off) to 1 (default: the model's)")
     parser.add_argument("--untrained", action="store_true", help="use a random-weight tiny pipeline (plumbing check; never used unless asked for)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--source", default=None, help="voice conversion: say this speech in the --prompt voice")
@@ -252,6 +255,10 @@ def main(argv=None) -> int:
         parser.error("--prompt-guidance applies to text to speech only.")
     if args.content_guidance != 1.0 and mode:
         parser.error("--content-guidance applies to text to speech only.")
+    if args.spectrum_matching is not None and mode:
+        parser.error("--spectrum-matching applies to text to speech only.")
+    if args.spectrum_matching is not None and not 0 <= args.spectrum_matching <= 1:
+        parser.error(f"--spectrum-matching must be from 0 to 1, got {args.spectrum_matching}.")
     started = time.perf_counter()
     try:
         requests = check_requests(args)  # a mistake costs no import of torch, no model load, no synthesis
@@ -276,7 +283,7 @@ def main(argv=None) -> int:
                     batch_size=args.batch_size, progress=len(requests) == 1, **harmonic_phase_argument(args),
                     match_prompt_pitch=args.match_prompt_pitch, pitch_register_tolerance=args.pitch_register_tolerance,
                     prompt_guidance_scale=args.prompt_guidance, content_guidance_scale=args.content_guidance,
-                    min_phone_frames=args.min_phone_frames,
+                    min_phone_frames=args.min_phone_frames, spectrum_matching=args.spectrum_matching,
                 )
             except USER_ERRORS as error:  # name the line in batch mode; the files before it are written
                 raise type(error)(f"{args.text_file} (id {request['id']}): {error}" if args.text_file else str(error)) from error

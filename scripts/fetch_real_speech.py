@@ -15,6 +15,11 @@ Installs the Debian packages `codec2-examples` (about 8 speakers reading Harvard
     OUTPUT/test/librivox/    the LibriVox utterances, never trained on
     OUTPUT/test_list.jsonl   a test list of the LibriVox utterances for training/evaluate_tts.py: text,
                              ground truth, a prompt of the same reader, a codec2 prompt of another speaker
+    OUTPUT/tuning/pocketsphinx/  pocketsphinx's other real recordings (two speakers: the digits and commands
+                             `goforward`, `numbers`, `something`; the card names `cards/00N`), never trained on
+    OUTPUT/real_tuning_list.jsonl  a tuning list with those recordings as prompts (5 prompts x 2 Harvard sentences,
+                             the other speaker as the similarity floor, no ground truth): for choosing inference
+                             settings on real prompts, disjoint from both test lists
     OUTPUT/codec2_prompt_list.jsonl  a test list with each held-out codec2 speaker as the prompt (7 real
                              voices, mean f0 115–305 Hz; LibriVox texts, no ground truth, another codec2
                              speaker as the similarity floor): does the output take the prompt's pitch range
@@ -45,6 +50,18 @@ SAMPLING_RATE = 16000
 CODEC2_DIR = Path("/usr/share/codec2")
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 KLETTRES_DIR = Path("/usr/share/klettres")
+POCKETSPHINX_DIR = LIBRIVOX_DIR.parent
+# the real tuning list's prompts: (file, speaker); the .raw files are 16 kHz 16-bit little-endian PCM.
+TUNING_PROMPTS = (("numbers.raw", "A"), ("something.raw", "A"), ("goforward.raw", "A"), ("cards/005.wav", "B"),
+                  ("cards/002.wav", "B"))
+# Harvard sentences, list 2 (IEEE 1969), spoken by the tuning list
+TUNING_TEXTS = (
+    "The boy was there when the sun rose.", "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.", "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.", "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.", "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.", "The girl at the booth sold fifty bonds.",
+)
 # codec2 speakers held out for evaluation (short Harvard-sentence clips); the long ones train the codec.
 CODEC2_TEST = ("hts1a", "hts2a", "forig", "morig", "mmt1", "cross", "big_dog")
 CODEC2_TRAIN = ("ve9qrp", "david4", "vk2tpm_004", "vk5qi")
@@ -85,6 +102,20 @@ def write_klettres(output: Path) -> int:
         sf.write(target, np.asarray(trimmed, dtype=np.float32), SAMPLING_RATE, subtype="PCM_16")
         written += 1
     return written
+
+
+def write_tuning_prompts(output: Path) -> list:
+    """pocketsphinx's other recordings (`TUNING_PROMPTS`) as 16 kHz WAV under `output`; returns their paths."""
+    paths = []
+    for name, _ in TUNING_PROMPTS:
+        source, target = POCKETSPHINX_DIR / name, output / name.replace("/", "_").replace(".raw", ".wav")
+        if source.suffix == ".raw":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(target, np.fromfile(source, dtype="<i2"), SAMPLING_RATE, subtype="PCM_16")
+        else:
+            write_wav(source, target)
+        paths.append(target)
+    return paths
 
 
 def librivox_transcripts() -> dict:
@@ -135,15 +166,30 @@ def main(argv=None) -> None:
         }
         for index, name in enumerate(CODEC2_TEST)
     ]
-    for name, list_rows in (("test_list.jsonl", rows), ("codec2_prompt_list.jsonl", prompt_rows)):
+    tuning_paths = write_tuning_prompts(output / "tuning" / "pocketsphinx")
+    speakers = [speaker for _, speaker in TUNING_PROMPTS]
+    tuning_rows = [
+        {
+            "id": f"pocketsphinx_{path.stem}_{repeat}",
+            "text": TUNING_TEXTS[2 * index + repeat],
+            "prompt_audio": os.path.relpath(path, output),
+            "other_prompt_audio": os.path.relpath(
+                tuning_paths[next(i for i, s in enumerate(speakers) if s != speakers[index])], output),
+            "speaker": f"pocketsphinx_{speakers[index]}",
+        }
+        for index, path in enumerate(tuning_paths)
+        for repeat in range(2)
+    ]
+    for name, list_rows in (("test_list.jsonl", rows), ("codec2_prompt_list.jsonl", prompt_rows),
+                            ("real_tuning_list.jsonl", tuning_rows)):
         with open(output / name, "w", encoding="utf-8") as handle:
             for row in list_rows:
                 handle.write(json.dumps(row) + "\n")
     if args.klettres:
         print(f"wrote {write_klettres(output / 'train' / 'klettres')} KLettres recordings to {output / 'train' / 'klettres'}")
     print(f"wrote {len(CODEC2_TRAIN) + 1} training and {len(others) + len(utterances)} test recordings, "
-          f"{output / 'test_list.jsonl'} ({len(rows)} items) and {output / 'codec2_prompt_list.jsonl'} "
-          f"({len(prompt_rows)} items)")
+          f"{output / 'test_list.jsonl'} ({len(rows)} items), {output / 'codec2_prompt_list.jsonl'} "
+          f"({len(prompt_rows)} items), {output / 'real_tuning_list.jsonl'} ({len(tuning_rows)} items)")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,11 @@ def test_assembled_pipeline_has_the_new_decoder_and_temperature(assemble_pipelin
         assemble_pipeline.main(["--ns2", str(output), "--pitch_register_tolerance", "-1", "--output", str(output)])
     assemble_pipeline.main(["--ns2", str(output), "--pitch_register_tolerance", "none", "--output", str(output)])
     assert NS2Pipeline.from_pretrained(output).model.config.pitch_register_tolerance is None
+    assert again.model.config.spectrum_matching == 0.0
+    assemble_pipeline.main(["--ns2", str(output), "--spectrum_matching", "0.5", "--output", str(output)])
+    assert NS2Pipeline.from_pretrained(output).model.config.spectrum_matching == 0.5
+    with pytest.raises(ValueError, match="spectrum_matching"):
+        assemble_pipeline.main(["--ns2", str(output), "--spectrum_matching", "2", "--output", str(output)])
     for name, tensor in released.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[name], tensor)
     for name, tensor in decoder_tuned.state_dict().items():

@@ -45,6 +45,15 @@ def test_real_speech_splits_train_from_test_and_lists_the_transcribed_utterances
     assert len({row["prompt_audio"] for row in prompt_rows}) == 7 and all(row["text"] for row in prompt_rows)
     for row in prompt_rows:
         assert row["prompt_audio"] != row["other_prompt_audio"] and (real_speech / row["other_prompt_audio"]).is_file()
+    # the real tuning list: 5 prompts of pocketsphinx's two other speakers, the floor always the other speaker
+    tuning_rows = [json.loads(line) for line in (real_speech / "real_tuning_list.jsonl").read_text().splitlines()]
+    assert len(tuning_rows) == 10 and len({row["text"] for row in tuning_rows}) == 10
+    speaker_of = {row["prompt_audio"]: row["speaker"] for row in tuning_rows}
+    assert len(speaker_of) == 5 and len(set(speaker_of.values())) == 2
+    for row in tuning_rows:
+        assert speaker_of[row["other_prompt_audio"]] != row["speaker"] and not row["prompt_audio"].startswith("test/")
+        info = sf.info(real_speech / row["prompt_audio"])
+        assert info.samplerate == RATE and info.channels == 1 and info.duration > 1.5
 
 
 def test_klettres_adds_twenty_real_voices_trimmed_of_silence(real_speech):

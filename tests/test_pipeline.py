@@ -339,6 +339,41 @@ def test_min_phone_frames_lengthens_short_phones_only(pipeline, prompt, monkeypa
     assert torch.equal(run(pipeline, text, prompt, min_phone_frames=1).durations[0], before)
 
 
+def test_spectrum_matching_equalises_each_output_towards_its_prompts_spectrum(pipeline, prompt, corpus_dir, monkeypatch):
+    """`spectrum_matching=s`: each decoded waveform through `match_long_term_spectrum` towards its own voice's LTAS
+    (recorded by `encode_voice`), in a batch as alone; 0 leaves the output bit for bit; the model's config gives the
+    default; a voice without the spectrum (saved by an older version) is left as decoded."""
+    import dataclasses
+
+    from ns2_hf.audio.spectrum import long_term_spectrum, match_long_term_spectrum
+
+    waveform, sampling_rate = prompt
+    other_waveform, other_rate = sf.read(corpus_dir / "audio" / "kok_alpha_0001.flac", dtype="float32")
+    voices = [pipeline.encode_voice(waveform, sampling_rate), pipeline.encode_voice(other_waveform, other_rate)]
+    measured = long_term_spectrum(torch.from_numpy(pipeline.load_prompt(waveform, sampling_rate)), pipeline.sampling_rate)
+    torch.testing.assert_close(voices[0].long_term_spectrum, measured)
+    assert (voices[0].long_term_spectrum - voices[1].long_term_spectrum).abs().max() > 3  # two voices, two spectra
+    texts = ["We are all one.", "The birch canoe slid on the smooth planks."]
+
+    def speak(voice=voices, **kwargs):
+        generators = [torch.Generator().manual_seed(seed) for seed in (5, 6)]
+        return pipeline(texts, voice=voice, num_inference_steps=STEPS, generator=generators, **kwargs).audios
+
+    plain, matched = speak(), speak(spectrum_matching=0.7)
+    for audio, decoded, voice in zip(matched, plain, voices):
+        expected = match_long_term_spectrum(torch.from_numpy(decoded), voice.long_term_spectrum, pipeline.sampling_rate, 0.7)
+        np.testing.assert_allclose(audio, expected.numpy(), atol=1e-6)
+        assert np.abs(audio - decoded).max() > 1e-3 * np.abs(decoded).max()
+    np.testing.assert_array_equal(speak(spectrum_matching=0.0)[1], plain[1])
+    monkeypatch.setattr(pipeline.model.config, "spectrum_matching", 0.7)
+    np.testing.assert_array_equal(speak()[1], matched[1])
+    old = [dataclasses.replace(voice, long_term_spectrum=None) for voice in voices]
+    np.testing.assert_array_equal(speak(old)[0], plain[0])
+    for bad in (-0.1, 1.5, math.nan, "1"):
+        with pytest.raises(GenerationArgumentError, match="spectrum_matching"):
+            speak(spectrum_matching=bad)
+
+
 def test_output_types(pipeline, prompt):
     latent = run(pipeline, "Latent please.", prompt, output_type="latent")
     assert latent.audios[0].shape == (pipeline.model.config.latent_dim, int(latent.durations[0].sum()))
@@ -427,3 +462,8 @@ def test_cli_writes_speech(tmp_path, pipeline):
     assert len(sf.read(out)[0]) == len(free) and not np.allclose(sf.read(out)[0], free)
     with pytest.raises(SystemExit):  # argparse: exit 2 with the message
         main(["--model", str(tmp_path / "pipe"), *common, "--pitch-register-tolerance", "-1"])
+    # the prompt's spectrum: the same length, another waveform; out of range is refused before any model loads
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--spectrum-matching", "1"]) == 0
+    assert len(sf.read(out)[0]) == len(free) and not np.allclose(sf.read(out)[0], free)
+    with pytest.raises(SystemExit):
+        main(["--model", str(tmp_path / "pipe"), *common, "--spectrum-matching", "1.5"])

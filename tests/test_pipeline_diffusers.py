@@ -137,6 +137,7 @@ def test_a_saved_voice_gives_the_same_audio_as_its_prompt(pipeline, prompts, tmp
     voice.save(tmp_path / "voice.safetensors")
     loaded = NS2Voice.load(tmp_path / "voice.safetensors")
     assert torch.equal(loaded.prompt_latents, voice.prompt_latents) and 0.5 <= loaded.seconds <= 10
+    assert loaded.long_term_spectrum is not None and torch.equal(loaded.long_term_spectrum, voice.long_term_spectrum)
     from_voice = pipeline(TEXT, voice=loaded, num_inference_steps=STEPS, generator=seeded(3)).audios[0]
     np.testing.assert_array_equal(from_voice, speak(pipeline, TEXT, prompts[1], seed=3).audios[0])
 
@@ -145,6 +146,12 @@ def test_a_saved_voice_gives_the_same_audio_as_its_prompt(pipeline, prompts, tmp
         other_codec(TEXT, voice=loaded, num_inference_steps=STEPS)
     from safetensors.torch import save_file
 
+    # a voice file written before voices recorded their spectrum still loads (without it)
+    save_file({"prompt_latents": voice.prompt_latents.contiguous(), "codebook_probe": voice.codebook_probe.contiguous()},
+              str(tmp_path / "old.safetensors"),
+              metadata={"format": "ns2-voice", "sampling_rate": str(voice.sampling_rate), "hop_length": str(voice.hop_length)})
+    old = NS2Voice.load(tmp_path / "old.safetensors")
+    assert old.long_term_spectrum is None and torch.equal(old.prompt_latents, voice.prompt_latents)
     save_file({"weights": torch.zeros(3)}, str(tmp_path / "model.safetensors"))
     with pytest.raises(VoiceError, match="not a voice file"):
         NS2Voice.load(tmp_path / "model.safetensors")

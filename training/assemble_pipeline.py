@@ -11,7 +11,8 @@ the new codec must have the same encoder and codebooks (as `train_codec.py` with
 initial noise N(0, τ⁻¹ I) in the saved scheduler (the paper's 1.44 is the default), `--min_phone_frames` the
 pipeline's default floor on phone durations in the model's config (1, the paper's, by default),
 `--pitch_register_tolerance` the pipeline's default bound on the distance between the output's register and the
-prompt's (`none`, the paper's predicted pitch, by default). The output folder
+prompt's (`none`, the paper's predicted pitch, by default), `--spectrum_matching` how far the output's long-term
+spectrum is equalised towards the prompt's by default (0, off, the paper's, by default). The output folder
 is swapped in whole (an interrupted run leaves the previous folder); files in it that are not
 pipeline components (a README.md) are kept.
 """
@@ -52,15 +53,18 @@ def check_same_latent_space(trained_with: NS2CodecModel, replacement: NS2CodecMo
 
 
 def assemble(ns2: str, output: str, codec: Optional[str] = None, temperature: Optional[float] = None,
-             min_phone_frames: Optional[int] = None, pitch_register_tolerance: Union[float, str, None] = None) -> NS2Pipeline:
-    """Load the pipeline in `ns2`, swap in `codec`, `temperature`, `min_phone_frames` and `pitch_register_tolerance`
-    (`"none"` clears it), write it to `output`; returns it."""
+             min_phone_frames: Optional[int] = None, pitch_register_tolerance: Union[float, str, None] = None,
+             spectrum_matching: Optional[float] = None) -> NS2Pipeline:
+    """Load the pipeline in `ns2`, swap in `codec`, `temperature`, `min_phone_frames`, `pitch_register_tolerance`
+    (`"none"` clears it) and `spectrum_matching`, write it to `output`; returns it."""
     pipeline = NS2Pipeline.from_pretrained(ns2)
     if min_phone_frames is not None:
         pipeline.model.config.min_phone_frames = NS2Config(min_phone_frames=min_phone_frames).min_phone_frames  # checked
     if pitch_register_tolerance is not None:
         tolerance = None if pitch_register_tolerance == "none" else float(pitch_register_tolerance)
         pipeline.model.config.pitch_register_tolerance = NS2Config(pitch_register_tolerance=tolerance).pitch_register_tolerance
+    if spectrum_matching is not None:
+        pipeline.model.config.spectrum_matching = NS2Config(spectrum_matching=spectrum_matching).spectrum_matching  # checked
     if codec is not None:
         replacement = NS2CodecModel.from_pretrained(codec).eval()
         check_same_latent_space(pipeline.codec, replacement)
@@ -94,9 +98,13 @@ def main(argv=None) -> None:
     parser.add_argument("--pitch_register_tolerance",
                         help="keep the output's mean f0 within this fraction of the prompt's by default (e.g. 0.1), saved in "
                              "the model's config; none = the predicted pitch")
+    parser.add_argument("--spectrum_matching", type=float,
+                        help="how far (0 to 1) the output's long-term spectrum is equalised towards the prompt's by default, "
+                             "saved in the model's config")
     parser.add_argument("--output", required=True, help="the release folder to write (replaced whole)")
     args = parser.parse_args(argv)
-    assemble(args.ns2, args.output, args.codec, args.temperature, args.min_phone_frames, args.pitch_register_tolerance)
+    assemble(args.ns2, args.output, args.codec, args.temperature, args.min_phone_frames, args.pitch_register_tolerance,
+             args.spectrum_matching)
     print(f"wrote {args.output}")
 
 

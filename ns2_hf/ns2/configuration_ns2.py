@@ -82,6 +82,9 @@ class NS2Config(PreTrainedConfig):
             `min_phone_frames`): the predicted pitch contour is moved, only as far as needed, so that its mean f0
             lies within this fraction of the prompt's voiced mean f0 (0.1: between ÷1.1 and ×1.1). None: the
             contour as predicted (the paper). Only for a model that predicts absolute pitch.
+        spectrum_matching: `NS2Pipeline`'s default `spectrum_matching` (ours, a release setting like
+            `min_phone_frames`): how far, from 0 (off, the paper) to 1, the output's long-term average spectrum is
+            equalised towards the prompt's (`ns2_hf.audio.spectrum`).
         codec_latent_space: the latent space of the codec the model was trained on
             (`ns2_hf.latent_codecs.codec_latent_space(codec)`: the codec config's `model_type` and `latent_space()`);
             `NS2Pipeline` refuses a codec with another. None for models saved before it was recorded.
@@ -130,6 +133,7 @@ class NS2Config(PreTrainedConfig):
         pitch_loss_weight: float = 1.0,
         min_phone_frames: int = 1,
         pitch_register_tolerance: Optional[float] = None,
+        spectrum_matching: float = 0.0,
         codec_latent_space: Optional[dict] = None,
         **kwargs,
     ):
@@ -154,6 +158,8 @@ class NS2Config(PreTrainedConfig):
             and 0 <= pitch_register_tolerance < float("inf")
         ):
             raise ValueError(f"pitch_register_tolerance must be None or a finite number >= 0, got {pitch_register_tolerance!r}")
+        if isinstance(spectrum_matching, bool) or not isinstance(spectrum_matching, (int, float)) or not 0 <= spectrum_matching <= 1:
+            raise ValueError(f"spectrum_matching must be a number from 0 to 1, got {spectrum_matching!r}")
         if log_f0_max <= log_f0_min:
             raise ValueError(f"log_f0_max ({log_f0_max}) must exceed log_f0_min ({log_f0_min})")
         self.vocab_size = vocab_size
@@ -195,6 +201,7 @@ class NS2Config(PreTrainedConfig):
         self.pitch_loss_weight = pitch_loss_weight
         self.min_phone_frames = min_phone_frames
         self.pitch_register_tolerance = pitch_register_tolerance
+        self.spectrum_matching = spectrum_matching
         self.codec_latent_space = codec_latent_space
         # folders saved before the scheduler owned the VP SDE carry its β and t_eps here; the saved
         # scheduler holds the same values, so they are dropped rather than kept as a second copy

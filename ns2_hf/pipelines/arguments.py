@@ -12,6 +12,7 @@ Documented ranges (README, "Troubleshooting"):
 | `temperature` | None (the scheduler's), or a finite number in `TEMPERATURE_RANGE` |
 | `seed` | a whole number in `SEED_RANGE` (what `torch.Generator.manual_seed` takes) |
 | `prompt_guidance_scale`, `content_guidance_scale` | a finite number in `GUIDANCE_RANGE` (1 = no guidance) |
+| `spectrum_matching` | None (the model's default), or a number from 0 (off) to 1 |
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ def check_pitch_register_tolerance(tolerance) -> None:
         raise GenerationArgumentError(
             f"`pitch_register_tolerance` must be a number >= 0 (0.1 = within 10 %, inf = never moved), got {tolerance!r}."
         )
+
+
+def check_spectrum_matching(strength) -> None:
+    """How far the output's long-term spectrum is equalised towards the prompt's (`NS2Pipeline`): None (the model's
+    default), or a number from 0 (off) to 1."""
+    if strength is not None:
+        _in_range("spectrum_matching", strength, (0.0, 1.0), " (0 = off, 1 = the prompt's spectrum within the gain bound)")
 
 
 def check_text(text) -> None:

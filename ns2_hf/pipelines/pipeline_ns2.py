@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
 
 from ..audio.io import AudioInputError, check_waveform, load_audio
 from ..audio.pitch import extract_pitch
 from ..audio.silence import trim_silence
+from ..audio.spectrum import long_term_spectrum, match_long_term_spectrum
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..latent_codecs.latent_codec import NS2TransformersCodecModel, check_codec_latent_space, codec_latent_space
 from ..ns2 import NS2Model
@@ -34,6 +35,7 @@ from .arguments import (
     check_generation_arguments,
     check_min_phone_frames,
     check_pitch_register_tolerance,
+    check_spectrum_matching,
 )
 from .loading import ModelLoadError, check_pipeline_folder, check_pipeline_weights, find_pipeline_folder, hub_download_options
 from .voice import NS2Voice, codebook_probe
@@ -45,6 +47,8 @@ PRETRAINED_DIRS = (Path(__file__).resolve().parents[1] / "pretrained", Path(__fi
 DEFAULT_MODEL = "ns2-tiny-en"
 
 PromptAudio = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -175,6 +179,7 @@ class NS2Pipeline(DiffusionPipeline):
         min_phone_frames=None,
         pitch_register_tolerance=None,
         content_guidance_scale=1.0,
+        spectrum_matching=None,
     ):
         """Raise `ValueError`/`TypeError` naming the first argument that cannot work (before any model runs)."""
         if len(texts) == 0:
@@ -208,6 +213,7 @@ class NS2Pipeline(DiffusionPipeline):
         if min_phone_frames is not None:
             check_min_phone_frames(min_phone_frames)
         check_pitch_register_tolerance(pitch_register_tolerance)
+        check_spectrum_matching(spectrum_matching)
         for name, given in (("durations", durations), ("pitch", pitch)):
             if given is not None and len(given) != len(texts):
                 raise ValueError(f"`{name}` has {len(given)} entries for {len(texts)} texts.")
@@ -273,8 +279,8 @@ class NS2Pipeline(DiffusionPipeline):
 
     def _encode_waveform(self, waveform: np.ndarray) -> NS2Voice:
         """A prompt waveform `(samples,)` at the codec rate, as [`load_prompt`] returns it → [`NS2Voice`] with the
-        prompt's codec latents and its voiced log-f0 statistics (measured with the Praat tracker the training
-        data is prepared with, on the codec's frames)."""
+        prompt's codec latents, its voiced log-f0 statistics (measured with the Praat tracker the training
+        data is prepared with, on the codec's frames) and its long-term average spectrum."""
         features = self.feature_extractor(waveform, sampling_rate=self.sampling_rate, return_tensors="pt")
         log_f0, voiced = extract_pitch(waveform, self.sampling_rate, self.hop_length)
         mean, std = (None, None)
@@ -284,7 +290,8 @@ class NS2Pipeline(DiffusionPipeline):
         with self.codec_in_float32():
             input_values = features["input_values"].to(self.device, torch.float32)
             prompt_latents = self.codec.encode(input_values).quantized_latents[0]
-            return NS2Voice(prompt_latents, self.sampling_rate, self.hop_length, codebook_probe(self.codec), mean, std)
+            return NS2Voice(prompt_latents, self.sampling_rate, self.hop_length, codebook_probe(self.codec), mean, std,
+                            long_term_spectrum(torch.from_numpy(waveform), self.sampling_rate))
 
     @contextlib.contextmanager
     def codec_in_float32(self):
@@ -562,6 +569,22 @@ class NS2Pipeline(DiffusionPipeline):
                 audios.append(audio[: num_frames * self.hop_length])
         return audios
 
+    # 6. match the prompt's spectrum -------------------------------------------------------------------
+    def match_prompt_spectrum(self, audios: List[torch.Tensor], voices: Sequence[NS2Voice], strength: float) -> List[torch.Tensor]:
+        """Each waveform `(samples,)` equalised `strength` of the way towards its voice's long-term average spectrum
+        (`NS2Voice.long_term_spectrum`, `ns2_hf.audio.spectrum`; ours): the recording's channel and the voice's
+        spectral tilt, which the codec and denoiser do not reproduce. A voice saved before voices recorded the
+        spectrum leaves its waveform as decoded, with a warning."""
+        matched = []
+        for audio, voice in zip(audios, voices):
+            if voice.long_term_spectrum is None:
+                logger.warning("the voice has no long-term spectrum (saved by an older ns2-hf): its output is not "
+                               "equalised; encode the prompt again with `encode_voice` to match its spectrum.")
+                matched.append(audio)
+            else:
+                matched.append(match_long_term_spectrum(audio, voice.long_term_spectrum, self.sampling_rate, strength))
+        return matched
+
     @torch.no_grad()
     def __call__(
         self,
@@ -583,6 +606,7 @@ class NS2Pipeline(DiffusionPipeline):
         prompt_guidance_scale: float = 1.0,
         content_guidance_scale: float = 1.0,
         min_phone_frames: Optional[int] = None,
+        spectrum_matching: Optional[float] = None,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Optional[Union[Callable, PipelineCallback, MultiPipelineCallbacks]] = None,
@@ -636,6 +660,10 @@ class NS2Pipeline(DiffusionPipeline):
                 `NS2Config.min_phone_frames` (the shipped model: 6, chosen on the tuning list — WER 0.225 → 0.173,
                 and 0.219 → 0.165 on held-out sentences, 0.242 → 0.157 with real LibriVox prompts; 3 seeds,
                 `training/README.md`); 1 keeps the predicted durations. Ignored with `durations`.
+            spectrum_matching: equalise each output so that its long-term average spectrum moves this far, from 0
+                (off) to 1, towards the prompt's, within ±6 dB per mel band ([`match_prompt_spectrum`]; ours): the
+                recording's channel and the voice's spectral tilt. None (default): the model's
+                `NS2Config.spectrum_matching`. Not applied to `output_type="latent"`.
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
             callback_on_step_end: called after each denoising step as
@@ -656,11 +684,13 @@ class NS2Pipeline(DiffusionPipeline):
         self.check_inputs(
             texts, prompt_audio, voice, num_inference_steps, num_waveforms_per_prompt, generator, temperature, speed,
             durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs, prompt_guidance_scale,
-            min_phone_frames, pitch_register_tolerance, content_guidance_scale,
+            min_phone_frames, pitch_register_tolerance, content_guidance_scale, spectrum_matching,
         )
         harmonic = self.uses_harmonic_phase(harmonic_phase)
         if min_phone_frames is None:
             min_phone_frames = self.model.config.min_phone_frames
+        if spectrum_matching is None:
+            spectrum_matching = self.model.config.spectrum_matching
         if match_prompt_pitch:
             pitch_register_tolerance = 0.0
         elif pitch_register_tolerance is None:
@@ -703,6 +733,8 @@ class NS2Pipeline(DiffusionPipeline):
         else:
             f0, voiced = self.harmonic_phase_contour(log_f0, phoneme_ids, phoneme_durations) if harmonic else (None, None)
             audios = self.decode_latents(latents, frame_mask, f0, voiced)
+            if spectrum_matching > 0:
+                audios = self.match_prompt_spectrum(audios, voices, spectrum_matching)
             if output_type == "np":
                 audios = [audio.cpu().numpy() for audio in audios]
         self.maybe_free_model_hooks()

@@ -4,7 +4,7 @@
 the result holds the prompt's quantized codec latents. A service clones a voice once
 (`voice.save("alice.safetensors")`) and speaks with it any number of times
 (`pipe(text, voice=NS2Voice.load("alice.safetensors"))`) without touching the audio again.
-The file is plain safetensors (one tensor and string metadata): loading it runs no code.
+The file is plain safetensors (tensors and string metadata): loading it runs no code.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from safetensors.torch import save_file
 VOICE_FORMAT = "ns2-voice"
 #: Relative tolerance of the codebook probe: bf16/fp16 weights stay within it, another codec does not.
 CODEBOOK_PROBE_RTOL = 1e-2
+#: Tensors every voice file holds (`long_term_spectrum` is optional: voices saved before it was recorded lack it).
+REQUIRED_TENSORS = frozenset({"prompt_latents", "codebook_probe"})
 
 
 class VoiceError(ValueError):
@@ -49,6 +51,9 @@ class NS2Voice:
             voiced frames (`ns2_hf.ns2.prompt_pitch.prompt_pitch_statistics` of the Praat track), which a model with
             prompt-anchored pitch de-normalises its pitch with; None for a prompt without voiced frames and for
             voices saved before they were recorded.
+        long_term_spectrum: `(num_bands,)` float32, the prompt's long-term average spectrum in dB
+            (`ns2_hf.audio.spectrum.long_term_spectrum`), which `NS2Pipeline(spectrum_matching=)` equalises the
+            output towards; None for voices saved before voices recorded it.
     """
 
     prompt_latents: torch.Tensor
@@ -57,6 +62,7 @@ class NS2Voice:
     codebook_probe: torch.Tensor
     log_f0_mean: Optional[float] = None
     log_f0_std: Optional[float] = None
+    long_term_spectrum: Optional[torch.Tensor] = None
 
     def __post_init__(self):
         latents = self.prompt_latents
@@ -73,6 +79,13 @@ class NS2Voice:
             raise VoiceError("give both log_f0_mean and log_f0_std, or neither.")
         if self.log_f0_mean is not None and not (math.isfinite(self.log_f0_mean) and self.log_f0_std > 0):
             raise VoiceError(f"bad pitch statistics: log_f0_mean={self.log_f0_mean}, log_f0_std={self.log_f0_std}.")
+        spectrum = self.long_term_spectrum
+        if spectrum is not None:
+            if not isinstance(spectrum, torch.Tensor) or spectrum.ndim != 1 or spectrum.shape[0] < 2:
+                raise VoiceError("long_term_spectrum must be a (num_bands,) tensor with at least 2 bands.")
+            if not torch.isfinite(spectrum).all():
+                raise VoiceError("long_term_spectrum must hold finite values.")
+            self.long_term_spectrum = spectrum.detach().float().cpu()
         self.prompt_latents = latents.detach().float().cpu()
         self.codebook_probe = self.codebook_probe.detach().float().cpu()
 
@@ -106,6 +119,8 @@ class NS2Voice:
         if self.log_f0_mean is not None:
             metadata.update(log_f0_mean=repr(float(self.log_f0_mean)), log_f0_std=repr(float(self.log_f0_std)))
         tensors = {"prompt_latents": self.prompt_latents.contiguous(), "codebook_probe": self.codebook_probe.contiguous()}
+        if self.long_term_spectrum is not None:
+            tensors["long_term_spectrum"] = self.long_term_spectrum.contiguous()
         save_file(tensors, os.fspath(path), metadata=metadata)
 
     @classmethod
@@ -121,9 +136,11 @@ class NS2Voice:
         try:
             with safe_open(path, framework="pt") as handle:
                 metadata = handle.metadata() or {}
-                if metadata.get("format") != VOICE_FORMAT or set(handle.keys()) != {"prompt_latents", "codebook_probe"}:
+                keys = set(handle.keys())
+                if metadata.get("format") != VOICE_FORMAT or not REQUIRED_TENSORS <= keys <= REQUIRED_TENSORS | {"long_term_spectrum"}:
                     raise VoiceError(f"{path} is not a voice file written by NS2Voice.save.")
                 prompt_latents, probe = handle.get_tensor("prompt_latents"), handle.get_tensor("codebook_probe")
+                spectrum = handle.get_tensor("long_term_spectrum") if "long_term_spectrum" in keys else None
         except SafetensorError as error:
             raise VoiceError(f"{path} is not a readable safetensors file: {error}") from error
         try:
@@ -134,6 +151,7 @@ class NS2Voice:
                 codebook_probe=probe,
                 log_f0_mean=float(metadata["log_f0_mean"]) if "log_f0_mean" in metadata else None,
                 log_f0_std=float(metadata["log_f0_std"]) if "log_f0_std" in metadata else None,
+                long_term_spectrum=spectrum,
             )
         except (KeyError, ValueError) as error:
             if isinstance(error, VoiceError):
