@@ -129,7 +129,7 @@ def build_demo(
         weights = "random weights (untrained stand-in)" if problem else "trained weights"
         default_temperature = round(float(pipe.scheduler.config.temperature), 2)
 
-    def synthesize(text, prompt_path, steps, seed, speed, temperature, match_prompt_pitch=False):
+    def synthesize(text, prompt_path, steps, seed, speed, temperature, match_prompt_pitch=False, match_prompt_spectrum=False):
         if pipe is None:
             raise gr.Error(f"No model is loaded, so nothing can be synthesized: {problem}")
         text = (text or "").strip()
@@ -145,7 +145,8 @@ def build_demo(
             check_generation_arguments(text, steps, speed, temperature, seed)  # the API's and the CLI's message
             output = speak_long_text(  # sentence by sentence: a paragraph costs no more per word than a sentence
                 pipe, text, prompt_path, seed=seed, num_inference_steps=steps, temperature=temperature, speed=speed,
-                match_prompt_pitch=bool(match_prompt_pitch), progress=False,
+                match_prompt_pitch=bool(match_prompt_pitch), spectrum_matching=1.0 if match_prompt_spectrum else None,
+                progress=False,
             )
             check_generated_audio(output.audio)
         except AudioInputError as error:  # name the upload as the visitor knows it, not by its server path
@@ -191,6 +192,10 @@ def build_demo(
                         value=False, label="Match the prompt's pitch register exactly (by default the shipped model keeps "
                         "the voice within ×1.1 of the prompt's pitch)",
                     )
+                    match_spectrum = gr.Checkbox(
+                        value=False, label="Match the prompt's recording: equalise the speech towards the prompt's spectrum "
+                        "(its microphone, room and tone; nearer a real recording's sound, sometimes less clear)",
+                    )
                 button = gr.Button("Synthesize", variant="primary", elem_id="synthesize-button")
             with gr.Column():
                 speech = gr.Audio(label="Speech", type="numpy", interactive=False, elem_id="output-audio")
@@ -198,7 +203,8 @@ def build_demo(
                 status = gr.Markdown(f"**Model:** `{model_name}` · {weights} · ready", elem_id="status")
         gr.Examples(examples=example_rows(), inputs=[text, prompt], label="Example sentences and voices")
         button.click(
-            synthesize, inputs=[text, prompt, steps, seed, speed, temperature, match_pitch], outputs=[speech, mel, status],
+            synthesize, inputs=[text, prompt, steps, seed, speed, temperature, match_pitch, match_spectrum],
+            outputs=[speech, mel, status],
             api_name="synthesize",
         )
         if pipe is not None:

@@ -81,9 +81,10 @@ def client(pipeline_dir, tmp_path_factory):
         process.wait(timeout=30)
 
 
-def synthesize(client, text=TEXT, prompt=EXAMPLE_PROMPT, seed=0, speed=1.0, temperature=1.44, match_prompt_pitch=False):
+def synthesize(client, text=TEXT, prompt=EXAMPLE_PROMPT, seed=0, speed=1.0, temperature=1.44, match_prompt_pitch=False,
+               match_prompt_spectrum=False):
     return client.predict(text, handle_file(str(prompt)), STEPS, seed, speed, temperature, match_prompt_pitch,
-                          api_name="/synthesize")
+                          match_prompt_spectrum, api_name="/synthesize")
 
 
 def test_synthesis_over_http_matches_the_pipeline_run_in_process(client, pipeline_dir):
@@ -113,6 +114,22 @@ def test_seed_speed_and_pitch_matching_reach_the_pipeline(client):
     matched, _, _ = synthesize(client, seed=1, match_prompt_pitch=True)  # the contour moves: same length, other audio
     matched = sf.read(matched, dtype="float32")[0]
     assert len(matched) == len(first) and not np.allclose(matched, first)
+
+
+def test_matching_the_prompts_recording_reaches_the_pipeline(client, pipeline_dir):
+    """The checkbox is `spectrum_matching=1`: the same speech as the pipeline run here with it, not the plain one."""
+    equalised, _, _ = synthesize(client, seed=1, temperature=2.0, match_prompt_spectrum=True)
+    equalised = sf.read(equalised, dtype="float32")[0]
+    pipe = NS2Pipeline.from_pretrained(pipeline_dir)
+    pipe.set_progress_bar_config(disable=True)
+
+    def speak(**kwargs):
+        return pipe(TEXT, prompt_audio=str(EXAMPLE_PROMPT), num_inference_steps=STEPS, temperature=2.0,
+                    generator=torch.Generator().manual_seed(1), **kwargs).audios[0]
+
+    expected, plain = speak(spectrum_matching=1.0), speak()
+    np.testing.assert_allclose(equalised, np.clip(expected, -1, 1), atol=2 / 32767)
+    assert np.abs(expected - plain).max() > 10 / 32767
 
 
 def test_empty_text_is_a_readable_error(client):
