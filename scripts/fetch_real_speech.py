@@ -168,13 +168,14 @@ def main(argv=None) -> None:
     ]
     tuning_paths = write_tuning_prompts(output / "tuning" / "pocketsphinx")
     speakers = [speaker for _, speaker in TUNING_PROMPTS]
+    other_speaker_prompt = {speaker: next(path for path, other in zip(tuning_paths, speakers) if other != speaker)
+                            for speaker in speakers}  # the floor: the other speaker's first prompt
     tuning_rows = [
         {
             "id": f"pocketsphinx_{path.stem}_{repeat}",
             "text": TUNING_TEXTS[2 * index + repeat],
             "prompt_audio": os.path.relpath(path, output),
-            "other_prompt_audio": os.path.relpath(
-                tuning_paths[next(i for i, s in enumerate(speakers) if s != speakers[index])], output),
+            "other_prompt_audio": os.path.relpath(other_speaker_prompt[speakers[index]], output),
             "speaker": f"pocketsphinx_{speakers[index]}",
         }
         for index, path in enumerate(tuning_paths)

@@ -42,17 +42,17 @@ def _stft(waveform: torch.Tensor) -> torch.Tensor:
     return torch.stft(waveform, N_FFT, HOP_LENGTH, window=window, center=True, return_complex=True)
 
 
-def long_term_spectrum(waveform: torch.Tensor, sampling_rate: int, num_bands: int = NUM_BANDS) -> torch.Tensor:
-    """The LTAS of `waveform` `(samples,)`: mean power of its speech frames (within `SPEECH_RANGE_DB` of the loudest)
-    in `num_bands` mel bands, normalised to a total of 1, in dB — `(num_bands,)` float32, independent of loudness.
-
-    Raises:
-        ValueError: the waveform is shorter than one STFT frame (`N_FFT` samples) or silent.
-    """
+def _checked_stft(waveform: torch.Tensor) -> torch.Tensor:
+    """`(samples,)` → complex `(N_FFT / 2 + 1, frames)` on the CPU; raises ValueError below one STFT frame."""
     waveform = torch.as_tensor(waveform, dtype=torch.float32).cpu()
     if waveform.ndim != 1 or waveform.shape[0] < N_FFT:
         raise ValueError(f"long_term_spectrum needs a (samples,) waveform of at least {N_FFT} samples, got {tuple(waveform.shape)}.")
-    power = _stft(waveform).abs().double() ** 2
+    return _stft(waveform)
+
+
+def _spectrogram_ltas(spectrogram: torch.Tensor, sampling_rate: int, num_bands: int) -> torch.Tensor:
+    """[`long_term_spectrum`] of a complex STFT `(N_FFT / 2 + 1, frames)`; raises ValueError if it is silent."""
+    power = spectrogram.abs().double() ** 2
     frame_energy = power.sum(dim=0)
     if not frame_energy.max() > 0:
         raise ValueError("long_term_spectrum of a silent waveform.")
@@ -60,6 +60,16 @@ def long_term_spectrum(waveform: torch.Tensor, sampling_rate: int, num_bands: in
     filterbank, _, _ = _bands(sampling_rate, num_bands)
     band_power = torch.from_numpy(filterbank).double() @ power[:, speech].mean(dim=1)
     return (10 * torch.log10(band_power / band_power.sum() + 1e-12)).float()
+
+
+def long_term_spectrum(waveform: torch.Tensor, sampling_rate: int, num_bands: int = NUM_BANDS) -> torch.Tensor:
+    """The LTAS of `waveform` `(samples,)`: mean power of its speech frames (within `SPEECH_RANGE_DB` of the loudest)
+    in `num_bands` mel bands, normalised to a total of 1, in dB — `(num_bands,)` float32, independent of loudness.
+
+    Raises:
+        ValueError: the waveform is shorter than one STFT frame (`N_FFT` samples) or silent.
+    """
+    return _spectrogram_ltas(_checked_stft(waveform), sampling_rate, num_bands)
 
 
 def match_long_term_spectrum(
@@ -75,14 +85,15 @@ def match_long_term_spectrum(
     measure is returned as it is."""
     waveform = torch.as_tensor(waveform)
     try:
-        source_spectrum = long_term_spectrum(waveform, sampling_rate, target_spectrum.shape[0])
+        spectrogram = _checked_stft(waveform)  # one STFT: measured, then filtered
+        source_spectrum = _spectrogram_ltas(spectrogram, sampling_rate, target_spectrum.shape[0])
     except ValueError:
         return waveform
     _, centres, frequencies = _bands(sampling_rate, target_spectrum.shape[0])
     band_gain_db = strength * (target_spectrum.cpu().double() - source_spectrum.double()).clamp(-max_gain_db, max_gain_db)
     gain = torch.from_numpy(10 ** (np.interp(frequencies, centres, band_gain_db.numpy()) / 20)).float()
     samples = waveform.float().cpu()
-    equalised = torch.istft(_stft(samples) * gain[:, None], N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT),
+    equalised = torch.istft(spectrogram * gain[:, None], N_FFT, HOP_LENGTH, window=torch.hann_window(N_FFT),
                             center=True, length=samples.shape[0])
     equalised = equalised * (samples.pow(2).mean() / equalised.pow(2).mean().clamp(min=1e-20)).sqrt()
     return equalised.to(waveform.device, waveform.dtype)
