@@ -31,7 +31,6 @@ from ns2_hf.pipelines import (
     NS2VoiceConversionPipeline,
     build_untrained_pipeline,
 )
-from ns2_hf.pipelines.pipeline_ns2_voice_conversion import ALIGNER_SUBFOLDER
 from ns2_hf.pipelines.arguments import USER_ERRORS, check_generation_arguments
 from ns2_hf.pipelines.loading import ModelLoadError
 from ns2_hf.pipelines.long_form import speak_long_text
@@ -43,6 +42,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 MAX_TEXT_CHARS = 1000
 #: Solver steps offered by default: the paper's (and `ns2-tts`'s) 150.
 DEFAULT_STEPS = 150
+#: Most takes (`num_candidates`) offered: each costs a whole synthesis on the shared queue.
+MAX_TAKES = 4
 #: Mel picture settings (display only).
 MEL_N_FFT = 1024
 MEL_N_MELS = 80
@@ -109,19 +110,22 @@ def build_demo(
     pipe: Optional[NS2Pipeline],
     model_name: str = DEFAULT_MODEL,
     problem: Optional[str] = None,
-    aligner: Optional[NS2AlignerModel] = None,
 ) -> gr.Blocks:
     """The demo's `gr.Blocks` around `pipe`. The synthesis endpoint is `api_name="synthesize"`:
-    `(text, prompt_path, steps, seed, speed, temperature)` → `(audio, mel figure, status markdown)`.
+    `(text, prompt_path, steps, seed, speed, temperature, match_prompt_pitch, match_prompt_spectrum, takes)` →
+    `(audio, mel figure, status markdown)`.
 
     Args:
         pipe: the pipeline to run; None when the model could not be loaded (the page shows `problem`, and
             every request is answered with it).
         model_name: what the status line calls the model.
         problem: set when `pipe` is the random-weight stand-in or None; shown as a warning on the page.
-        aligner: the release folder's aligner, which the voice conversion and enhancement tabs need (see
-            `mode_tabs`); without one those tabs say so.
+
+    The pipeline's aligner (a release folder's `aligner/` subfolder) chooses among takes and drives the voice
+    conversion and enhancement tabs (`mode_tabs`); without one the takes stay at one and those tabs say so.
     """
+    aligner = None if pipe is None else pipe.aligner
+    default_takes = 1 if aligner is None else int(pipe.model.config.num_candidates)
     if pipe is None:
         weights, default_temperature = "not loaded", 1.44
     else:
@@ -129,7 +133,8 @@ def build_demo(
         weights = "random weights (untrained stand-in)" if problem else "trained weights"
         default_temperature = round(float(pipe.scheduler.config.temperature), 2)
 
-    def synthesize(text, prompt_path, steps, seed, speed, temperature, match_prompt_pitch=False, match_prompt_spectrum=False):
+    def synthesize(text, prompt_path, steps, seed, speed, temperature, match_prompt_pitch=False, match_prompt_spectrum=False,
+                   takes=None):
         if pipe is None:
             raise gr.Error(f"No model is loaded, so nothing can be synthesized: {problem}")
         text = (text or "").strip()
@@ -139,14 +144,14 @@ def build_demo(
             raise gr.Error(f"The text is {len(text)} characters long; this demo takes at most {MAX_TEXT_CHARS}.")
         if not prompt_path:
             raise gr.Error("Please give a voice prompt: upload or record 3–10 seconds of the voice to imitate.")
-        steps, seed = whole(steps), whole(0 if seed is None else seed)
+        steps, seed, takes = whole(steps), whole(0 if seed is None else seed), whole(default_takes if takes is None else takes)
         started = time.perf_counter()
         try:
             check_generation_arguments(text, steps, speed, temperature, seed)  # the API's and the CLI's message
             output = speak_long_text(  # sentence by sentence: a paragraph costs no more per word than a sentence
                 pipe, text, prompt_path, seed=seed, num_inference_steps=steps, temperature=temperature, speed=speed,
                 match_prompt_pitch=bool(match_prompt_pitch), spectrum_matching=1.0 if match_prompt_spectrum else None,
-                progress=False,
+                num_candidates=takes, progress=False,
             )
             check_generated_audio(output.audio)
         except AudioInputError as error:  # name the upload as the visitor knows it, not by its server path
@@ -160,6 +165,7 @@ def build_demo(
         status = (
             f"**Model:** `{model_name}` · {weights} · **synthesis:** {elapsed:.2f} s for {seconds:.2f} s of audio "
             f"(real-time factor {elapsed / max(seconds, 1e-9):.2f}) · {len(output.chunks)} chunk(s) · {steps} steps, seed {seed}"
+            f"{f' · best of {takes} takes' if takes > 1 else ''}"
         )
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
         return (sampling_rate, pcm), mel_figure(audio, sampling_rate, pipe.hop_length), status
@@ -196,6 +202,11 @@ def build_demo(
                         value=False, label="Match the prompt's recording: equalise the speech towards the prompt's spectrum "
                         "(its microphone, room and tone; nearer a real recording's sound, sometimes less clear)",
                     )
+                    takes = gr.Slider(
+                        1, MAX_TAKES, value=default_takes, step=1, interactive=aligner is not None,
+                        label="Takes: synthesize this many and keep the one the aligner hears say the text most clearly "
+                        "(fewer misread words; each take costs a synthesis)" + ("" if aligner else " — needs the model's aligner"),
+                    )
                 button = gr.Button("Synthesize", variant="primary", elem_id="synthesize-button")
             with gr.Column():
                 speech = gr.Audio(label="Speech", type="numpy", interactive=False, elem_id="output-audio")
@@ -203,19 +214,13 @@ def build_demo(
                 status = gr.Markdown(f"**Model:** `{model_name}` · {weights} · ready", elem_id="status")
         gr.Examples(examples=example_rows(), inputs=[text, prompt], label="Example sentences and voices")
         button.click(
-            synthesize, inputs=[text, prompt, steps, seed, speed, temperature, match_pitch, match_spectrum],
+            synthesize, inputs=[text, prompt, steps, seed, speed, temperature, match_pitch, match_spectrum, takes],
             outputs=[speech, mel, status],
             api_name="synthesize",
         )
         if pipe is not None:
             mode_tabs(pipe, aligner, model_name, weights)
     return demo
-
-
-def load_aligner(pipe: NS2Pipeline) -> Optional[NS2AlignerModel]:
-    """The aligner in the loaded release folder's `aligner/` subfolder, or None."""
-    folder = Path(pipe.config._name_or_path or "") / ALIGNER_SUBFOLDER
-    return NS2AlignerModel.from_pretrained(folder).eval() if folder.is_dir() else None
 
 
 def pcm16(audio: np.ndarray):
@@ -337,7 +342,7 @@ def main(argv=None) -> None:
     pipe, model_name, problem = load_pipeline(args.model, untrained=args.untrained)
     if pipe is not None:
         pipe = pipe.to("cuda" if torch.cuda.is_available() else "cpu")
-    demo = build_demo(pipe, model_name, problem, aligner=load_aligner(pipe) if pipe is not None else None)
+    demo = build_demo(pipe, model_name, problem)
     demo.queue(default_concurrency_limit=1, max_size=16)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share)
 

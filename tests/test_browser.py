@@ -62,8 +62,8 @@ def browser():
 @pytest.fixture(scope="module")
 def demo_url():
     pipe = build_untrained_pipeline("tiny", seed=0)
-    aligner = NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(pipe.tokenizer))).eval()  # random, as the pipeline
-    demo = build_demo(pipe, "ns2-tiny-random", aligner=aligner)
+    pipe.register_modules(aligner=NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(pipe.tokenizer))).eval())  # random too
+    demo = build_demo(pipe, "ns2-tiny-random")
     demo.queue(default_concurrency_limit=1, max_size=16)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)

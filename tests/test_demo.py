@@ -18,6 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from demo.app import build_demo, load_pipeline
+from ns2_hf.alignment import NS2AlignerConfig, NS2AlignerModel
 from ns2_hf.pipelines import NS2Pipeline, build_untrained_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +50,11 @@ def wait_for_http(url: str, process: subprocess.Popen, log_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def pipeline_dir(tmp_path_factory):
+    """A saved tiny random pipeline with a random aligner (which the takes need)."""
     path = tmp_path_factory.mktemp("demo") / "ns2-tiny-random"
-    build_untrained_pipeline("tiny", seed=0).save_pretrained(path)
+    pipe = build_untrained_pipeline("tiny", seed=0)
+    pipe.register_modules(aligner=NS2AlignerModel(NS2AlignerConfig.tiny(vocab_size=len(pipe.tokenizer))).eval())
+    pipe.save_pretrained(path)
     return path
 
 
@@ -82,9 +86,9 @@ def client(pipeline_dir, tmp_path_factory):
 
 
 def synthesize(client, text=TEXT, prompt=EXAMPLE_PROMPT, seed=0, speed=1.0, temperature=1.44, match_prompt_pitch=False,
-               match_prompt_spectrum=False):
+               match_prompt_spectrum=False, takes=1):
     return client.predict(text, handle_file(str(prompt)), STEPS, seed, speed, temperature, match_prompt_pitch,
-                          match_prompt_spectrum, api_name="/synthesize")
+                          match_prompt_spectrum, takes, api_name="/synthesize")
 
 
 def test_synthesis_over_http_matches_the_pipeline_run_in_process(client, pipeline_dir):
@@ -130,6 +134,21 @@ def test_matching_the_prompts_recording_reaches_the_pipeline(client, pipeline_di
     expected, plain = speak(spectrum_matching=1.0), speak()
     np.testing.assert_allclose(equalised, np.clip(expected, -1, 1), atol=2 / 32767)
     assert np.abs(expected - plain).max() > 10 / 32767
+
+
+def test_takes_reach_the_pipeline(client, pipeline_dir):
+    """The takes slider is `num_candidates`: three takes give the one of the pipeline's three samples that the
+    folder's aligner scores best, and the status says so."""
+    best, _, status = synthesize(client, seed=4, temperature=2.0, takes=3)
+    assert "best of 3 takes" in status
+    best = sf.read(best, dtype="float32")[0]
+    pipe = NS2Pipeline.from_pretrained(pipeline_dir)
+    pipe.set_progress_bar_config(disable=True)
+    takes = pipe(TEXT, prompt_audio=str(EXAMPLE_PROMPT), num_inference_steps=STEPS, temperature=2.0, num_waveforms_per_prompt=3,
+                 generator=torch.Generator().manual_seed(4)).audios
+    phoneme_ids = pipe.encode_text([TEXT])[0]
+    mismatch = [pipe.aligner.text_mismatch(phoneme_ids, torch.from_numpy(take)) for take in takes]
+    np.testing.assert_allclose(best, np.clip(takes[int(np.argmin(mismatch))], -1, 1), atol=2 / 32767)
 
 
 def test_empty_text_is_a_readable_error(client):

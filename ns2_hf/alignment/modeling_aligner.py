@@ -150,7 +150,8 @@ def beta_binomial_log_prior(
 
 
 def forward_sum_loss(
-    log_probs: torch.Tensor, token_lengths: torch.Tensor, frame_lengths: torch.Tensor, blank_logprob: float
+    log_probs: torch.Tensor, token_lengths: torch.Tensor, frame_lengths: torch.Tensor, blank_logprob: float,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """CTC loss of emitting every token in order, summed over all monotonic alignments.
 
@@ -158,23 +159,25 @@ def forward_sum_loss(
         log_probs: `(batch, frames, tokens)` alignment log-probabilities, about -1e9 on padded tokens.
         token_lengths, frame_lengths: `(batch,)` long.
         blank_logprob: score of the blank class prepended to the tokens before renormalising.
+        reduction: `"mean"`, or `"none"` for each item's loss per target token.
 
     Returns:
-        Scalar: the CTC loss per target token, averaged over the batch.
+        Scalar (`"mean"`): the CTC loss per target token, averaged over the batch; `(batch,)` for `"none"`.
     """
     with_blank = F.pad(log_probs, (1, 0), value=blank_logprob)  # class 0 = blank
     with_blank = F.log_softmax(with_blank, dim=-1)
     batch, _, num_tokens = log_probs.shape
     targets = torch.arange(1, num_tokens + 1, device=log_probs.device).expand(batch, num_tokens)
-    return F.ctc_loss(
+    loss = F.ctc_loss(
         with_blank.transpose(0, 1),  # (frames, batch, tokens + 1)
         targets,
         input_lengths=frame_lengths,
         target_lengths=token_lengths,
         blank=0,
-        reduction="mean",
+        reduction=reduction,
         zero_infinity=True,
     )
+    return loss if reduction == "mean" else loss / token_lengths.to(loss.dtype)
 
 
 def binarization_loss(log_probs: torch.Tensor, hard_alignment: torch.Tensor) -> torch.Tensor:
@@ -283,6 +286,49 @@ class NS2AlignerModel(NS2AlignerPreTrainedModel):
             )
         return phoneme_ids, phoneme_mask.bool(), mel, frame_mask.bool()
 
+    def alignment_log_probs(self, phoneme_ids, phoneme_mask, mel, frame_mask) -> torch.Tensor:
+        """Soft alignment log-probabilities `(batch, frames, tokens)`, the prior included, about -1e9 on padded
+        tokens (inputs as checked by `_prepare_inputs`)."""
+        keys = self.text_encoder(phoneme_ids, phoneme_mask)  # (batch, tokens, attention_dim)
+        queries = self.mel_encoder(mel, frame_mask)  # (batch, frames, attention_dim)
+        # Squared L2 distance (batch, frames, tokens) as |q|^2 - 2 q.k + |k|^2: no (frames x tokens x dim) tensor.
+        distances = (
+            queries.pow(2).sum(-1, keepdim=True) - 2 * queries @ keys.transpose(1, 2) + keys.pow(2).sum(-1).unsqueeze(1)
+        )
+        # Finite mask value: -inf would turn CTC's gradient into NaN.
+        scores = (-self.config.attention_temperature * distances).masked_fill(~phoneme_mask.unsqueeze(1), _MASKED_SCORE)
+        log_probs = F.log_softmax(scores, dim=-1)
+        if self.config.prior_scaling > 0:
+            token_lengths, frame_lengths = phoneme_mask.sum(1), frame_mask.sum(1)
+            log_probs = log_probs + beta_binomial_log_prior(
+                token_lengths, frame_lengths, log_probs.shape[2], log_probs.shape[1], self.config.prior_scaling
+            )
+        return log_probs
+
+    @torch.no_grad()
+    def text_mismatch(self, phoneme_ids: torch.Tensor, waveform: torch.Tensor) -> float:
+        """How badly a waveform says a text: the forward-sum (CTC) loss per phoneme of the phonemes in order given
+        the audio, every monotonic alignment summed — the aligner's training objective, lower when each stretch of
+        the audio sounds like its phoneme. `NS2Pipeline(num_candidates=N)` keeps the candidate with the lowest.
+
+        Args:
+            phoneme_ids: `(1, tokens)` the text's phoneme ids (no padding).
+            waveform: `(samples,)` at the aligner's rate.
+
+        Raises:
+            AlignmentError: the waveform has fewer codec frames than the text has phonemes.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            phoneme_ids, phoneme_mask, mel, frame_mask = self._prepare_inputs(phoneme_ids, None, None, waveform, None)
+            log_probs = self.alignment_log_probs(phoneme_ids, phoneme_mask, mel, frame_mask)
+            loss = forward_sum_loss(log_probs, phoneme_mask.sum(1), frame_mask.sum(1), self.config.blank_logprob,
+                                    reduction="none")
+            return float(loss[0])
+        finally:
+            self.train(was_training)
+
     def forward(
         self,
         phoneme_ids: torch.Tensor,
@@ -301,21 +347,8 @@ class NS2AlignerModel(NS2AlignerPreTrainedModel):
         phoneme_ids, phoneme_mask, mel, frame_mask = self._prepare_inputs(
             phoneme_ids, phoneme_mask, mel, waveform, frame_mask
         )
-        keys = self.text_encoder(phoneme_ids, phoneme_mask)  # (batch, tokens, attention_dim)
-        queries = self.mel_encoder(mel, frame_mask)  # (batch, frames, attention_dim)
-        # Squared L2 distance (batch, frames, tokens) as |q|^2 - 2 q.k + |k|^2: no (frames x tokens x dim) tensor.
-        distances = (
-            queries.pow(2).sum(-1, keepdim=True) - 2 * queries @ keys.transpose(1, 2) + keys.pow(2).sum(-1).unsqueeze(1)
-        )
-        # Finite mask value: -inf would turn CTC's gradient into NaN.
-        scores = (-self.config.attention_temperature * distances).masked_fill(~phoneme_mask.unsqueeze(1), _MASKED_SCORE)
-        log_probs = F.log_softmax(scores, dim=-1)
+        log_probs = self.alignment_log_probs(phoneme_ids, phoneme_mask, mel, frame_mask)
         token_lengths, frame_lengths = phoneme_mask.sum(1), frame_mask.sum(1)
-        if self.config.prior_scaling > 0:
-            log_probs = log_probs + beta_binomial_log_prior(
-                token_lengths, frame_lengths, log_probs.shape[2], log_probs.shape[1], self.config.prior_scaling
-            )
-
         hard_alignment = monotonic_alignment_search(log_probs, phoneme_mask, frame_mask)
         fs_loss = forward_sum_loss(log_probs, token_lengths, frame_lengths, self.config.blank_logprob)
         bin_loss = binarization_loss(log_probs, hard_alignment)

@@ -85,6 +85,9 @@ class NS2Config(PreTrainedConfig):
         spectrum_matching: `NS2Pipeline`'s default `spectrum_matching` (ours, a release setting like
             `min_phone_frames`): how far, from 0 (off, the paper) to 1, the output's long-term average spectrum is
             equalised towards the prompt's (`ns2_hf.audio.spectrum`).
+        num_candidates: `NS2Pipeline`'s default `num_candidates` (ours, a release setting like `min_phone_frames`):
+            how many samples are drawn per waveform, of which the pipeline's aligner keeps the one that says the text
+            most clearly. 1: one sample (the paper).
         codec_latent_space: the latent space of the codec the model was trained on
             (`ns2_hf.latent_codecs.codec_latent_space(codec)`: the codec config's `model_type` and `latent_space()`);
             `NS2Pipeline` refuses a codec with another. None for models saved before it was recorded.
@@ -134,6 +137,7 @@ class NS2Config(PreTrainedConfig):
         min_phone_frames: int = 1,
         pitch_register_tolerance: Optional[float] = None,
         spectrum_matching: float = 0.0,
+        num_candidates: int = 1,
         codec_latent_space: Optional[dict] = None,
         **kwargs,
     ):
@@ -160,6 +164,8 @@ class NS2Config(PreTrainedConfig):
             raise ValueError(f"pitch_register_tolerance must be None or a finite number >= 0, got {pitch_register_tolerance!r}")
         if isinstance(spectrum_matching, bool) or not isinstance(spectrum_matching, (int, float)) or not 0 <= spectrum_matching <= 1:
             raise ValueError(f"spectrum_matching must be a number from 0 to 1, got {spectrum_matching!r}")
+        if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
+            raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}")
         if log_f0_max <= log_f0_min:
             raise ValueError(f"log_f0_max ({log_f0_max}) must exceed log_f0_min ({log_f0_min})")
         self.vocab_size = vocab_size
@@ -202,6 +208,7 @@ class NS2Config(PreTrainedConfig):
         self.min_phone_frames = min_phone_frames
         self.pitch_register_tolerance = pitch_register_tolerance
         self.spectrum_matching = spectrum_matching
+        self.num_candidates = num_candidates
         self.codec_latent_space = codec_latent_space
         # folders saved before the scheduler owned the VP SDE carry its β and t_eps here; the saved
         # scheduler holds the same values, so they are dropped rather than kept as a second copy

@@ -13,6 +13,7 @@ Documented ranges (README, "Troubleshooting"):
 | `seed` | a whole number in `SEED_RANGE` (what `torch.Generator.manual_seed` takes) |
 | `prompt_guidance_scale`, `content_guidance_scale` | a finite number in `GUIDANCE_RANGE` (1 = no guidance) |
 | `spectrum_matching` | None (the model's default), or a number from 0 (off) to 1 |
+| `num_candidates` | None (the model's default), or an integer from 1 to `MAX_CANDIDATES` |
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ MIN_INFERENCE_STEPS, MAX_INFERENCE_STEPS = 2, 1000
 #: w of prompt or content guidance: 0 ignores the prompt (the frame condition) in the denoiser, 1 is the plain
 #: denoiser, > 1 pushes towards it.
 GUIDANCE_RANGE = (0.0, 10.0)
+#: Samples drawn per waveform for the aligner to choose from: each costs a full synthesis.
+MAX_CANDIDATES = 16
 #: Seeds `torch.Generator.manual_seed` accepts without overflow.
 SEED_RANGE = (0, 2**64 - 1)
 
@@ -87,6 +90,16 @@ def check_spectrum_matching(strength) -> None:
     default), or a number from 0 (off) to 1."""
     if strength is not None:
         _in_range("spectrum_matching", strength, (0.0, 1.0), " (0 = off, 1 = the prompt's spectrum within the gain bound)")
+
+
+def check_num_candidates(num_candidates) -> None:
+    """Samples per waveform (`NS2Pipeline`): None (the model's default), or an integer from 1 to `MAX_CANDIDATES`."""
+    if num_candidates is None:
+        return
+    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or not 1 <= num_candidates <= MAX_CANDIDATES:
+        raise GenerationArgumentError(
+            f"`num_candidates` must be an integer from 1 to {MAX_CANDIDATES} (samples per waveform), got {num_candidates!r}."
+        )
 
 
 def check_text(text) -> None:

@@ -24,6 +24,7 @@ from ..audio.io import AudioInputError, check_waveform, load_audio
 from ..audio.pitch import extract_pitch
 from ..audio.silence import trim_silence
 from ..audio.spectrum import long_term_spectrum, match_long_term_spectrum
+from ..alignment import NS2AlignerModel
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..latent_codecs.latent_codec import NS2TransformersCodecModel, check_codec_latent_space, codec_latent_space
 from ..ns2 import NS2Model
@@ -34,6 +35,7 @@ from .arguments import (
     GenerationArgumentError,
     check_generation_arguments,
     check_min_phone_frames,
+    check_num_candidates,
     check_pitch_register_tolerance,
     check_spectrum_matching,
 )
@@ -45,6 +47,8 @@ from .voice import NS2Voice, codebook_probe
 PRETRAINED_DIRS = (Path(__file__).resolve().parents[1] / "pretrained", Path(__file__).resolve().parents[2] / "pretrained")
 #: Name of the shipped default model, loaded by `NS2Pipeline.from_pretrained()` with no argument.
 DEFAULT_MODEL = "ns2-tiny-en"
+#: Subfolder of a release folder holding the aligner (`from_pretrained` picks it up).
+ALIGNER_SUBFOLDER = "aligner"
 
 PromptAudio = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
@@ -80,6 +84,8 @@ class NS2Pipeline(DiffusionPipeline):
             was trained on (`model.config.codec_latent_space`) is refused with a `ValueError`.
         scheduler ([`NS2Scheduler`]): VP-SDE solver (Euler probability-flow ODE by default).
         feature_extractor ([`NS2CodecFeatureExtractor`]): prompt waveform → codec input.
+        aligner ([`NS2AlignerModel`], optional): scores candidates (`num_candidates`); a release folder's `aligner/`
+            subfolder is loaded with it.
 
     The prompt is loaded, downmixed to mono and resampled to the codec rate, its leading and trailing
     silence trimmed (`prompt_trim_db`), then checked: shorter than `min_prompt_seconds` (after trimming),
@@ -88,6 +94,7 @@ class NS2Pipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "model->codec"
+    _optional_components = ["aligner"]
     _callback_tensor_inputs = ["latents", "predicted_latents", "condition", "prompt_hidden"]
     min_prompt_seconds = 0.5
     max_prompt_seconds = 10.0
@@ -100,12 +107,14 @@ class NS2Pipeline(DiffusionPipeline):
         codec: Union[NS2CodecModel, NS2TransformersCodecModel],
         scheduler: NS2Scheduler,
         feature_extractor: NS2CodecFeatureExtractor,
+        aligner: Optional[NS2AlignerModel] = None,
     ):
         super().__init__()
         if model is not None and codec is not None:
             check_codec_latent_space(model.config.codec_latent_space, codec)
         self.register_modules(
-            tokenizer=tokenizer, model=model, codec=codec, scheduler=scheduler, feature_extractor=feature_extractor
+            tokenizer=tokenizer, model=model, codec=codec, scheduler=scheduler, feature_extractor=feature_extractor,
+            aligner=aligner,
         )
         self._interrupt = False
         self._num_timesteps = 0
@@ -128,6 +137,7 @@ class NS2Pipeline(DiffusionPipeline):
                 checkout's `pretrained/` folder); or a Hub repo id, fetched with
                 `huggingface_hub.snapshot_download` (diffusers' own download step refuses out-of-tree
                 component libraries) with only the JSON and safetensors files a pipeline reads.
+                The folder's `aligner/` subfolder, if any, becomes the `aligner` component unless one is passed.
 
         Raises:
             ModelLoadError: the name is not a folder, shipped model or fetchable repo id; a model's weights
@@ -147,6 +157,9 @@ class NS2Pipeline(DiffusionPipeline):
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"cannot load the pipeline in {name}: {error}") from error
         check_pipeline_weights(pipeline, name)
+        aligner_folder = Path(name) / ALIGNER_SUBFOLDER
+        if pipeline.aligner is None and aligner_folder.is_dir():
+            pipeline.register_modules(aligner=NS2AlignerModel.from_pretrained(aligner_folder).eval())
         return pipeline
 
     @property
@@ -180,6 +193,7 @@ class NS2Pipeline(DiffusionPipeline):
         pitch_register_tolerance=None,
         content_guidance_scale=1.0,
         spectrum_matching=None,
+        num_candidates=None,
     ):
         """Raise `ValueError`/`TypeError` naming the first argument that cannot work (before any model runs)."""
         if len(texts) == 0:
@@ -214,6 +228,7 @@ class NS2Pipeline(DiffusionPipeline):
             check_min_phone_frames(min_phone_frames)
         check_pitch_register_tolerance(pitch_register_tolerance)
         check_spectrum_matching(spectrum_matching)
+        check_num_candidates(num_candidates)
         for name, given in (("durations", durations), ("pitch", pitch)):
             if given is not None and len(given) != len(texts):
                 raise ValueError(f"`{name}` has {len(given)} entries for {len(texts)} texts.")
@@ -228,6 +243,9 @@ class NS2Pipeline(DiffusionPipeline):
                 )
             if not torch.isfinite(latents).all():
                 raise ValueError("`latents` contain NaN or infinite values.")
+            if num_candidates is not None and num_candidates > 1:
+                raise ValueError("`latents` fix each waveform's initial noise, so its candidates would be one: use "
+                                 "num_candidates=1 with `latents`.")
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"`output_type` must be 'np', 'pt' or 'latent', got {output_type!r}.")
         unknown = [name for name in callback_on_step_end_tensor_inputs if name not in self._callback_tensor_inputs]
@@ -244,6 +262,20 @@ class NS2Pipeline(DiffusionPipeline):
             raise GenerationArgumentError(
                 f"`content_guidance_scale` {content_guidance_scale} needs a model trained with condition dropout "
                 "(NS2Config.condition_dropout > 0), which learnt the null content; this one was not: use 1."
+            )
+
+    def check_aligner(self, purpose: str) -> None:
+        """Raise `GenerationArgumentError` unless the pipeline has an aligner at the codec's rate and hop (`purpose`:
+        what it is needed for, named in the message)."""
+        if self.aligner is None:
+            raise GenerationArgumentError(
+                f"this pipeline has no aligner for {purpose}: load a release folder with an `aligner/` subfolder, or "
+                "pass `aligner=NS2AlignerModel.from_pretrained(...)` (see training/train_aligner.py)."
+            )
+        if self.aligner.config.hop_length != self.hop_length or self.aligner.config.sampling_rate != self.sampling_rate:
+            raise GenerationArgumentError(
+                f"the aligner works at {self.aligner.config.sampling_rate} Hz / hop {self.aligner.config.hop_length}, "
+                f"the codec at {self.sampling_rate} Hz / hop {self.hop_length}: its frames would not fit the latents."
             )
 
     # 2. encode conditions ------------------------------------------------------------------------
@@ -585,6 +617,24 @@ class NS2Pipeline(DiffusionPipeline):
                 matched.append(match_long_term_spectrum(audio, voice.long_term_spectrum, self.sampling_rate, strength))
         return matched
 
+    # 6. keep the best candidate -----------------------------------------------------------------------
+    def best_candidates(self, audios: List[torch.Tensor], phoneme_ids, phoneme_mask, num_candidates: int) -> List[int]:
+        """Index, in the batch, of the candidate to keep of each run of `num_candidates` consecutive waveforms
+        `(samples,)` of the same text: the one the aligner finds says its phonemes `(batch, phonemes)` most clearly
+        (lowest `NS2AlignerModel.text_mismatch`; ours, after the CLVP re-ranking of Tortoise TTS). A waveform with
+        fewer frames than its text has phonemes cannot be scored: its run keeps its first candidate."""
+        keep = []
+        for first in range(0, len(audios), num_candidates):
+            num_phonemes = int(phoneme_mask[first].sum())
+            if audios[first].shape[-1] < num_phonemes * self.hop_length:
+                keep.append(first)
+                continue
+            ids = phoneme_ids[first : first + 1, :num_phonemes].to(self.aligner.device)
+            mismatch = [self.aligner.text_mismatch(ids, audio.to(self.aligner.device))
+                        for audio in audios[first : first + num_candidates]]
+            keep.append(first + int(np.argmin(mismatch)))
+        return keep
+
     @torch.no_grad()
     def __call__(
         self,
@@ -607,6 +657,7 @@ class NS2Pipeline(DiffusionPipeline):
         content_guidance_scale: float = 1.0,
         min_phone_frames: Optional[int] = None,
         spectrum_matching: Optional[float] = None,
+        num_candidates: Optional[int] = None,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Optional[Union[Callable, PipelineCallback, MultiPipelineCallbacks]] = None,
@@ -664,12 +715,18 @@ class NS2Pipeline(DiffusionPipeline):
                 (off) to 1, towards the prompt's, within ±6 dB per mel band ([`match_prompt_spectrum`]; ours): the
                 recording's channel and the voice's spectral tilt. None (default): the model's
                 `NS2Config.spectrum_matching`. Not applied to `output_type="latent"`.
+            num_candidates: draw this many samples of each waveform (each from its own initial noise, drawn one after
+                the other from the waveform's generator) and keep the one the pipeline's `aligner` finds says the text
+                most clearly ([`best_candidates`]; ours): fewer misread words, at this many times the denoising and
+                decoding. Needs the aligner (a release folder's `aligner/` subfolder). None (default): the model's
+                `NS2Config.num_candidates`; 1 draws one sample.
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
             callback_on_step_end: called after each denoising step as
                 `callback(pipe, step_index, timestep, callback_kwargs)`; it returns a dict whose tensors replace the
                 loop's (e.g. edited `latents`), and can stop the run with `pipe._interrupt = True` (the latents so far
-                are decoded). A diffusers `PipelineCallback` works too.
+                are decoded). A diffusers `PipelineCallback` works too. With `num_candidates` > 1 its tensors hold every
+                candidate (`waveforms × num_candidates` rows, each waveform's candidates in a row).
             callback_on_step_end_tensor_inputs: which of `"latents"`, `"predicted_latents"` (ẑ₀), `"condition"`,
                 `"prompt_hidden"` go into `callback_kwargs`.
 
@@ -684,9 +741,13 @@ class NS2Pipeline(DiffusionPipeline):
         self.check_inputs(
             texts, prompt_audio, voice, num_inference_steps, num_waveforms_per_prompt, generator, temperature, speed,
             durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs, prompt_guidance_scale,
-            min_phone_frames, pitch_register_tolerance, content_guidance_scale, spectrum_matching,
+            min_phone_frames, pitch_register_tolerance, content_guidance_scale, spectrum_matching, num_candidates,
         )
         harmonic = self.uses_harmonic_phase(harmonic_phase)
+        if num_candidates is None:
+            num_candidates = self.model.config.num_candidates
+        if num_candidates > 1:
+            self.check_aligner("choosing among candidates (`num_candidates`)")
         if min_phone_frames is None:
             min_phone_frames = self.model.config.min_phone_frames
         if spectrum_matching is None:
@@ -696,12 +757,15 @@ class NS2Pipeline(DiffusionPipeline):
         elif pitch_register_tolerance is None:
             pitch_register_tolerance = self.model.config.pitch_register_tolerance
 
-        # 2. encode conditions: voices (each distinct prompt once), phonemes, prompt, durations, pitch
+        # 2. encode conditions: voices (each distinct prompt once), phonemes, prompt, durations, pitch; every
+        # waveform num_candidates times in a row, each candidate's noise drawn after the previous one's
         voices = self._voices_per_text(texts, prompt_audio, prompt_sampling_rate, voice)
         texts, voices, durations, pitch = (
-            None if items is None else [item for item in items for _ in range(num_waveforms_per_prompt)]
+            None if items is None else [item for item in items for _ in range(num_waveforms_per_prompt * num_candidates)]
             for items in (texts, voices, durations, pitch)
         )
+        if isinstance(generator, list):
+            generator = [item for item in generator for _ in range(num_candidates)]
         batch_size = len(texts)
         phoneme_ids, phoneme_mask = self.encode_text(texts)
         phoneme_hidden = self.model.encode_phonemes(phoneme_ids, phoneme_mask)
@@ -725,16 +789,21 @@ class NS2Pipeline(DiffusionPipeline):
             callback_on_step_end, callback_on_step_end_tensor_inputs, prompt_guidance_scale, content_guidance_scale,
         )
 
-        # 5. decode
+        # 5. decode; 6. keep each waveform's best candidate
         lengths = frame_mask.sum(dim=1)
-        item_durations = [phoneme_durations[index, : int(phoneme_mask[index].sum())].cpu() for index in range(batch_size)]
-        if output_type == "latent":
-            audios = [self.model.denormalize_latents(latents[index, :, : int(lengths[index])]) for index in range(batch_size)]
-        else:
+        keep = list(range(batch_size))
+        if output_type != "latent" or num_candidates > 1:
             f0, voiced = self.harmonic_phase_contour(log_f0, phoneme_ids, phoneme_durations) if harmonic else (None, None)
             audios = self.decode_latents(latents, frame_mask, f0, voiced)
+            if num_candidates > 1:
+                keep = self.best_candidates(audios, phoneme_ids, phoneme_mask, num_candidates)
+                audios = [audios[index] for index in keep]
+        item_durations = [phoneme_durations[index, : int(phoneme_mask[index].sum())].cpu() for index in keep]
+        if output_type == "latent":
+            audios = [self.model.denormalize_latents(latents[index, :, : int(lengths[index])]) for index in keep]
+        else:
             if spectrum_matching > 0:
-                audios = self.match_prompt_spectrum(audios, voices, spectrum_matching)
+                audios = self.match_prompt_spectrum(audios, [voices[index] for index in keep], spectrum_matching)
             if output_type == "np":
                 audios = [audio.cpu().numpy() for audio in audios]
         self.maybe_free_model_hooks()

@@ -25,26 +25,18 @@ present) or is passed as the `aligner` component.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from ..alignment import NS2AlignerModel
 from ..audio.io import check_waveform, load_audio
 from ..audio.pitch import extract_pitch
-from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
-from ..ns2 import NS2Model
-from ..schedulers import NS2Scheduler
-from ..text import NS2PhonemeTokenizer, is_phone
+from ..text import is_phone
 from .arguments import GenerationArgumentError, check_min_phone_frames
 from .pipeline_ns2 import NS2Pipeline, NS2PipelineOutput, PromptAudio
 
-#: Subfolder of a release folder holding the aligner.
-ALIGNER_SUBFOLDER = "aligner"
 #: How the source reaches t_s: the paper's forward ODE, or fresh noise at the scheduler's temperature.
 INVERSIONS = ("ode", "noise")
 
@@ -102,39 +94,16 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
     r"""Zero-shot voice conversion with NaturalSpeech 2: source speech + a target voice prompt →
     the source's words, timing and melody in the target voice.
 
-    Components: those of [`NS2Pipeline`] plus `aligner` ([`NS2AlignerModel`], optional at load time,
-    required at call time) for the source's phoneme durations. Build it from a loaded TTS pipeline
-    with `NS2VoiceConversionPipeline.from_pipe(pipe, aligner=aligner)`, or load a release folder
-    (its `aligner/` subfolder is picked up).
+    Components: those of [`NS2Pipeline`], whose optional `aligner` ([`NS2AlignerModel`]) is required here, for
+    the source's phoneme durations. Build it from a loaded TTS pipeline with
+    `NS2VoiceConversionPipeline.from_pipe(pipe)` (`aligner=...` if it has none), or load a release folder (its
+    `aligner/` subfolder is picked up).
     """
 
-    _optional_components = ["aligner"]
     #: Praat's voicing threshold for the source's pitch (`extract_pitch`): its default for clean speech.
     source_voicing_threshold = 0.45
     #: Longest source accepted, in seconds (one item is converted at a time; memory grows with it).
     max_source_seconds = 30.0
-
-    def __init__(
-        self,
-        tokenizer: NS2PhonemeTokenizer,
-        model: NS2Model,
-        codec: NS2CodecModel,
-        scheduler: NS2Scheduler,
-        feature_extractor: NS2CodecFeatureExtractor,
-        aligner: Optional[NS2AlignerModel] = None,
-    ):
-        super().__init__(tokenizer=tokenizer, model=model, codec=codec, scheduler=scheduler, feature_extractor=feature_extractor)
-        self.register_modules(aligner=aligner)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: Optional[Union[str, os.PathLike]] = None, **kwargs):
-        """As [`NS2Pipeline.from_pretrained`]; an `aligner/` subfolder of the loaded folder becomes the
-        `aligner` component unless one is passed."""
-        pipeline = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        aligner_folder = Path(pipeline.config._name_or_path) / ALIGNER_SUBFOLDER
-        if pipeline.aligner is None and aligner_folder.is_dir():
-            pipeline.register_modules(aligner=NS2AlignerModel.from_pretrained(aligner_folder).eval())
-        return pipeline
 
     # 1. check inputs -----------------------------------------------------------------------------
     def check_conversion_inputs(self, strength: float, num_inference_steps: int, transcript: Optional[str], inversion: str,
@@ -148,16 +117,7 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
             raise GenerationArgumentError(f"`strength` (how far the forward ODE carries the source, t_s) must be in (0, 1], got {strength!r}.")
         if transcript is not None and (not isinstance(transcript, str) or not transcript.strip()):
             raise GenerationArgumentError("`transcript` must be a non-empty string (or None to transcribe the source with the ASR).")
-        if self.aligner is None:
-            raise GenerationArgumentError(
-                "this pipeline has no aligner for the source's phoneme durations: load a release folder with an "
-                "`aligner/` subfolder, or pass `aligner=NS2AlignerModel.from_pretrained(...)` (see training/train_aligner.py)."
-            )
-        if self.aligner.config.hop_length != self.hop_length or self.aligner.config.sampling_rate != self.sampling_rate:
-            raise GenerationArgumentError(
-                f"the aligner works at {self.aligner.config.sampling_rate} Hz / hop {self.aligner.config.hop_length}, "
-                f"the codec at {self.sampling_rate} Hz / hop {self.hop_length}: its durations would not fit the latents."
-            )
+        self.check_aligner("the source's phoneme durations")
 
     # 2. the source: audio, transcript, phonemes, durations, pitch, latents ------------------------
     def load_source(self, source_audio: PromptAudio, source_sampling_rate: Optional[int], name: str = "source_audio") -> np.ndarray:
