@@ -1,12 +1,16 @@
 """NS2 inference speed and memory: denoiser time per step and pipeline real-time factor.
 
     python benchmarks/bench_ns2.py [--sizes shipped base] [--steps 25 150] [--seconds 5] [--threads 1] [--pairs 10]
+                                   [--num_candidates 3]
 
 `shipped` is the model users get (`pretrained/ns2-tiny-en`, loaded); `tiny` and `base` are random-weight
 `NS2Config.tiny()` (a 0.17M test size) and `NS2Config()` (the paper's sizes) — speed and memory do not
 depend on the weights. Each size runs in its own subprocess so its peak resident memory (ru_maxrss of the
 child) and real-time factor are its own. The pipeline is fed fixed phoneme durations (uniform, summing to
-`--seconds` of audio), so every size generates the same length. RTF = wall time / audio time.
+`--seconds` of audio), so every size generates the same length. RTF = wall time / audio time. With
+`--num_candidates N` the sizes that have an aligner (the shipped one) are also timed drawing N candidates per
+waveform and keeping the one the aligner scores best (`NS2Pipeline(num_candidates=N)`), and the ratio of the two
+RTFs is printed.
 
 The per-step comparison of the sizes is paired in one process: the denoisers of all sizes are built side by
 side and timed alternately (A B A B ..., `--pairs` rounds, the order flipped every round), and each round
@@ -81,7 +85,7 @@ def paired_steps(sizes: list, seconds: float, threads: int, pairs: int) -> dict:
                    "ratio_max": float(np.max(np.array(times[size]) / reference))} for size in sizes}
 
 
-def worker(size: str, steps: list, seconds: float, threads: int, repeats: int) -> dict:
+def worker(size: str, steps: list, seconds: float, threads: int, repeats: int, num_candidates: int) -> dict:
     import numpy as np
     import torch
 
@@ -103,13 +107,17 @@ def worker(size: str, steps: list, seconds: float, threads: int, repeats: int) -
         "denoiser_ms_per_step": 1000 * float(np.median(timings)),
         "audio_seconds": audio_seconds,
     }
+    takes = [1] if num_candidates == 1 or pipe.aligner is None else [1, num_candidates]
     for num_steps in steps:
-        walls = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            pipe(TEXT, prompt_audio=prompt, prompt_sampling_rate=rate, num_inference_steps=num_steps, durations=[durations])
-            walls.append(time.perf_counter() - start)
-        result[f"rtf_{num_steps}"] = float(np.median(walls)) / result["audio_seconds"]
+        for candidates in takes:
+            walls = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                pipe(TEXT, prompt_audio=prompt, prompt_sampling_rate=rate, num_inference_steps=num_steps, durations=[durations],
+                     num_candidates=candidates)
+                walls.append(time.perf_counter() - start)
+            key = f"rtf_{num_steps}" if candidates == 1 else f"rtf_{num_steps}_best_of_{candidates}"
+            result[key] = float(np.median(walls)) / result["audio_seconds"]
     result["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -122,19 +130,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: ns2_hf.threads' default, 1)")
     parser.add_argument("--pairs", type=int, default=10, help="alternating rounds of the paired per-step comparison")
     parser.add_argument("--repeats", type=int, default=1, help="pipeline runs per step count (median)")
+    parser.add_argument("--num_candidates", type=int, default=1,
+                        help="also time drawing this many candidates per waveform (sizes with an aligner)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     from ns2_hf.threads import resolve_num_threads
 
     args.threads = resolve_num_threads(args.threads)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.steps, args.seconds, args.threads, args.repeats)))
+        print(json.dumps(worker(args.worker, args.steps, args.seconds, args.threads, args.repeats, args.num_candidates)))
         return
 
     rows = []
     for size in args.sizes:
         command = [sys.executable, __file__, "--worker", size, "--seconds", str(args.seconds), "--threads", str(args.threads),
-                   "--repeats", str(args.repeats), "--steps", *map(str, args.steps)]
+                   "--repeats", str(args.repeats), "--num_candidates", str(args.num_candidates), "--steps", *map(str, args.steps)]
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             raise SystemExit(f"the {size} worker failed:\n{completed.stderr[-3000:]}")
@@ -149,6 +159,12 @@ def main() -> None:
         values = [row["size"], f"{row['params_model_M']:.2f}", f"{row['params_codec_M']:.2f}", f"{row['denoiser_ms_per_step']:.1f}"]
         values += [f"{row[f'rtf_{s}']:.3f}" for s in args.steps] + [f"{row['peak_rss_MB']:.0f}"]
         print(" | ".join(f"{v:>16}" for v in values))
+    for row in rows:
+        for num_steps in args.steps:
+            key = f"rtf_{num_steps}_best_of_{args.num_candidates}"
+            if key in row:
+                print(f"{row['size']}, {num_steps} steps, best of {args.num_candidates} candidates: RTF {row[key]:.3f} "
+                      f"({row[key] / row[f'rtf_{num_steps}']:.2f}x one candidate's)")
     if len(rows) > 1:
         paired = paired_steps(args.sizes, args.seconds, args.threads, args.pairs)
         print(f"denoiser step, paired in one process ({args.pairs} alternating rounds): time / {args.sizes[0]}'s, median (min-max)")

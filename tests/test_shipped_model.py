@@ -29,7 +29,8 @@ ITEMS = [  # (text, prompt, other speaker)
 ]
 STEPS = 50
 # measured with these items, 50 steps, seed 0, the release's phone floor (min_phone_frames 6): WER 0.14 over the
-# three (0.10, 0.375, 0.0); SIM to the prompt 0.815 vs 0.645 to a different speaker (means); without the floor
+# three (0.10, 0.375, 0.0); SIM to the prompt 0.815 vs 0.645 to a different speaker (means); with the release's best
+# of three candidates (num_candidates 3) the same words, SIM 0.817 vs 0.651; without the floor
 # WER 0.21 (0.40, 0.25, 0.0). Bounds with a margin; a random-weight pipeline scores WER >= 1 and the model before
 # the longer training (WER 0.72 on the test list) scored 0.60 on the first item alone.
 MAX_WER = 0.3
@@ -133,7 +134,8 @@ def test_shipped_model_speaks_a_real_low_voice_without_the_frame_grid(pipeline):
 # The shipped model with the two real recordings as prompts, ITEMS' first text, 50 steps, seed 0: similarity to the
 # prompt 0.611 -> 0.645 and 0.542 -> 0.618 with spectrum_matching=1, the mean distance between the output's and the
 # prompt's long-term spectra (24 bands) 3.76 -> 1.19 and 4.30 -> 1.36 dB (ITEMS' second text: 0.595 -> 0.620,
-# 0.496 -> 0.585; 3.69 -> 1.28, 4.78 -> 1.78).
+# 0.496 -> 0.585; 3.69 -> 1.28, 4.78 -> 1.78). Measured on one sample (num_candidates=1): the equaliser is under test,
+# not which of the release's three candidates the aligner keeps (with those, the first prompt's gain was 0.001).
 MIN_SPECTRUM_SIM_GAIN = 0.01
 MIN_SPECTRUM_MEAN_SIM_GAIN = 0.03
 MAX_MATCHED_SPECTRUM_DISTANCE_DB = 2.0
@@ -153,7 +155,7 @@ def test_spectrum_matching_brings_the_output_nearer_a_real_prompt(pipeline):
         similarity, distance = [], []
         for strength in (0.0, 1.0):
             audio = pipeline(ITEMS[0][0], prompt_audio=prompt, prompt_sampling_rate=rate, num_inference_steps=STEPS,
-                             generator=torch.Generator().manual_seed(0), spectrum_matching=strength).audios[0]
+                             generator=torch.Generator().manual_seed(0), spectrum_matching=strength, num_candidates=1).audios[0]
             similarity.append(speaker_similarity(audio, prompt, rate))
             distance.append(float((long_term_spectrum(torch.from_numpy(audio), rate) - target).abs().mean()))
         assert distance[1] < MAX_MATCHED_SPECTRUM_DISTANCE_DB < distance[0], f"{path.name}: LTAS distance {distance}"
