@@ -719,7 +719,7 @@ class NS2Pipeline(DiffusionPipeline):
                 the other from the waveform's generator) and keep the one the pipeline's `aligner` finds says the text
                 most clearly ([`best_candidates`]; ours): fewer misread words, at this many times the denoising and
                 decoding. Needs the aligner (a release folder's `aligner/` subfolder). None (default): the model's
-                `NS2Config.num_candidates`; 1 draws one sample.
+                `NS2Config.num_candidates`, or 1 with `latents` (which fix the sample); 1 draws one sample.
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
             callback_on_step_end: called after each denoising step as
@@ -744,8 +744,8 @@ class NS2Pipeline(DiffusionPipeline):
             min_phone_frames, pitch_register_tolerance, content_guidance_scale, spectrum_matching, num_candidates,
         )
         harmonic = self.uses_harmonic_phase(harmonic_phase)
-        if num_candidates is None:
-            num_candidates = self.model.config.num_candidates
+        if num_candidates is None:  # given `latents` fix the one sample
+            num_candidates = 1 if latents is not None else self.model.config.num_candidates
         if num_candidates > 1:
             self.check_aligner("choosing among candidates (`num_candidates`)")
         if min_phone_frames is None:
