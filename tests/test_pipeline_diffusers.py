@@ -216,22 +216,28 @@ def shipped():
 def test_bf16_and_fp16_speak_like_fp32_on_the_shipped_model(shipped, corpus_dir):
     """Same text, prompt, seed and durations: bf16/fp16 output within a small log-mel L1 of fp32.
 
-    Measured (25 steps): bf16 0.092, fp16 0.050 — with the codec's harmonic phase, which renders the half-precision
-    pitch contour as it is (the decoder's own phases: 0.048 / 0.021); another seed in fp32 is 0.181 away.
+    Measured (25 steps, one candidate): bf16 0.092, fp16 0.050 — with the codec's harmonic phase, which renders the
+    half-precision pitch contour as it is (the decoder's own phases: 0.048 / 0.021); another seed in fp32 is 0.181
+    away. One candidate each: which of the release's three the aligner keeps may differ between precisions, and
+    that is not what is measured here; the candidates run in half precision too (the aligner in float32).
     """
     voice = shipped.encode_voice(*read(corpus_dir, "flite_slt_0040"))
-    reference = shipped(TEXT, voice=voice, num_inference_steps=25, generator=seeded(0))
-    other_seed = shipped(TEXT, voice=voice, num_inference_steps=25, generator=seeded(1), durations=reference.durations)
+    reference = shipped(TEXT, voice=voice, num_inference_steps=25, generator=seeded(0), num_candidates=1)
+    other_seed = shipped(TEXT, voice=voice, num_inference_steps=25, generator=seeded(1), durations=reference.durations,
+                         num_candidates=1)
     seed_distance = multi_resolution_mel_distance(other_seed.audios[0], reference.audios[0], shipped.sampling_rate)
     half = NS2Pipeline.from_pretrained(torch_dtype=torch.bfloat16)  # the issue's spelling; diffusers now prefers dtype=
     half.set_progress_bar_config(disable=True)
     for dtype, bound in ((torch.bfloat16, 0.13), (torch.float16, 0.08)):
         half.to(dtype=dtype)
         assert half.model.dtype == dtype
-        output = half(TEXT, voice=voice, num_inference_steps=25, generator=seeded(0), durations=reference.durations)
+        output = half(TEXT, voice=voice, num_inference_steps=25, generator=seeded(0), durations=reference.durations,
+                      num_candidates=1)
         assert output.audios[0].dtype == np.float32 and half.codec.dtype == dtype  # decoded in float32, then back
         distance = multi_resolution_mel_distance(output.audios[0], reference.audios[0], shipped.sampling_rate)
         assert distance < bound < seed_distance, (dtype, distance, seed_distance)
+        best = half(TEXT, voice=voice, num_inference_steps=4, generator=seeded(0), num_candidates=2).audios[0]
+        assert best.dtype == np.float32 and np.all(np.isfinite(best)) and half.aligner.dtype == dtype
 
 
 def test_the_few_step_solver_swaps_in_and_nears_the_150_step_output(shipped, corpus_dir, monkeypatch):

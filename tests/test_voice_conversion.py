@@ -145,3 +145,20 @@ def test_aligner_travels_with_from_pipe_and_save_pretrained(shipped, tmp_path):
     shipped.save_pretrained(tmp_path)
     reloaded = NS2VoiceConversionPipeline.from_pretrained(tmp_path)
     assert torch.equal(reloaded.aligner.text_encoder.embedding.weight, shipped.aligner.text_encoder.embedding.weight)
+
+
+def test_the_source_is_aligned_in_float32_in_a_half_precision_pipeline(shipped, corpus_dir, corpus_texts):
+    """In bf16 the aligner runs in float32 (its convolutions would refuse the float32 log-mel) and finds the float32
+    pipeline's durations to a frame (its weights were rounded to bf16); afterwards it is back in bf16 with the rest."""
+    import copy
+
+    import soundfile as sf
+
+    waveform, rate = sf.read(corpus_dir / "audio" / "flite_slt_0040.flac", dtype="float32")
+    waveform = shipped.load_source(waveform, rate)
+    phoneme_ids, _ = shipped.encode_text([corpus_texts["flite_slt_0040"]])
+    half = copy.deepcopy(shipped).to(dtype=torch.bfloat16)
+    durations = half.align_source(phoneme_ids, waveform)
+    assert half.aligner.dtype == torch.bfloat16
+    reference = shipped.align_source(phoneme_ids, waveform)
+    assert durations.sum() == reference.sum() and (durations - reference).abs().max() <= 1

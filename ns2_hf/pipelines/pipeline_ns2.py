@@ -319,26 +319,26 @@ class NS2Pipeline(DiffusionPipeline):
         if voiced.any():
             statistics = prompt_pitch_statistics(torch.from_numpy(log_f0)[None], torch.from_numpy(voiced)[None])
             mean, std = (float(value[0]) for value in statistics)
-        with self.codec_in_float32():
+        with self.in_float32(self.codec):
             input_values = features["input_values"].to(self.device, torch.float32)
             prompt_latents = self.codec.encode(input_values).quantized_latents[0]
             return NS2Voice(prompt_latents, self.sampling_rate, self.hop_length, codebook_probe(self.codec), mean, std,
                             long_term_spectrum(torch.from_numpy(waveform), self.sampling_rate))
 
     @contextlib.contextmanager
-    def codec_in_float32(self):
-        """Run the codec in float32 inside this block, whatever the pipeline's dtype (as diffusers upcasts
-        SDXL's VAE): the codec is small, and in bf16 its decoder alone moves the output by 0.16 log-mel L1
-        on the shipped model (the model in bf16: 0.05)."""
-        dtype = self.codec.dtype
+    def in_float32(self, module: torch.nn.Module):
+        """Run `module` (the codec, the aligner) in float32 inside this block, whatever the pipeline's dtype (as
+        diffusers upcasts SDXL's VAE): both are small, and in bf16 the codec's decoder alone moves the output by 0.16
+        log-mel L1 on the shipped model (the model in bf16: 0.05)."""
+        dtype = module.dtype
         if dtype == torch.float32:
             yield
             return
-        self.codec.to(dtype=torch.float32)
+        module.to(dtype=torch.float32)
         try:
             yield
         finally:
-            self.codec.to(dtype=dtype)
+            module.to(dtype=dtype)
 
     def encode_prompt(self, prompt: Union[np.ndarray, NS2Voice, Sequence[NS2Voice]], batch_size: int):
         """Codec latents of the prompt through the prompt encoder.
@@ -586,11 +586,11 @@ class NS2Pipeline(DiffusionPipeline):
 
     def decode_latents(self, latents, frame_mask, f0=None, voiced=None) -> List[torch.Tensor]:
         """Codec decoder on each item's valid frames, one item at a time (the decoder's convolutions would
-        otherwise read the padding of shorter items), in float32 ([`codec_in_float32`]); with `f0` and `voiced`
+        otherwise read the padding of shorter items), in float32 ([`in_float32`]); with `f0` and `voiced`
         `(batch, frames)` ([`harmonic_phase_contour`]), voiced frames take the codec's harmonic phase. Returns
         float32 waveforms `(frames * hop,)`."""
         audios = []
-        with self.codec_in_float32():
+        with self.in_float32(self.codec):
             for index, num_frames in enumerate(frame_mask.sum(dim=1).tolist()):
                 item_latents = self.model.denormalize_latents(latents[index : index + 1, :, :num_frames].float())
                 if f0 is None:
@@ -622,17 +622,19 @@ class NS2Pipeline(DiffusionPipeline):
         """Index, in the batch, of the candidate to keep of each run of `num_candidates` consecutive waveforms
         `(samples,)` of the same text: the one the aligner finds says its phonemes `(batch, phonemes)` most clearly
         (lowest `NS2AlignerModel.text_mismatch`; ours, after the CLVP re-ranking of Tortoise TTS). A waveform with
-        fewer frames than its text has phonemes cannot be scored: its run keeps its first candidate."""
+        fewer frames than its text has phonemes cannot be scored: its run keeps its first candidate. The aligner runs in
+        float32 ([`in_float32`])."""
         keep = []
-        for first in range(0, len(audios), num_candidates):
-            num_phonemes = int(phoneme_mask[first].sum())
-            if audios[first].shape[-1] < num_phonemes * self.hop_length:
-                keep.append(first)
-                continue
-            ids = phoneme_ids[first : first + 1, :num_phonemes].to(self.aligner.device)
-            mismatch = [self.aligner.text_mismatch(ids, audio.to(self.aligner.device))
-                        for audio in audios[first : first + num_candidates]]
-            keep.append(first + int(np.argmin(mismatch)))
+        with self.in_float32(self.aligner):
+            for first in range(0, len(audios), num_candidates):
+                num_phonemes = int(phoneme_mask[first].sum())
+                if audios[first].shape[-1] < num_phonemes * self.hop_length:
+                    keep.append(first)
+                    continue
+                ids = phoneme_ids[first : first + 1, :num_phonemes].to(self.aligner.device)
+                mismatch = [self.aligner.text_mismatch(ids, audio.float().to(self.aligner.device))
+                            for audio in audios[first : first + num_candidates]]
+                keep.append(first + int(np.argmin(mismatch)))
         return keep
 
     @torch.no_grad()

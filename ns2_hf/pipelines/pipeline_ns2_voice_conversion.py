@@ -146,9 +146,11 @@ class NS2VoiceConversionPipeline(NS2Pipeline):
         return text
 
     def align_source(self, phoneme_ids: torch.Tensor, source_waveform: np.ndarray) -> torch.Tensor:
-        """Phoneme durations `(1, phonemes)` long from the aligner, summing to the source's codec frames."""
+        """Phoneme durations `(1, phonemes)` long from the aligner (in float32, whatever the pipeline's dtype), summing
+        to the source's codec frames."""
         waveform = torch.from_numpy(source_waveform).to(self.aligner.device)
-        return self.aligner.align(phoneme_ids.to(self.aligner.device), waveform=waveform).to(self.device)
+        with self.in_float32(self.aligner):
+            return self.aligner.align(phoneme_ids.to(self.aligner.device), waveform=waveform).to(self.device)
 
     def lengthen_phones(self, phoneme_ids: torch.Tensor, durations: torch.Tensor, min_phone_frames: int):
         """[`lengthen_short_phones`] on the source's durations `(1, phonemes)`: returns the new durations `(1, phonemes)`
