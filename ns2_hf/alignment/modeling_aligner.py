@@ -12,7 +12,9 @@ that favours the diagonal) gives soft alignment log-probabilities. Training mini
   the hard one found by monotonic alignment search (MAS).
 
 At inference, :meth:`NS2AlignerModel.align` returns MAS durations: at least one frame per token,
-summing exactly to the frame count `ceil(samples / hop_length)`.
+summing exactly to the frame count `ceil(samples / hop_length)`; :meth:`NS2AlignerModel.text_mismatch`, the
+forward-sum loss per phoneme, says how badly a waveform says a text (`NS2Pipeline(num_candidates=N)` keeps the
+candidate with the lowest).
 """
 
 from __future__ import annotations
