@@ -9,8 +9,8 @@ depend on the weights. Each size runs in its own subprocess so its peak resident
 child) and real-time factor are its own. The pipeline is fed fixed phoneme durations (uniform, summing to
 `--seconds` of audio), so every size generates the same length. RTF = wall time / audio time. With
 `--num_candidates N` the sizes that have an aligner (the shipped one) are also timed drawing N candidates per
-waveform and keeping the one the aligner scores best (`NS2Pipeline(num_candidates=N)`), and the ratio of the two
-RTFs is printed.
+waveform and keeping the one the aligner scores best (`NS2Pipeline(num_candidates=N)`), alternating with one take
+run by run in the same process, and the ratio of the two RTFs is printed.
 
 The per-step comparison of the sizes is paired in one process: the denoisers of all sizes are built side by
 side and timed alternately (A B A B ..., `--pairs` rounds, the order flipped every round), and each round
@@ -109,15 +109,16 @@ def worker(size: str, steps: list, seconds: float, threads: int, repeats: int, n
     }
     takes = [1] if num_candidates == 1 or pipe.aligner is None else [1, num_candidates]
     for num_steps in steps:
-        for candidates in takes:
-            walls = []
-            for _ in range(repeats):
+        walls = {candidates: [] for candidates in takes}
+        for round_ in range(repeats):  # one take and N takes alternate (A B, B A, ...): load changes hit both
+            for candidates in takes if round_ % 2 == 0 else takes[::-1]:
                 start = time.perf_counter()
                 pipe(TEXT, prompt_audio=prompt, prompt_sampling_rate=rate, num_inference_steps=num_steps, durations=[durations],
                      num_candidates=candidates)
-                walls.append(time.perf_counter() - start)
+                walls[candidates].append(time.perf_counter() - start)
+        for candidates, times in walls.items():
             key = f"rtf_{num_steps}" if candidates == 1 else f"rtf_{num_steps}_best_of_{candidates}"
-            result[key] = float(np.median(walls)) / result["audio_seconds"]
+            result[key] = float(np.median(times)) / result["audio_seconds"]
     result["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 

@@ -24,7 +24,7 @@ from ..audio.io import AudioInputError, check_waveform, load_audio
 from ..audio.pitch import extract_pitch
 from ..audio.silence import trim_silence
 from ..audio.spectrum import long_term_spectrum, match_long_term_spectrum
-from ..alignment import NS2AlignerModel
+from ..alignment import AlignmentError, NS2AlignerModel
 from ..codec import NS2CodecFeatureExtractor, NS2CodecModel
 from ..latent_codecs.latent_codec import NS2TransformersCodecModel, check_codec_latent_space, codec_latent_space
 from ..ns2 import NS2Model
@@ -627,13 +627,12 @@ class NS2Pipeline(DiffusionPipeline):
         keep = []
         with self.in_float32(self.aligner):
             for first in range(0, len(audios), num_candidates):
-                num_phonemes = int(phoneme_mask[first].sum())
-                if audios[first].shape[-1] < num_phonemes * self.hop_length:
-                    keep.append(first)
-                    continue
-                ids = phoneme_ids[first : first + 1, :num_phonemes].to(self.aligner.device)
-                mismatch = [self.aligner.text_mismatch(ids, audio.float().to(self.aligner.device))
-                            for audio in audios[first : first + num_candidates]]
+                ids = phoneme_ids[first : first + 1, : int(phoneme_mask[first].sum())].to(self.aligner.device)
+                try:
+                    mismatch = [self.aligner.text_mismatch(ids, audio.float().to(self.aligner.device))
+                                for audio in audios[first : first + num_candidates]]
+                except AlignmentError:  # fewer frames than phonemes: the run's candidates have one length
+                    mismatch = [0.0]
                 keep.append(first + int(np.argmin(mismatch)))
         return keep
 
