@@ -1,7 +1,7 @@
 """NS2 inference speed and memory: denoiser time per step and pipeline real-time factor.
 
     python benchmarks/bench_ns2.py [--sizes shipped base] [--steps 25 150] [--seconds 5] [--threads 1] [--pairs 10]
-                                   [--num_candidates 3]
+                                   [--num_candidates 3 [--candidate_steps 10]]
 
 `shipped` is the model users get (`pretrained/ns2-tiny-en`, loaded); `tiny` and `base` are random-weight
 `NS2Config.tiny()` (a 0.17M test size) and `NS2Config()` (the paper's sizes) — speed and memory do not
@@ -10,7 +10,8 @@ child) and real-time factor are its own. The pipeline is fed fixed phoneme durat
 `--seconds` of audio), so every size generates the same length. RTF = wall time / audio time. With
 `--num_candidates N` the sizes that have an aligner (the shipped one) are also timed drawing N candidates per
 waveform and keeping the one the aligner scores best (`NS2Pipeline(num_candidates=N)`), alternating with one take
-run by run in the same process, and the ratio of the two RTFs is printed.
+run by run in the same process, and the ratio of the two RTFs is printed; with `--candidate_steps K` also the N
+candidates chosen on K-step drafts, the chosen one then sampled in full (`NS2Pipeline(candidate_steps=K)`).
 
 The per-step comparison of the sizes is paired in one process: the denoisers of all sizes are built side by
 side and timed alternately (A B A B ..., `--pairs` rounds, the order flipped every round), and each round
@@ -26,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Optional
 
 TEXT = "The birch canoe slid on the smooth planks, glued the sheet to the dark blue background."
 
@@ -85,7 +87,8 @@ def paired_steps(sizes: list, seconds: float, threads: int, pairs: int) -> dict:
                    "ratio_max": float(np.max(np.array(times[size]) / reference))} for size in sizes}
 
 
-def worker(size: str, steps: list, seconds: float, threads: int, repeats: int, num_candidates: int) -> dict:
+def worker(size: str, steps: list, seconds: float, threads: int, repeats: int, num_candidates: int,
+           candidate_steps: Optional[int] = None) -> dict:
     import numpy as np
     import torch
 
@@ -107,17 +110,22 @@ def worker(size: str, steps: list, seconds: float, threads: int, repeats: int, n
         "denoiser_ms_per_step": 1000 * float(np.median(timings)),
         "audio_seconds": audio_seconds,
     }
-    takes = [1] if num_candidates == 1 or pipe.aligner is None else [1, num_candidates]
     for num_steps in steps:
-        walls = {candidates: [] for candidates in takes}
-        for round_ in range(repeats):  # one take and N takes alternate (A B, B A, ...): load changes hit both
-            for candidates in takes if round_ % 2 == 0 else takes[::-1]:
+        # result key -> (num_candidates, candidate_steps): one take; N sampled in full; N chosen on drafts
+        takes = {f"rtf_{num_steps}": (1, None)}
+        if num_candidates > 1 and pipe.aligner is not None:
+            takes[f"rtf_{num_steps}_best_of_{num_candidates}"] = (num_candidates, num_steps)
+            if candidate_steps is not None:
+                takes[f"rtf_{num_steps}_best_of_{num_candidates}_drafts_{candidate_steps}"] = (num_candidates, candidate_steps)
+        walls = {key: [] for key in takes}
+        for round_ in range(repeats):  # the variants alternate (A B C, C B A, ...): load changes hit all
+            for key in list(takes) if round_ % 2 == 0 else list(takes)[::-1]:
+                candidates, drafts = takes[key]
                 start = time.perf_counter()
                 pipe(TEXT, prompt_audio=prompt, prompt_sampling_rate=rate, num_inference_steps=num_steps, durations=[durations],
-                     num_candidates=candidates)
-                walls[candidates].append(time.perf_counter() - start)
-        for candidates, times in walls.items():
-            key = f"rtf_{num_steps}" if candidates == 1 else f"rtf_{num_steps}_best_of_{candidates}"
+                     num_candidates=candidates, candidate_steps=drafts)
+                walls[key].append(time.perf_counter() - start)
+        for key, times in walls.items():
             result[key] = float(np.median(times)) / result["audio_seconds"]
     result["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
@@ -133,19 +141,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="pipeline runs per step count (median)")
     parser.add_argument("--num_candidates", type=int, default=1,
                         help="also time drawing this many candidates per waveform (sizes with an aligner)")
+    parser.add_argument("--candidate_steps", type=int, default=None,
+                        help="with --num_candidates: also time choosing among them on drafts of this many steps")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     from ns2_hf.threads import resolve_num_threads
 
     args.threads = resolve_num_threads(args.threads)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.steps, args.seconds, args.threads, args.repeats, args.num_candidates)))
+        print(json.dumps(worker(args.worker, args.steps, args.seconds, args.threads, args.repeats, args.num_candidates,
+                                args.candidate_steps)))
         return
 
     rows = []
     for size in args.sizes:
         command = [sys.executable, __file__, "--worker", size, "--seconds", str(args.seconds), "--threads", str(args.threads),
                    "--repeats", str(args.repeats), "--num_candidates", str(args.num_candidates), "--steps", *map(str, args.steps)]
+        if args.candidate_steps is not None:
+            command += ["--candidate_steps", str(args.candidate_steps)]
         completed = subprocess.run(command, capture_output=True, text=True)
         if completed.returncode != 0:
             raise SystemExit(f"the {size} worker failed:\n{completed.stderr[-3000:]}")
@@ -163,9 +176,11 @@ def main() -> None:
     for row in rows:
         for num_steps in args.steps:
             key = f"rtf_{num_steps}_best_of_{args.num_candidates}"
-            if key in row:
-                print(f"{row['size']}, {num_steps} steps, best of {args.num_candidates} candidates: RTF {row[key]:.3f} "
-                      f"({row[key] / row[f'rtf_{num_steps}']:.2f}x one candidate's)")
+            for variant, how in ((key, "sampled in full"), (f"{key}_drafts_{args.candidate_steps}",
+                                                           f"chosen on {args.candidate_steps}-step drafts")):
+                if variant in row:
+                    print(f"{row['size']}, {num_steps} steps, best of {args.num_candidates} candidates {how}: RTF "
+                          f"{row[variant]:.3f} ({row[variant] / row[f'rtf_{num_steps}']:.2f}x one candidate's)")
     if len(rows) > 1:
         paired = paired_steps(args.sizes, args.seconds, args.threads, args.pairs)
         print(f"denoiser step, paired in one process ({args.pairs} alternating rounds): time / {args.sizes[0]}'s, median (min-max)")

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text to speech: draw this many samples of each sentence and keep the one the model's aligner "
                              "finds says the text most clearly (fewer misread words, this many times the synthesis time; "
                              "1 to 16; default: the model's)")
+    parser.add_argument("--candidate-steps", type=int, default=None,
+                        help="text to speech, with several candidates: choose among them on drafts of this many solver "
+                             "steps, then synthesize only the chosen one with --steps (default: the model's; a value "
+                             ">= --steps synthesizes every candidate in full)")
     parser.add_argument("--untrained", action="store_true", help="use a random-weight tiny pipeline (plumbing check; never used unless asked for)")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--source", default=None, help="voice conversion: say this speech in the --prompt voice")
@@ -232,7 +236,7 @@ def load_pipeline(args):
 def main(argv=None) -> int:
     """Checks every argument, then loads the model once, speaks each text and writes its file (and, in batch
     mode, `manifest.jsonl`). Returns the exit code: 0 written, 2 a clear error (one line, no traceback)."""
-    from .pipelines.arguments import MAX_CANDIDATES, USER_ERRORS
+    from .pipelines.arguments import MAX_CANDIDATES, MAX_INFERENCE_STEPS, MIN_INFERENCE_STEPS, USER_ERRORS
     from .threads import ThreadSettingError
 
     parser = build_parser()
@@ -267,6 +271,10 @@ def main(argv=None) -> int:
         parser.error("--num-candidates applies to text to speech only.")
     if args.num_candidates is not None and not 1 <= args.num_candidates <= MAX_CANDIDATES:
         parser.error(f"--num-candidates must be from 1 to {MAX_CANDIDATES}, got {args.num_candidates}.")
+    if args.candidate_steps is not None and mode:
+        parser.error("--candidate-steps applies to text to speech only.")
+    if args.candidate_steps is not None and not MIN_INFERENCE_STEPS <= args.candidate_steps <= MAX_INFERENCE_STEPS:
+        parser.error(f"--candidate-steps must be from {MIN_INFERENCE_STEPS} to {MAX_INFERENCE_STEPS}, got {args.candidate_steps}.")
     started = time.perf_counter()
     try:
         requests = check_requests(args)  # a mistake costs no import of torch, no model load, no synthesis
@@ -292,7 +300,7 @@ def main(argv=None) -> int:
                     match_prompt_pitch=args.match_prompt_pitch, pitch_register_tolerance=args.pitch_register_tolerance,
                     prompt_guidance_scale=args.prompt_guidance, content_guidance_scale=args.content_guidance,
                     min_phone_frames=args.min_phone_frames, spectrum_matching=args.spectrum_matching,
-                    num_candidates=args.num_candidates,
+                    num_candidates=args.num_candidates, candidate_steps=args.candidate_steps,
                 )
             except USER_ERRORS as error:  # name the line in batch mode; the files before it are written
                 raise type(error)(f"{args.text_file} (id {request['id']}): {error}" if args.text_file else str(error)) from error

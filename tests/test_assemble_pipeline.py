@@ -80,6 +80,14 @@ def test_assembled_pipeline_has_the_new_decoder_and_temperature(assemble_pipelin
     assert NS2Pipeline.from_pretrained(output).model.config.spectrum_matching == 0.5
     with pytest.raises(ValueError, match="spectrum_matching"):
         assemble_pipeline.main(["--ns2", str(output), "--spectrum_matching", "2", "--output", str(output)])
+    assert again.model.config.candidate_steps is None
+    assemble_pipeline.main(["--ns2", str(output), "--num_candidates", "3", "--candidate_steps", "10", "--output", str(output)])
+    config = NS2Pipeline.from_pretrained(output).model.config
+    assert (config.num_candidates, config.candidate_steps) == (3, 10)
+    with pytest.raises(ValueError, match="candidate_steps"):
+        assemble_pipeline.main(["--ns2", str(output), "--candidate_steps", "1", "--output", str(output)])
+    assemble_pipeline.main(["--ns2", str(output), "--candidate_steps", "none", "--output", str(output)])
+    assert NS2Pipeline.from_pretrained(output).model.config.candidate_steps is None
     for name, tensor in released.model.state_dict().items():
         assert torch.equal(again.model.state_dict()[name], tensor)
     for name, tensor in decoder_tuned.state_dict().items():

@@ -120,18 +120,69 @@ def test_the_pipeline_keeps_the_candidate_with_the_lowest_mismatch(pipeline, pro
         pipeline.model.config.num_candidates = 1
 
 
-def test_candidates_of_a_batch_equal_each_item_alone(pipeline, prompt):
+def test_drafts_choose_the_candidate_that_is_then_sampled_in_full(pipeline, prompt):
+    """`candidate_steps=2`: the aligner scores each candidate's 2-step draft, and the output is the chosen noise's
+    4-step sample — the sample of `num_waveforms_per_prompt=3` at 4 steps whose 2-step draft scores lowest, here not
+    the one whose own 4-step sample scores lowest (so the drafts, not the full samples, chose it)."""
+    waveform, rate = prompt
+    text = "The birch canoe slid on the smooth planks."
+    ids = phonemes(pipeline, text)
+
+    def speak(steps=STEPS, **kwargs):
+        return pipeline(text, prompt_audio=waveform, prompt_sampling_rate=rate, num_inference_steps=steps,
+                        generator=torch.Generator().manual_seed(8), **kwargs)
+
+    def best(audios):
+        return int(np.argmin([pipeline.aligner.text_mismatch(ids, torch.from_numpy(audio)) for audio in audios]))
+
+    full = speak(num_waveforms_per_prompt=3, num_candidates=1)
+    chosen_on_drafts = best(speak(2, num_waveforms_per_prompt=3, num_candidates=1).audios)
+    assert chosen_on_drafts != best(full.audios)
+    output = speak(num_candidates=3, candidate_steps=2)
+    np.testing.assert_allclose(output.audios[0], full.audios[chosen_on_drafts], atol=1e-5)
+    torch.testing.assert_close(output.durations[0], full.durations[chosen_on_drafts])
+    latents = speak(num_waveforms_per_prompt=3, num_candidates=1, output_type="latent").audios
+    torch.testing.assert_close(speak(num_candidates=3, candidate_steps=2, output_type="latent").audios[0],
+                               latents[chosen_on_drafts], atol=1e-5, rtol=0)
+    # drafts as long as the full run are the full run: every candidate sampled in full, the best of those kept
+    np.testing.assert_array_equal(speak(num_candidates=3, candidate_steps=STEPS).audios[0], full.audios[best(full.audios)])
+    pipeline.model.config.candidate_steps = 2  # the config's default applies when the argument is not given
+    try:
+        np.testing.assert_array_equal(speak(num_candidates=3).audios[0], output.audios[0])
+    finally:
+        pipeline.model.config.candidate_steps = None
+
+
+def test_the_callback_sees_the_chosen_candidates_full_run(pipeline, prompt):
+    """With drafts the step callback runs on the full run of the chosen noises only (one row per waveform), and what
+    it returns is used there."""
+    waveform, rate = prompt
+    seen = []
+
+    def callback(pipe, step_index, timestep, callback_kwargs):
+        seen.append(callback_kwargs["latents"].shape[0])
+        return {"latents": callback_kwargs["latents"] * 0 if step_index == STEPS - 1 else callback_kwargs["latents"]}
+
+    output = pipeline(["One.", "Two more."], prompt_audio=waveform, prompt_sampling_rate=rate, num_inference_steps=STEPS,
+                      num_candidates=3, candidate_steps=2, callback_on_step_end=callback, output_type="latent")
+    assert seen == [2] * STEPS
+    assert all(float(latents.abs().max()) < 1e-4 for latents in output.audios)  # zero, denormalised
+
+
+@pytest.mark.parametrize("candidate_steps", [None, 2])
+def test_candidates_of_a_batch_equal_each_item_alone(pipeline, prompt, candidate_steps):
     """Two texts × two waveforms, three candidates each, one generator per waveform: each output is what its text
-    alone with its generator gives."""
+    alone with its generator gives — whether the candidates are sampled in full or chosen on drafts."""
     waveform, rate = prompt
     texts = ["A short one.", "This second sentence is a little longer."]
     seeds = [21, 22, 23, 24]
     batch = pipeline(texts, prompt_audio=waveform, prompt_sampling_rate=rate, num_inference_steps=STEPS,
-                     num_waveforms_per_prompt=2, num_candidates=3,
+                     num_waveforms_per_prompt=2, num_candidates=3, candidate_steps=candidate_steps,
                      generator=[torch.Generator().manual_seed(seed) for seed in seeds]).audios
     for index, seed in enumerate(seeds):
         alone = pipeline(texts[index // 2], prompt_audio=waveform, prompt_sampling_rate=rate, num_inference_steps=STEPS,
-                         num_candidates=3, generator=torch.Generator().manual_seed(seed)).audios[0]
+                         num_candidates=3, candidate_steps=candidate_steps,
+                         generator=torch.Generator().manual_seed(seed)).audios[0]
         np.testing.assert_allclose(batch[index], alone, atol=1e-5)
 
 
@@ -144,6 +195,9 @@ def test_bad_num_candidates_and_a_missing_aligner_are_refused(pipeline, prompt):
     for bad in (0, MAX_CANDIDATES + 1, 2.0, True):
         with pytest.raises(GenerationArgumentError, match="num_candidates"):
             speak(num_candidates=bad)
+    for bad in (1, 0, 2.0, True, 1001):
+        with pytest.raises(GenerationArgumentError, match="candidate_steps"):
+            speak(num_candidates=2, candidate_steps=bad)
     with pytest.raises(ValueError, match="num_candidates=1 with `latents`"):
         speak(num_candidates=2, latents=torch.randn(1, pipeline.model.config.latent_dim, 40))
     without_aligner = NS2Pipeline(**{**pipeline.components, "aligner": None})
@@ -155,6 +209,9 @@ def test_bad_num_candidates_and_a_missing_aligner_are_refused(pipeline, prompt):
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="num_candidates"):
             NS2Config(num_candidates=bad)
+    for bad in (1, 2.5, True):
+        with pytest.raises(ValueError, match="candidate_steps"):
+            NS2Config(candidate_steps=bad)
 
 
 def test_a_saved_pipeline_brings_its_aligner(pipeline, tmp_path):
@@ -183,4 +240,10 @@ def test_cli_takes_the_best_of_n(pipeline, tmp_path):
     np.testing.assert_allclose(sf.read(out, dtype="float32")[0], np.clip(expected, -1, 1), atol=2 / 32767)
     with pytest.raises(SystemExit):
         main(["--model", str(tmp_path / "pipe"), *common, "--num-candidates", "0"])
+    assert main(["--model", str(tmp_path / "pipe"), *common, "--num-candidates", "3", "--candidate-steps", "2"]) == 0
+    expected = pipeline("Command line.", prompt_audio=str(EXAMPLE_PROMPT), num_inference_steps=STEPS, num_candidates=3,
+                        candidate_steps=2, generator=torch.Generator().manual_seed(7)).audios[0]
+    np.testing.assert_allclose(sf.read(out, dtype="float32")[0], np.clip(expected, -1, 1), atol=2 / 32767)
+    with pytest.raises(SystemExit):
+        main(["--model", str(tmp_path / "pipe"), *common, "--num-candidates", "3", "--candidate-steps", "1"])
     assert main(["--model", str(tmp_path / "no_aligner"), *common, "--num-candidates", "2"]) == 2

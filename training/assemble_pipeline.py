@@ -13,7 +13,8 @@ pipeline's default floor on phone durations in the model's config (1, the paper'
 `--pitch_register_tolerance` the pipeline's default bound on the distance between the output's register and the
 prompt's (`none`, the paper's predicted pitch, by default), `--spectrum_matching` how far the output's long-term
 spectrum is equalised towards the prompt's by default (0, off, the paper's, by default), `--num_candidates` how many
-samples the pipeline draws per waveform by default for its aligner to choose from (1, the paper's, by default). The
+samples the pipeline draws per waveform by default for its aligner to choose from (1, the paper's, by default),
+`--candidate_steps` the solver steps of the drafts it chooses on (`none`, every candidate in full, by default). The
 `ns2` folder's aligner (its `aligner/` subfolder) goes with it. The output folder is swapped in whole (an interrupted
 run leaves the previous folder); files in it that are not pipeline components (a README.md) are kept.
 """
@@ -55,9 +56,11 @@ def check_same_latent_space(trained_with: NS2CodecModel, replacement: NS2CodecMo
 
 def assemble(ns2: str, output: str, codec: Optional[str] = None, temperature: Optional[float] = None,
              min_phone_frames: Optional[int] = None, pitch_register_tolerance: Union[float, str, None] = None,
-             spectrum_matching: Optional[float] = None, num_candidates: Optional[int] = None) -> NS2Pipeline:
+             spectrum_matching: Optional[float] = None, num_candidates: Optional[int] = None,
+             candidate_steps: Union[int, str, None] = None) -> NS2Pipeline:
     """Load the pipeline in `ns2`, swap in `codec`, `temperature`, `min_phone_frames`, `pitch_register_tolerance`
-    (`"none"` clears it), `spectrum_matching` and `num_candidates`, write it to `output`; returns it."""
+    (`"none"` clears it), `spectrum_matching`, `num_candidates` and `candidate_steps` (`"none"` clears it), write it
+    to `output`; returns it."""
     pipeline = NS2Pipeline.from_pretrained(ns2)
     if min_phone_frames is not None:
         pipeline.model.config.min_phone_frames = NS2Config(min_phone_frames=min_phone_frames).min_phone_frames  # checked
@@ -68,6 +71,9 @@ def assemble(ns2: str, output: str, codec: Optional[str] = None, temperature: Op
         pipeline.model.config.spectrum_matching = NS2Config(spectrum_matching=spectrum_matching).spectrum_matching  # checked
     if num_candidates is not None:
         pipeline.model.config.num_candidates = NS2Config(num_candidates=num_candidates).num_candidates  # checked
+    if candidate_steps is not None:
+        steps = None if candidate_steps == "none" else int(candidate_steps)
+        pipeline.model.config.candidate_steps = NS2Config(candidate_steps=steps).candidate_steps  # checked
     if codec is not None:
         replacement = NS2CodecModel.from_pretrained(codec).eval()
         check_same_latent_space(pipeline.codec, replacement)
@@ -107,10 +113,13 @@ def main(argv=None) -> None:
     parser.add_argument("--num_candidates", type=int,
                         help="samples drawn per waveform by default, of which the folder's aligner keeps the one that says "
                              "the text most clearly; saved in the model's config")
+    parser.add_argument("--candidate_steps",
+                        help="solver steps of the candidates' drafts, on which the aligner chooses before the chosen one "
+                             "is sampled in full, by default; saved in the model's config; none = every candidate in full")
     parser.add_argument("--output", required=True, help="the release folder to write (replaced whole)")
     args = parser.parse_args(argv)
     assemble(args.ns2, args.output, args.codec, args.temperature, args.min_phone_frames, args.pitch_register_tolerance,
-             args.spectrum_matching, args.num_candidates)
+             args.spectrum_matching, args.num_candidates, args.candidate_steps)
     print(f"wrote {args.output}")
 
 

@@ -302,6 +302,9 @@ def parse_args(argv=None):
     parser.add_argument("--num_candidates", type=int, default=None,
                         help="model mode: samples per utterance, the aligner keeps the one that says the text most clearly "
                              "(NS2Pipeline(num_candidates=N)); default the model's")
+    parser.add_argument("--candidate_steps", type=int, default=None,
+                        help="model mode: choose among the candidates on drafts of this many solver steps "
+                             "(NS2Pipeline(candidate_steps=K)); default the model's")
     parser.add_argument("--speed", type=float, default=1.0, help="model mode: speaking rate (NS2Pipeline(speed=...); > 1 faster)")
     parser.add_argument("--min_phone_frames", type=int, default=None,
                         help="model mode: every phone at least this many frames (NS2Pipeline(min_phone_frames=N)); "
@@ -358,10 +361,12 @@ def main(argv=None) -> Dict:
                    "prompt_guidance_scale": args.prompt_guidance_scale,
                    "content_guidance_scale": args.content_guidance_scale, "min_phone_frames": args.min_phone_frames,
                    "speed": args.speed, "pitch_register_tolerance": args.pitch_register_tolerance,
-                   "spectrum_matching": args.spectrum_matching, "num_candidates": args.num_candidates}
+                   "spectrum_matching": args.spectrum_matching, "num_candidates": args.num_candidates,
+                   "candidate_steps": args.candidate_steps}
         defaults = {"harmonic_phase": None, "match_prompt_pitch": False, "prompt_guidance_scale": 1.0, "content_guidance_scale": 1.0,
                     "min_phone_frames": None,
-                    "speed": 1.0, "pitch_register_tolerance": None, "spectrum_matching": None, "num_candidates": None}
+                    "speed": 1.0, "pitch_register_tolerance": None, "spectrum_matching": None, "num_candidates": None,
+                    "candidate_steps": None}
         items, sampling_rate, frame_rate = synthesize_items(  # only what differs from the pipeline's defaults
             rows, args.model, args.steps, args.seed, out_dir, args.ground_truth_only, args.temperature,
             {name: value for name, value in options.items() if value != defaults[name]},

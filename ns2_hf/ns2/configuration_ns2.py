@@ -88,6 +88,9 @@ class NS2Config(PreTrainedConfig):
         num_candidates: `NS2Pipeline`'s default `num_candidates` (ours, a release setting like `min_phone_frames`):
             how many samples are drawn per waveform, of which the pipeline's aligner keeps the one that says the text
             most clearly. 1: one sample (the paper).
+        candidate_steps: `NS2Pipeline`'s default `candidate_steps` (ours, a release setting like `num_candidates`): the
+            aligner chooses among the candidates on drafts of this many solver steps, and only the chosen one is
+            sampled in full. None: every candidate is sampled in full.
         codec_latent_space: the latent space of the codec the model was trained on
             (`ns2_hf.latent_codecs.codec_latent_space(codec)`: the codec config's `model_type` and `latent_space()`);
             `NS2Pipeline` refuses a codec with another. None for models saved before it was recorded.
@@ -138,6 +141,7 @@ class NS2Config(PreTrainedConfig):
         pitch_register_tolerance: Optional[float] = None,
         spectrum_matching: float = 0.0,
         num_candidates: int = 1,
+        candidate_steps: Optional[int] = None,
         codec_latent_space: Optional[dict] = None,
         **kwargs,
     ):
@@ -166,6 +170,9 @@ class NS2Config(PreTrainedConfig):
             raise ValueError(f"spectrum_matching must be a number from 0 to 1, got {spectrum_matching!r}")
         if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
             raise ValueError(f"num_candidates must be an integer >= 1, got {num_candidates!r}")
+        if candidate_steps is not None and (isinstance(candidate_steps, bool) or not isinstance(candidate_steps, int)
+                                            or candidate_steps < 2):
+            raise ValueError(f"candidate_steps must be None or an integer >= 2, got {candidate_steps!r}")
         if log_f0_max <= log_f0_min:
             raise ValueError(f"log_f0_max ({log_f0_max}) must exceed log_f0_min ({log_f0_min})")
         self.vocab_size = vocab_size
@@ -209,6 +216,7 @@ class NS2Config(PreTrainedConfig):
         self.pitch_register_tolerance = pitch_register_tolerance
         self.spectrum_matching = spectrum_matching
         self.num_candidates = num_candidates
+        self.candidate_steps = candidate_steps
         self.codec_latent_space = codec_latent_space
         # folders saved before the scheduler owned the VP SDE carry its β and t_eps here; the saved
         # scheduler holds the same values, so they are dropped rather than kept as a second copy

@@ -14,6 +14,7 @@ Documented ranges (README, "Troubleshooting"):
 | `prompt_guidance_scale`, `content_guidance_scale` | a finite number in `GUIDANCE_RANGE` (1 = no guidance) |
 | `spectrum_matching` | None (the model's default), or a number from 0 (off) to 1 |
 | `num_candidates` | None (the model's default), or an integer from 1 to `MAX_CANDIDATES` |
+| `candidate_steps` | None (the model's default), or an integer from `MIN_INFERENCE_STEPS` to `MAX_INFERENCE_STEPS` |
 """
 
 from __future__ import annotations
@@ -99,6 +100,19 @@ def check_num_candidates(num_candidates) -> None:
     if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or not 1 <= num_candidates <= MAX_CANDIDATES:
         raise GenerationArgumentError(
             f"`num_candidates` must be an integer from 1 to {MAX_CANDIDATES} (samples per waveform), got {num_candidates!r}."
+        )
+
+
+def check_candidate_steps(candidate_steps) -> None:
+    """Solver steps of the candidates' drafts (`NS2Pipeline`): None (the model's default), or an integer from
+    `MIN_INFERENCE_STEPS` to `MAX_INFERENCE_STEPS`."""
+    if candidate_steps is None:
+        return
+    if (isinstance(candidate_steps, bool) or not isinstance(candidate_steps, int)
+            or not MIN_INFERENCE_STEPS <= candidate_steps <= MAX_INFERENCE_STEPS):
+        raise GenerationArgumentError(
+            f"`candidate_steps` must be an integer from {MIN_INFERENCE_STEPS} to {MAX_INFERENCE_STEPS} (solver steps of "
+            f"each candidate's draft), got {candidate_steps!r}."
         )
 
 

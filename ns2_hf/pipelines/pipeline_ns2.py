@@ -35,6 +35,7 @@ from .arguments import (
     GenerationArgumentError,
     check_generation_arguments,
     check_min_phone_frames,
+    check_candidate_steps,
     check_num_candidates,
     check_pitch_register_tolerance,
     check_spectrum_matching,
@@ -194,6 +195,7 @@ class NS2Pipeline(DiffusionPipeline):
         content_guidance_scale=1.0,
         spectrum_matching=None,
         num_candidates=None,
+        candidate_steps=None,
     ):
         """Raise `ValueError`/`TypeError` naming the first argument that cannot work (before any model runs)."""
         if len(texts) == 0:
@@ -229,6 +231,7 @@ class NS2Pipeline(DiffusionPipeline):
         check_pitch_register_tolerance(pitch_register_tolerance)
         check_spectrum_matching(spectrum_matching)
         check_num_candidates(num_candidates)
+        check_candidate_steps(candidate_steps)
         for name, given in (("durations", durations), ("pitch", pitch)):
             if given is not None and len(given) != len(texts):
                 raise ValueError(f"`{name}` has {len(given)} entries for {len(texts)} texts.")
@@ -659,6 +662,7 @@ class NS2Pipeline(DiffusionPipeline):
         min_phone_frames: Optional[int] = None,
         spectrum_matching: Optional[float] = None,
         num_candidates: Optional[int] = None,
+        candidate_steps: Optional[int] = None,
         output_type: str = "np",
         return_dict: bool = True,
         callback_on_step_end: Optional[Union[Callable, PipelineCallback, MultiPipelineCallbacks]] = None,
@@ -721,13 +725,19 @@ class NS2Pipeline(DiffusionPipeline):
                 most clearly ([`best_candidates`]; ours): fewer misread words, at this many times the denoising and
                 decoding. Needs the aligner (a release folder's `aligner/` subfolder). None (default): the model's
                 `NS2Config.num_candidates`, or 1 with `latents` (which fix the sample); 1 draws one sample.
+            candidate_steps: with `num_candidates` > 1, choose among the candidates on drafts of this many solver steps
+                (each candidate's sample from its noise with fewer steps of the same solver), then sample only the
+                chosen noise with `num_inference_steps` (ours): the same choice most of the time at a fraction of the
+                cost (`training/README.md`). A value >= `num_inference_steps` samples every candidate in full. None
+                (default): the model's `NS2Config.candidate_steps` (None: every candidate in full).
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
             callback_on_step_end: called after each denoising step as
                 `callback(pipe, step_index, timestep, callback_kwargs)`; it returns a dict whose tensors replace the
                 loop's (e.g. edited `latents`), and can stop the run with `pipe._interrupt = True` (the latents so far
                 are decoded). A diffusers `PipelineCallback` works too. With `num_candidates` > 1 its tensors hold every
-                candidate (`waveforms × num_candidates` rows, each waveform's candidates in a row).
+                candidate (`waveforms × num_candidates` rows, each waveform's candidates in a row); with drafts
+                (`candidate_steps`) it sees the chosen candidates' full run only (`waveforms` rows).
             callback_on_step_end_tensor_inputs: which of `"latents"`, `"predicted_latents"` (ẑ₀), `"condition"`,
                 `"prompt_hidden"` go into `callback_kwargs`.
 
@@ -743,12 +753,16 @@ class NS2Pipeline(DiffusionPipeline):
             texts, prompt_audio, voice, num_inference_steps, num_waveforms_per_prompt, generator, temperature, speed,
             durations, pitch, latents, output_type, callback_on_step_end_tensor_inputs, prompt_guidance_scale,
             min_phone_frames, pitch_register_tolerance, content_guidance_scale, spectrum_matching, num_candidates,
+            candidate_steps,
         )
         harmonic = self.uses_harmonic_phase(harmonic_phase)
         if num_candidates is None:  # given `latents` fix the one sample
             num_candidates = 1 if latents is not None else self.model.config.num_candidates
         if num_candidates > 1:
             self.check_aligner("choosing among candidates (`num_candidates`)")
+        if candidate_steps is None:
+            candidate_steps = self.model.config.candidate_steps
+        drafts = num_candidates > 1 and candidate_steps is not None and candidate_steps < num_inference_steps
         if min_phone_frames is None:
             min_phone_frames = self.model.config.min_phone_frames
         if spectrum_matching is None:
@@ -783,6 +797,23 @@ class NS2Pipeline(DiffusionPipeline):
 
         # 3. prepare latents
         latents = self.prepare_latents(frame_mask, generator, temperature, latents)
+        f0, voiced = self.harmonic_phase_contour(log_f0, phoneme_ids, phoneme_durations) if harmonic else (None, None)
+
+        # with drafts, keep each waveform's best candidate now: its noise alone goes on to the full run
+        keep = list(range(batch_size))
+        if drafts:
+            draft_latents = self.denoise_latents(
+                latents, condition, frame_mask, prompt_hidden, prompt_mask, candidate_steps, generator,
+                prompt_guidance_scale=prompt_guidance_scale, content_guidance_scale=content_guidance_scale,
+            )
+            keep = self.best_candidates(self.decode_latents(draft_latents, frame_mask, f0, voiced), phoneme_ids,
+                                        phoneme_mask, num_candidates)
+            latents, condition, frame_mask, prompt_hidden, prompt_mask, f0, voiced = (
+                None if tensor is None else tensor[keep]
+                for tensor in (latents, condition, frame_mask, prompt_hidden, prompt_mask, f0, voiced)
+            )
+            if isinstance(generator, list):
+                generator = [generator[index] for index in keep]
 
         # 4. denoising loop
         latents = self.denoise_latents(
@@ -790,18 +821,17 @@ class NS2Pipeline(DiffusionPipeline):
             callback_on_step_end, callback_on_step_end_tensor_inputs, prompt_guidance_scale, content_guidance_scale,
         )
 
-        # 5. decode; 6. keep each waveform's best candidate
-        lengths = frame_mask.sum(dim=1)
-        keep = list(range(batch_size))
-        if output_type != "latent" or num_candidates > 1:
-            f0, voiced = self.harmonic_phase_contour(log_f0, phoneme_ids, phoneme_durations) if harmonic else (None, None)
+        # 5. decode; 6. keep each waveform's best candidate (without drafts)
+        rows = list(range(len(keep)))  # of the latents just sampled
+        if output_type != "latent" or (num_candidates > 1 and not drafts):
             audios = self.decode_latents(latents, frame_mask, f0, voiced)
-            if num_candidates > 1:
-                keep = self.best_candidates(audios, phoneme_ids, phoneme_mask, num_candidates)
-                audios = [audios[index] for index in keep]
+            if num_candidates > 1 and not drafts:
+                keep = rows = self.best_candidates(audios, phoneme_ids, phoneme_mask, num_candidates)
+                audios = [audios[row] for row in rows]
         item_durations = [phoneme_durations[index, : int(phoneme_mask[index].sum())].cpu() for index in keep]
         if output_type == "latent":
-            audios = [self.model.denormalize_latents(latents[index, :, : int(lengths[index])]) for index in keep]
+            lengths = frame_mask.sum(dim=1)
+            audios = [self.model.denormalize_latents(latents[row, :, : int(lengths[row])]) for row in rows]
         else:
             if spectrum_matching > 0:
                 audios = self.match_prompt_spectrum(audios, [voices[index] for index in keep], spectrum_matching)
