@@ -42,7 +42,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 MAX_TEXT_CHARS = 1000
 #: Solver steps offered by default: the paper's (and `ns2-tts`'s) 150.
 DEFAULT_STEPS = 150
-#: Most takes (`num_candidates`) offered: each costs a whole synthesis on the shared queue.
+#: Most takes (`num_candidates`) offered: each costs a draft (the model's `candidate_steps`) or, without drafts, a whole
+#: synthesis on the shared queue.
 MAX_TAKES = 4
 #: Mel picture settings (display only).
 MEL_N_FFT = 1024
