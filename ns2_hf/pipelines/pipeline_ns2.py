@@ -728,8 +728,9 @@ class NS2Pipeline(DiffusionPipeline):
             candidate_steps: with `num_candidates` > 1, choose among the candidates on drafts of this many solver steps
                 (each candidate's sample from its noise with fewer steps of the same solver), then sample only the
                 chosen noise with `num_inference_steps` (ours): the same choice most of the time at a fraction of the
-                cost (`training/README.md`). A value >= `num_inference_steps` samples every candidate in full. None
-                (default): the model's `NS2Config.candidate_steps` (None: every candidate in full).
+                cost (`training/README.md`). Meant for a deterministic solver (the ODE): with a stochastic one a draft
+                and the full run from one noise part ways. A value >= `num_inference_steps` samples every candidate in
+                full. None (default): the model's `NS2Config.candidate_steps` (None: every candidate in full).
             output_type: `"np"`, `"pt"` or `"latent"` (the generated codec latents, before decoding).
             return_dict: return an [`NS2PipelineOutput`] instead of a tuple.
             callback_on_step_end: called after each denoising step as
