@@ -800,7 +800,7 @@ class NS2Pipeline(DiffusionPipeline):
         latents = self.prepare_latents(frame_mask, generator, temperature, latents)
         f0, voiced = self.harmonic_phase_contour(log_f0, phoneme_ids, phoneme_durations) if harmonic else (None, None)
 
-        # with drafts, keep each waveform's best candidate now: its noise alone goes on to the full run
+        # 3b. with drafts (`candidate_steps`), keep each waveform's best candidate now: its noise alone goes on
         keep = list(range(batch_size))
         if drafts:
             draft_latents = self.denoise_latents(
