@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "and spectral tilt), from 0 (off) to 1 (default: the model's)")
     parser.add_argument("--num-candidates", type=int, default=None,
                         help="text to speech: draw this many samples of each sentence and keep the one the model's aligner "
-                             "finds says the text most clearly (fewer misread words, this many times the synthesis time; "
-                             "1 to 16; default: the model's)")
+                             "finds says the text most clearly (fewer misread words; each extra one costs a draft, see "
+                             "--candidate-steps, or a whole synthesis without drafts; 1 to 16; default: the model's)")
     parser.add_argument("--candidate-steps", type=int, default=None,
                         help="text to speech, with several candidates: choose among them on drafts of this many solver "
                              "steps, then synthesize only the chosen one with --steps (default: the model's; a value "
