@@ -723,7 +723,7 @@ class NS2Pipeline(DiffusionPipeline):
             num_candidates: draw this many samples of each waveform (each from its own initial noise, drawn one after
                 the other from the waveform's generator) and keep the one the pipeline's `aligner` finds says the text
                 most clearly ([`best_candidates`]; ours): fewer misread words, at this many times the denoising and
-                decoding. Needs the aligner (a release folder's `aligner/` subfolder). None (default): the model's
+                decoding (a draft per extra candidate with `candidate_steps`). Needs the aligner (a release folder's `aligner/` subfolder). None (default): the model's
                 `NS2Config.num_candidates`, or 1 with `latents` (which fix the sample); 1 draws one sample.
             candidate_steps: with `num_candidates` > 1, choose among the candidates on drafts of this many solver steps
                 (each candidate's sample from its noise with fewer steps of the same solver), then sample only the
@@ -798,7 +798,8 @@ class NS2Pipeline(DiffusionPipeline):
 
         # 3. prepare latents
         latents = self.prepare_latents(frame_mask, generator, temperature, latents)
-        f0, voiced = self.harmonic_phase_contour(log_f0, phoneme_ids, phoneme_durations) if harmonic else (None, None)
+        decoded = output_type != "latent" or num_candidates > 1  # the pitch the harmonic phase follows is needed
+        f0, voiced = self.harmonic_phase_contour(log_f0, phoneme_ids, phoneme_durations) if harmonic and decoded else (None, None)
 
         # 3b. with drafts (`candidate_steps`), keep each waveform's best candidate now: its noise alone goes on
         keep = list(range(batch_size))
